@@ -1,0 +1,235 @@
+// Package activities adapts workflows to the store: each activity is a method
+// on Activities, takes one named Input and returns one named Result. Business
+// failures are non-retryable application errors with a stable type.
+package activities
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/billflow/billflow/models"
+	"github.com/billflow/billflow/store"
+)
+
+// Error types carried by non-retryable application errors.
+const (
+	// ErrValidation is bad input that reached an activity; retrying cannot fix it.
+	ErrValidation = "ValidationError"
+	// ErrNotFound is a missing tenant or invoice.
+	ErrNotFound = "NotFound"
+	// ErrInvoiceClosed is a payment for a voided or written-off invoice.
+	ErrInvoiceClosed = "InvoiceClosed"
+)
+
+// Activities holds the dependencies of billflow's activities.
+type Activities struct {
+	Store *store.Store
+}
+
+// classify turns store and model errors into Temporal errors: business
+// failures become non-retryable typed errors, anything else stays retryable.
+func classify(err error) error {
+	var ve *models.ValidationError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &ve):
+		return temporal.NewNonRetryableApplicationError(ve.Error(), ErrValidation, nil)
+	case errors.Is(err, store.ErrNotFound):
+		return temporal.NewNonRetryableApplicationError(err.Error(), ErrNotFound, nil)
+	case errors.Is(err, store.ErrInvoiceClosed):
+		return temporal.NewNonRetryableApplicationError(err.Error(), ErrInvoiceClosed, nil)
+	}
+	return err
+}
+
+// InvoiceRef summarises an invoice for workflow state and queries.
+type InvoiceRef struct {
+	ID        string          `json:"id"`
+	TenantID  models.TenantID `json:"tenant_id"`
+	Total     int64           `json:"total"`
+	Currency  models.Currency `json:"currency"`
+	Status    string          `json:"status"`
+	CreatedAt time.Time       `json:"created_at"`
+	PaidRail  string          `json:"paid_rail,omitempty"`
+}
+
+func invoiceRef(inv store.Invoice) InvoiceRef {
+	return InvoiceRef{ID: inv.ID, TenantID: inv.TenantID, Total: inv.Total, Currency: inv.Currency,
+		Status: inv.Status, CreatedAt: inv.CreatedAt, PaidRail: inv.PaidRail}
+}
+
+// LoadTenantInput names the tenant, with the settings used if it is created.
+type LoadTenantInput struct {
+	TenantID      models.TenantID `json:"tenant_id"`
+	Currency      models.Currency `json:"currency"`
+	PeriodSeconds int64           `json:"period_seconds"`
+}
+
+// TenantSnapshot is what a tenant workflow run starts from.
+type TenantSnapshot struct {
+	TenantID       models.TenantID `json:"tenant_id"`
+	Currency       models.Currency `json:"currency"`
+	PeriodSeconds  int64           `json:"period_seconds"`
+	Anchor         *time.Time      `json:"billing_anchor"`
+	RenewedThrough *time.Time      `json:"renewed_through"`
+	Status         string          `json:"status"`
+	Created        bool            `json:"created"`
+	Outstanding    int64           `json:"outstanding"`
+	OpenInvoices   []InvoiceRef    `json:"open_invoices"`
+}
+
+// LoadTenant creates the tenant if needed and returns its billing state.
+func (a *Activities) LoadTenant(ctx context.Context, in LoadTenantInput) (TenantSnapshot, error) {
+	t, created, err := a.Store.EnsureTenant(ctx, in.TenantID, in.Currency, in.PeriodSeconds)
+	if err != nil {
+		return TenantSnapshot{}, classify(err)
+	}
+	out := TenantSnapshot{TenantID: t.ID, Currency: t.Currency, PeriodSeconds: t.PeriodSeconds, Anchor: t.Anchor,
+		RenewedThrough: t.RenewedThrough, Status: t.Status, Created: created}
+	if out.Outstanding, err = a.Store.Outstanding(ctx, t.ID); err != nil {
+		return TenantSnapshot{}, err
+	}
+	open, err := a.Store.OpenInvoices(ctx, t.ID)
+	if err != nil {
+		return TenantSnapshot{}, err
+	}
+	for _, inv := range open {
+		out.OpenInvoices = append(out.OpenInvoices, invoiceRef(inv))
+	}
+	return out, nil
+}
+
+// RecordActivityInput is one activity for one tenant.
+type RecordActivityInput struct {
+	TenantID models.TenantID `json:"tenant_id"`
+	Activity models.Activity `json:"activity"`
+}
+
+// ItemRef summarises a line item.
+type ItemRef struct {
+	ID          string          `json:"id"`
+	Kind        models.ItemKind `json:"kind"`
+	Amount      int64           `json:"amount"`
+	PlanID      string          `json:"plan_id"`
+	PeriodStart time.Time       `json:"period_start"`
+	Description string          `json:"description"`
+}
+
+// RecordActivityResult is the outcome of recording an activity.
+type RecordActivityResult struct {
+	ActivityID string `json:"activity_id"`
+	// Item is the line item produced, or nil when the activity bills nothing.
+	Item *ItemRef `json:"item,omitempty"`
+	// Duplicate is true when the identical activity had already been recorded.
+	Duplicate   bool      `json:"duplicate"`
+	Anchor      time.Time `json:"billing_anchor"`
+	Outstanding int64     `json:"outstanding"`
+}
+
+// RecordActivity folds one activity into the tenant's ledger in one transaction.
+func (a *Activities) RecordActivity(ctx context.Context, in RecordActivityInput) (RecordActivityResult, error) {
+	res, err := a.Store.RecordActivity(ctx, in.TenantID, in.Activity)
+	if err != nil {
+		return RecordActivityResult{}, classify(err)
+	}
+	out := RecordActivityResult{ActivityID: in.Activity.ID, Duplicate: res.Duplicate, Outstanding: res.Outstanding}
+	if res.Tenant.Anchor != nil {
+		out.Anchor = *res.Tenant.Anchor
+	}
+	if res.Item != nil {
+		out.Item = &ItemRef{ID: res.Item.ID, Kind: res.Item.Kind, Amount: res.Item.Amount, PlanID: res.Item.PlanID,
+			PeriodStart: res.Item.PeriodStart, Description: res.Item.Description}
+	}
+	return out, nil
+}
+
+// RenewInput asks for the renewals of every boundary up to UpTo.
+type RenewInput struct {
+	TenantID models.TenantID `json:"tenant_id"`
+	UpTo     time.Time       `json:"up_to"`
+}
+
+// RenewResult reports how many renewal items were written.
+type RenewResult struct {
+	Created        int        `json:"created"`
+	RenewedThrough *time.Time `json:"renewed_through"`
+}
+
+// Renew writes due renewals; repeating it is a no-op.
+func (a *Activities) Renew(ctx context.Context, in RenewInput) (RenewResult, error) {
+	res, err := a.Store.Renew(ctx, in.TenantID, in.UpTo)
+	if err != nil {
+		return RenewResult{}, classify(err)
+	}
+	return RenewResult{Created: res.Created, RenewedThrough: res.RenewedThrough}, nil
+}
+
+// ClaimInput names one claim.
+type ClaimInput struct {
+	TenantID    models.TenantID `json:"tenant_id"`
+	ClaimKey    string          `json:"claim_key"`
+	PeriodStart time.Time       `json:"period_start"`
+	PeriodEnd   time.Time       `json:"period_end"`
+}
+
+// ClaimResult is the invoice made, if any, and what stays outstanding.
+type ClaimResult struct {
+	Invoice     *InvoiceRef `json:"invoice,omitempty"`
+	Outstanding int64       `json:"outstanding"`
+}
+
+// Claim moves outstanding items onto an invoice when they net positive.
+func (a *Activities) Claim(ctx context.Context, in ClaimInput) (ClaimResult, error) {
+	res, err := a.Store.Claim(ctx, store.ClaimParams{TenantID: in.TenantID, ClaimKey: in.ClaimKey,
+		Period: models.Period{Start: in.PeriodStart, End: in.PeriodEnd}})
+	if err != nil {
+		return ClaimResult{}, classify(err)
+	}
+	out := ClaimResult{Outstanding: res.Outstanding}
+	if res.Invoice != nil {
+		ref := invoiceRef(*res.Invoice)
+		out.Invoice = &ref
+	}
+	return out, nil
+}
+
+// InvoiceInput names an invoice.
+type InvoiceInput struct {
+	InvoiceID string `json:"invoice_id"`
+}
+
+// MarkAwaitingPayment records that the invoice waits for money.
+func (a *Activities) MarkAwaitingPayment(ctx context.Context, in InvoiceInput) (InvoiceRef, error) {
+	inv, err := a.Store.MarkAwaitingPayment(ctx, in.InvoiceID)
+	if err != nil {
+		return InvoiceRef{}, classify(err)
+	}
+	return invoiceRef(inv), nil
+}
+
+// SettleInput is a payment of an invoice through a rail.
+type SettleInput struct {
+	InvoiceID string    `json:"invoice_id"`
+	Rail      string    `json:"rail"`
+	Reference string    `json:"reference"`
+	PaidAt    time.Time `json:"paid_at"`
+}
+
+// SettleResult is the settled invoice; AlreadyPaid means an earlier payment stands.
+type SettleResult struct {
+	Invoice     InvoiceRef `json:"invoice"`
+	AlreadyPaid bool       `json:"already_paid"`
+}
+
+// Settle marks the invoice paid, first payment wins, in one transaction.
+func (a *Activities) Settle(ctx context.Context, in SettleInput) (SettleResult, error) {
+	res, err := a.Store.Settle(ctx, in.InvoiceID, in.Rail, in.Reference, in.PaidAt)
+	if err != nil {
+		return SettleResult{}, classify(err)
+	}
+	return SettleResult{Invoice: invoiceRef(res.Invoice), AlreadyPaid: res.AlreadyPaid}, nil
+}

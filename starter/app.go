@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/contrib/envconfig"
+	tlog "go.temporal.io/sdk/log"
+
+	"github.com/billflow/billflow/billing"
+	"github.com/billflow/billflow/store"
+)
+
+// app holds lazily opened connections: offline commands (preview) open none.
+type app struct {
+	stdout, stderr io.Writer
+	temporal       client.Client
+	billing        *billing.Client
+	store          *store.Store
+}
+
+func newApp(stdout, stderr io.Writer) *app { return &app{stdout: stdout, stderr: stderr} }
+
+func (a *app) close() {
+	if a.temporal != nil {
+		a.temporal.Close()
+	}
+	if a.store != nil {
+		a.store.Close()
+	}
+}
+
+// billingClient connects to Temporal using the TEMPORAL_* environment (or the
+// Temporal CLI's config file), like the worker.
+func (a *app) billingClient(ctx context.Context) (*billing.Client, error) {
+	if a.billing != nil {
+		return a.billing, nil
+	}
+	opts, err := envconfig.LoadDefaultClientOptions()
+	if err != nil {
+		return nil, fmt.Errorf("temporal client configuration: %w", err)
+	}
+	// The SDK logs connection chatter at info level; a CLI keeps stdout clean.
+	opts.Logger = tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	dialCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	tc, err := client.DialContext(dialCtx, opts)
+	if err != nil {
+		return nil, fmt.Errorf("connect to temporal at %q (set TEMPORAL_ADDRESS): %w", opts.HostPort, err)
+	}
+	a.temporal = tc
+	a.billing = billing.New(tc, os.Getenv("BILLFLOW_TASK_QUEUE"))
+	return a.billing, nil
+}
+
+// db opens billflow's database (DATABASE_URL) for read-only listings.
+func (a *app) db(ctx context.Context) (*store.Store, error) {
+	if a.store != nil {
+		return a.store, nil
+	}
+	url := os.Getenv("DATABASE_URL")
+	if url == "" {
+		return nil, fmt.Errorf("DATABASE_URL is not set: listings read billflow's Postgres database")
+	}
+	st, err := store.Open(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	a.store = st
+	return st, nil
+}
+
+func (a *app) printJSON(v any) error {
+	enc := json.NewEncoder(a.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func (a *app) rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "starter",
+		Short:         "Operate billflow: tenants, activity, renewals, invoices",
+		Long:          "starter drives billflow's Temporal workflows and reads its Postgres database.\n\nIt reaches Temporal through TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE (and TLS or API key variables, as the temporal CLI does) and Postgres through DATABASE_URL. `invoice preview` needs neither.",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{msg: err.Error()} })
+	root.AddCommand(a.tenantCommand(), a.activityCommand(), a.renewCommand(), a.invoiceCommand())
+	return root
+}
+
+func requireFlag(cmd *cobra.Command, names ...string) error {
+	for _, n := range names {
+		if !cmd.Flags().Changed(n) {
+			return usagef("--%s is required (see %s --help)", n, cmd.CommandPath())
+		}
+	}
+	return nil
+}

@@ -1,0 +1,54 @@
+// Command starter is billflow's operator CLI: create and inspect tenants,
+// record activity, trigger renewals, inspect and settle invoices, and preview
+// an invoice offline.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+
+	"github.com/billflow/billflow/billing"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// Exit codes: 0 success, 1 failure, 2 bad input (usage or validation).
+const (
+	exitFailure = 1
+	exitInvalid = 2
+)
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	app := newApp(stdout, stderr)
+	root := app.rootCommand()
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	app.close()
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintln(stderr, "error:", err)
+	var ve *billing.ValidationError
+	var ue *usageError
+	if errors.As(err, &ve) || errors.As(err, &ue) {
+		return exitInvalid
+	}
+	return exitFailure
+}
+
+// usageError is a command-line mistake.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return &usageError{msg: fmt.Sprintf(format, args...)} }

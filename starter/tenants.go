@@ -1,0 +1,216 @@
+package main
+
+import (
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/billflow/billflow/billing"
+	"github.com/billflow/billflow/models"
+	"github.com/billflow/billflow/workflows"
+)
+
+func (a *app) tenantCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "tenant", Short: "Create and inspect tenants"}
+	cmd.AddCommand(a.tenantCreate(), a.tenantShow(), a.tenantList())
+	return cmd
+}
+
+func (a *app) tenantCreate() *cobra.Command {
+	var (
+		tenant, currency string
+		period           time.Duration
+		asJSON           bool
+	)
+	cmd := &cobra.Command{
+		Use:   "create --tenant PUBKEY [--currency usd] [--period 10m]",
+		Short: "Create a tenant and start its billing workflow",
+		Long:  "Creates the tenant (a Nostr public key, hex or npub) and starts its TenantBilling workflow. Without --period, periods are calendar months from the first activity; with it, fixed-length periods (for trials and demos). Creating an existing tenant shows it unchanged.",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := requireFlag(cmd, "tenant"); err != nil {
+				return err
+			}
+			bc, err := a.billingClient(cmd.Context())
+			if err != nil {
+				return err
+			}
+			st, err := bc.CreateTenant(cmd.Context(), billing.CreateTenantRequest{Tenant: tenant, Currency: currency, Period: period})
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return a.printJSON(st)
+			}
+			a.printTenant(st)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&tenant, "tenant", "", "tenant's Nostr public key (hex or npub)")
+	cmd.Flags().StringVar(&currency, "currency", "usd", "currency the tenant is billed in (ISO 4217)")
+	cmd.Flags().DurationVar(&period, "period", 0, "fixed period length, e.g. 10m (default: calendar months)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func (a *app) tenantShow() *cobra.Command {
+	var (
+		tenant string
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "show --tenant PUBKEY",
+		Short: "Show a tenant's billing state: anchor, period, next boundary, outstanding, open invoices",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := requireFlag(cmd, "tenant"); err != nil {
+				return err
+			}
+			bc, err := a.billingClient(cmd.Context())
+			if err != nil {
+				return err
+			}
+			st, err := bc.Tenant(cmd.Context(), tenant)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return a.printJSON(st)
+			}
+			a.printTenant(st)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&tenant, "tenant", "", "tenant's Nostr public key (hex or npub)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func (a *app) printTenant(st billing.TenantState) {
+	w := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "tenant\t%s\n", st.TenantID)
+	fmt.Fprintf(w, "status\t%s\n", st.Status)
+	fmt.Fprintf(w, "currency\t%s\n", st.Currency)
+	if st.PeriodSeconds > 0 {
+		fmt.Fprintf(w, "periods\tfixed, %s\n", time.Duration(st.PeriodSeconds)*time.Second)
+	} else {
+		fmt.Fprintf(w, "periods\tcalendar months\n")
+	}
+	if st.Anchor != nil {
+		fmt.Fprintf(w, "billing anchor\t%s\n", st.Anchor.Format(time.RFC3339))
+	} else {
+		fmt.Fprintf(w, "billing anchor\tnot set (no activity yet)\n")
+	}
+	if st.Period != nil {
+		fmt.Fprintf(w, "current period\t#%d %s -> %s\n", st.Period.Index, st.Period.Start.Format(time.RFC3339), st.Period.End.Format(time.RFC3339))
+		fmt.Fprintf(w, "next boundary\t%s\n", st.Period.End.Format(time.RFC3339))
+	}
+	fmt.Fprintf(w, "outstanding\t%s\n", workflows.FormatAmount(st.Outstanding, st.Currency))
+	fmt.Fprintf(w, "open invoices\t%d\n", len(st.OpenInvoices))
+	for _, inv := range st.OpenInvoices {
+		fmt.Fprintf(w, "  %s\t%s %s\n", inv.ID, workflows.FormatAmount(inv.Total, inv.Currency), inv.Status)
+	}
+	_ = w.Flush()
+}
+
+func (a *app) tenantList() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List tenants (from the database)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := a.db(cmd.Context())
+			if err != nil {
+				return err
+			}
+			tenants, err := st.ListTenants(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				if tenants == nil {
+					return a.printJSON([]any{})
+				}
+				return a.printJSON(tenants)
+			}
+			w := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "TENANT\tSTATUS\tCURRENCY\tPERIODS\tANCHOR")
+			for _, t := range tenants {
+				periods, anchor := "monthly", "-"
+				if t.PeriodSeconds > 0 {
+					periods = (time.Duration(t.PeriodSeconds) * time.Second).String()
+				}
+				if t.Anchor != nil {
+					anchor = t.Anchor.Format(time.RFC3339)
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", t.ID, t.Status, t.Currency, periods, anchor)
+			}
+			return w.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func (a *app) activityCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "activity", Short: "Record billable activity"}
+	var (
+		tenant, id, typ, resource, plan, at string
+		asJSON                              bool
+	)
+	record := &cobra.Command{
+		Use:   "record --tenant PUBKEY --type TYPE --resource ID [--plan PLAN] [--at RFC3339] [--id ID]",
+		Short: "Record one activity and print the item it billed",
+		Long:  "Types: resource_created and resource_plan_changed (both need --plan), resource_activated, resource_deactivated. --id makes the call idempotent: recording the same activity again returns the first outcome. Without --id a fresh id is generated.",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := requireFlag(cmd, "tenant", "type", "resource"); err != nil {
+				return err
+			}
+			act := billing.Activity{ID: id, Type: models.ActivityType(typ), ResourceID: resource, PlanID: plan}
+			if act.ID == "" {
+				act.ID = "cli-" + newID()
+			}
+			if at != "" {
+				t, err := time.Parse(time.RFC3339, at)
+				if err != nil {
+					return &billing.ValidationError{Field: "--at", Reason: fmt.Sprintf("%q is not an RFC3339 instant", at)}
+				}
+				act.CreatedAt = t
+			}
+			bc, err := a.billingClient(cmd.Context())
+			if err != nil {
+				return err
+			}
+			res, err := bc.RecordActivity(cmd.Context(), tenant, act)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return a.printJSON(res)
+			}
+			switch {
+			case res.Item == nil:
+				fmt.Fprintf(a.stdout, "recorded %s: no item billed\n", res.ActivityID)
+			default:
+				fmt.Fprintf(a.stdout, "recorded %s: %s %s (%s)\n", res.ActivityID, res.Item.Kind, res.Item.Description, fmt.Sprint(res.Item.Amount)+" minor units")
+			}
+			if res.Duplicate {
+				fmt.Fprintln(a.stdout, "(already recorded earlier: nothing new was written)")
+			}
+			return nil
+		},
+	}
+	record.Flags().StringVar(&tenant, "tenant", "", "tenant's Nostr public key (hex or npub)")
+	record.Flags().StringVar(&id, "id", "", "activity id (idempotency key)")
+	record.Flags().StringVar(&typ, "type", "", "resource_created | resource_activated | resource_deactivated | resource_plan_changed")
+	record.Flags().StringVar(&resource, "resource", "", "resource id")
+	record.Flags().StringVar(&plan, "plan", "", "plan id (resource_created, resource_plan_changed)")
+	record.Flags().StringVar(&at, "at", "", "instant of the activity, RFC3339 (default now)")
+	record.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.AddCommand(record)
+	return cmd
+}

@@ -1,0 +1,261 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/billflow/billflow/models"
+)
+
+// Invoice statuses.
+const (
+	InvoiceOpen            = "open"
+	InvoiceCollecting      = "collecting"
+	InvoiceAwaitingPayment = "awaiting_payment"
+	InvoicePaid            = "paid"
+	InvoiceVoid            = "void"
+	InvoiceUncollectible   = "uncollectible"
+)
+
+// Invoice is a claim of outstanding items, to be collected.
+type Invoice struct {
+	ID            string          `json:"id"`
+	TenantID      models.TenantID `json:"tenant_id"`
+	Currency      models.Currency `json:"currency"`
+	Total         int64           `json:"total"`
+	Status        string          `json:"status"`
+	PeriodStart   time.Time       `json:"period_start"`
+	PeriodEnd     time.Time       `json:"period_end"`
+	CreatedAt     time.Time       `json:"created_at"`
+	PaidAt        *time.Time      `json:"paid_at,omitempty"`
+	PaidRail      string          `json:"paid_rail,omitempty"`
+	PaidReference string          `json:"paid_reference,omitempty"`
+}
+
+const invoiceColumns = `id, tenant_id, currency, total, status, period_start, period_end, created_at, paid_at, coalesce(paid_rail, ''), coalesce(paid_reference, '')`
+
+func scanInvoice(row pgx.Row) (Invoice, error) {
+	var inv Invoice
+	err := row.Scan(&inv.ID, &inv.TenantID, &inv.Currency, &inv.Total, &inv.Status, &inv.PeriodStart, &inv.PeriodEnd,
+		&inv.CreatedAt, &inv.PaidAt, &inv.PaidRail, &inv.PaidReference)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Invoice{}, ErrNotFound
+	}
+	inv.PeriodStart, inv.PeriodEnd, inv.CreatedAt = inv.PeriodStart.UTC(), inv.PeriodEnd.UTC(), inv.CreatedAt.UTC()
+	if inv.PaidAt != nil {
+		p := inv.PaidAt.UTC()
+		inv.PaidAt = &p
+	}
+	return inv, err
+}
+
+func collectInvoices(rows pgx.Rows, err error) ([]Invoice, error) {
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Invoice, error) { return scanInvoice(r) })
+}
+
+// ClaimParams names one claim of a tenant's outstanding items.
+type ClaimParams struct {
+	TenantID models.TenantID
+	// ClaimKey identifies the claim; retrying a claim with the same key
+	// returns the invoice it made instead of making another.
+	ClaimKey string
+	// Period is the billing period the claim happens in.
+	Period models.Period
+}
+
+// ClaimResult is the outcome of a claim.
+type ClaimResult struct {
+	// Invoice is the invoice made by this claim, or nil when nothing is owed.
+	Invoice *Invoice
+	// Outstanding is what remains unclaimed: zero after a claim, or the
+	// (non-positive) net carried forward.
+	Outstanding int64
+}
+
+// Claim moves every outstanding item onto a new invoice when their sum is
+// positive, writing the invoice.created event in the same transaction. When
+// the sum is zero or negative nothing is claimed and the credit carries on.
+func (s *Store) Claim(ctx context.Context, p ClaimParams) (ClaimResult, error) {
+	var res ClaimResult
+	if p.ClaimKey == "" {
+		return res, &models.ValidationError{Field: "claim_key", Reason: "must not be empty"}
+	}
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		tenant, err := lockTenant(ctx, tx, p.TenantID)
+		if err != nil {
+			return err
+		}
+		prior, err := scanInvoice(tx.QueryRow(ctx, `SELECT `+invoiceColumns+` FROM invoices WHERE claim_key = $1`, p.ClaimKey))
+		if err == nil {
+			res.Invoice = &prior
+			res.Outstanding, err = outstanding(ctx, tx, p.TenantID)
+			return err
+		} else if !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		items, err := queryItems(ctx, tx, `WHERE tenant_id = $1 AND invoice_id IS NULL FOR UPDATE`, p.TenantID)
+		if err != nil {
+			return err
+		}
+		plain := make([]models.Item, len(items))
+		ids := make([]string, len(items))
+		for i, it := range items {
+			plain[i], ids[i] = it.Item, it.ID
+		}
+		total, ok := models.Claimable(plain)
+		if !ok {
+			res.Outstanding = total
+			return nil
+		}
+		inv := Invoice{
+			ID: uuid.NewString(), TenantID: p.TenantID, Currency: tenant.Currency, Total: total, Status: InvoiceOpen,
+			PeriodStart: p.Period.Start.UTC(), PeriodEnd: p.Period.End.UTC(), CreatedAt: s.Now().UTC().Truncate(time.Microsecond),
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO invoices (id, tenant_id, claim_key, currency, total, status, period_start, period_end, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+			inv.ID, inv.TenantID, p.ClaimKey, inv.Currency, inv.Total, inv.Status, inv.PeriodStart, inv.PeriodEnd, inv.CreatedAt); err != nil {
+			return fmt.Errorf("insert invoice: %w", err)
+		}
+		tag, err := tx.Exec(ctx, `UPDATE invoice_items SET invoice_id = $1 WHERE id = ANY($2) AND invoice_id IS NULL`, inv.ID, ids)
+		if err != nil {
+			return fmt.Errorf("claim items: %w", err)
+		}
+		if tag.RowsAffected() != int64(len(ids)) {
+			return fmt.Errorf("claim items: moved %d of %d items", tag.RowsAffected(), len(ids))
+		}
+		if err := insertEvent(ctx, tx, p.TenantID, "invoice.created", inv.ID, inv); err != nil {
+			return err
+		}
+		res.Invoice = &inv
+		return nil
+	})
+	return res, err
+}
+
+// insertEvent writes an outbound event in the caller's transaction. The
+// (type, subject) pair is UNIQUE, so a replayed change cannot emit twice.
+func insertEvent(ctx context.Context, tx pgx.Tx, tenantID models.TenantID, typ, subject string, payload any) error {
+	body, err := json.Marshal(payload)
+	if err != nil {
+		return err
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO events (id, tenant_id, type, subject_id, payload) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (type, subject_id) DO NOTHING`, uuid.NewString(), tenantID, typ, subject, body)
+	if err != nil {
+		return fmt.Errorf("insert %s event: %w", typ, err)
+	}
+	return nil
+}
+
+// GetInvoice returns an invoice and its items.
+func (s *Store) GetInvoice(ctx context.Context, id string) (Invoice, []Item, error) {
+	inv, err := scanInvoice(s.pool.QueryRow(ctx, `SELECT `+invoiceColumns+` FROM invoices WHERE id = $1`, id))
+	if err != nil {
+		return Invoice{}, nil, err
+	}
+	items, err := queryItems(ctx, s.pool, `WHERE invoice_id = $1`, id)
+	return inv, items, err
+}
+
+// ListInvoices returns invoices, newest first, optionally for one tenant.
+func (s *Store) ListInvoices(ctx context.Context, tenantID models.TenantID) ([]Invoice, error) {
+	if tenantID == "" {
+		return collectInvoices(s.pool.Query(ctx, `SELECT `+invoiceColumns+` FROM invoices ORDER BY created_at DESC, id`))
+	}
+	return collectInvoices(s.pool.Query(ctx, `SELECT `+invoiceColumns+` FROM invoices WHERE tenant_id = $1 ORDER BY created_at DESC, id`, tenantID))
+}
+
+// OpenInvoices returns the tenant's invoices that are not yet paid, voided or
+// written off, oldest first.
+func (s *Store) OpenInvoices(ctx context.Context, tenantID models.TenantID) ([]Invoice, error) {
+	return collectInvoices(s.pool.Query(ctx, `SELECT `+invoiceColumns+` FROM invoices
+		WHERE tenant_id = $1 AND status IN ('open', 'collecting', 'awaiting_payment') ORDER BY created_at, id`, tenantID))
+}
+
+// MarkAwaitingPayment moves an open invoice to awaiting_payment and returns it.
+// Any other status is left alone, so a replay after settlement changes nothing.
+func (s *Store) MarkAwaitingPayment(ctx context.Context, id string) (Invoice, error) {
+	// Two statements: a data-modifying CTE's change is invisible to its own
+	// outer SELECT.
+	if _, err := s.pool.Exec(ctx, `UPDATE invoices SET status = 'awaiting_payment' WHERE id = $1 AND status IN ('open', 'collecting')`, id); err != nil {
+		return Invoice{}, err
+	}
+	return scanInvoice(s.pool.QueryRow(ctx, `SELECT `+invoiceColumns+` FROM invoices WHERE id = $1`, id))
+}
+
+// SettleResult is the outcome of settling an invoice.
+type SettleResult struct {
+	Invoice Invoice
+	// AlreadyPaid is true when the invoice was paid before this call; the
+	// first payment stands and nothing is written.
+	AlreadyPaid bool
+}
+
+// ErrInvoiceClosed is returned when paying an invoice that was voided or written off.
+var ErrInvoiceClosed = errors.New("invoice is closed")
+
+// Settle marks an invoice paid through a rail and writes the invoice.paid
+// event, in one transaction. The first payment wins; settling again reports
+// AlreadyPaid and changes nothing.
+func (s *Store) Settle(ctx context.Context, id, rail, reference string, at time.Time) (SettleResult, error) {
+	var res SettleResult
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		inv, err := scanInvoice(tx.QueryRow(ctx, `SELECT `+invoiceColumns+` FROM invoices WHERE id = $1 FOR UPDATE`, id))
+		if err != nil {
+			return err
+		}
+		switch inv.Status {
+		case InvoicePaid:
+			res = SettleResult{Invoice: inv, AlreadyPaid: true}
+			return nil
+		case InvoiceVoid, InvoiceUncollectible:
+			return fmt.Errorf("settle invoice %s (%s): %w", id, inv.Status, ErrInvoiceClosed)
+		}
+		paidAt := at.UTC().Truncate(time.Microsecond)
+		inv.Status, inv.PaidAt, inv.PaidRail, inv.PaidReference = InvoicePaid, &paidAt, rail, reference
+		if _, err := tx.Exec(ctx, `UPDATE invoices SET status = 'paid', paid_at = $2, paid_rail = $3, paid_reference = $4 WHERE id = $1`,
+			id, paidAt, rail, reference); err != nil {
+			return err
+		}
+		if err := insertEvent(ctx, tx, inv.TenantID, "invoice.paid", inv.ID, inv); err != nil {
+			return err
+		}
+		res.Invoice = inv
+		return nil
+	})
+	return res, err
+}
+
+// Event is an outbound event row.
+type Event struct {
+	ID          string          `json:"id"`
+	TenantID    models.TenantID `json:"tenant_id"`
+	Type        string          `json:"type"`
+	SubjectID   string          `json:"subject_id"`
+	Payload     json.RawMessage `json:"payload"`
+	CreatedAt   time.Time       `json:"created_at"`
+	DeliveredAt *time.Time      `json:"delivered_at,omitempty"`
+}
+
+// ListEvents returns a tenant's events, oldest first.
+func (s *Store) ListEvents(ctx context.Context, tenantID models.TenantID) ([]Event, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, tenant_id, type, subject_id, payload, created_at, delivered_at FROM events
+		WHERE tenant_id = $1 ORDER BY created_at, id`, tenantID)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Event, error) {
+		var e Event
+		err := r.Scan(&e.ID, &e.TenantID, &e.Type, &e.SubjectID, &e.Payload, &e.CreatedAt, &e.DeliveredAt)
+		return e, err
+	})
+}

@@ -1,0 +1,131 @@
+// Command worker runs billflow's Temporal worker: it reads its configuration
+// from the environment, applies database migrations, loads the plan catalog,
+// registers the workflows and activities and runs until SIGINT or SIGTERM.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/contrib/envconfig"
+	tlog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/billflow/billflow/activities"
+	"github.com/billflow/billflow/models"
+	"github.com/billflow/billflow/store"
+	"github.com/billflow/billflow/workflows"
+)
+
+func main() {
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, logger); err != nil {
+		logger.Error("worker stopped", "error", err)
+		os.Exit(1)
+	}
+}
+
+// config is everything the worker reads from the environment.
+type config struct {
+	databaseURL string
+	plansFile   string
+	taskQueue   string
+}
+
+func loadConfig() (config, error) {
+	c := config{
+		databaseURL: os.Getenv("DATABASE_URL"),
+		plansFile:   envOr("BILLFLOW_PLANS", "config/plans.json"),
+		taskQueue:   envOr("BILLFLOW_TASK_QUEUE", workflows.DefaultTaskQueue),
+	}
+	if c.databaseURL == "" {
+		return c, fmt.Errorf("DATABASE_URL is not set: point it at billflow's Postgres database")
+	}
+	return c, nil
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+func run(ctx context.Context, logger *slog.Logger) error {
+	cfg, err := loadConfig()
+	if err != nil {
+		return err
+	}
+	plans, err := loadPlans(cfg.plansFile)
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, cfg.databaseURL)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := st.Migrate(ctx); err != nil {
+		return err
+	}
+	if err := st.UpsertPlans(ctx, plans); err != nil {
+		return fmt.Errorf("load plan catalog %s: %w", cfg.plansFile, err)
+	}
+
+	// Address, namespace, TLS and API key come from TEMPORAL_* variables or
+	// the Temporal config file, the same way the temporal CLI reads them.
+	opts, err := envconfig.LoadDefaultClientOptions()
+	if err != nil {
+		return fmt.Errorf("temporal client configuration: %w", err)
+	}
+	opts.Logger = tlog.NewStructuredLogger(logger)
+	tc, err := client.DialContext(ctx, opts)
+	if err != nil {
+		return fmt.Errorf("connect to temporal at %q: %w", opts.HostPort, err)
+	}
+	defer tc.Close()
+
+	w := worker.New(tc, cfg.taskQueue, worker.Options{})
+	w.RegisterWorkflow(workflows.TenantBilling)
+	w.RegisterWorkflow(workflows.InvoicePayment)
+	w.RegisterActivity(&activities.Activities{Store: st})
+
+	logger.Info("worker started", "task_queue", cfg.taskQueue, "namespace", opts.Namespace, "plans", len(plans))
+	interrupt := make(chan any, 1)
+	go func() {
+		<-ctx.Done()
+		interrupt <- struct{}{}
+	}()
+	return w.Run(interrupt)
+}
+
+// catalogFile is the plan catalog's file format.
+type catalogFile struct {
+	Plans []models.Plan `json:"plans"`
+}
+
+func loadPlans(path string) ([]models.Plan, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read plan catalog (BILLFLOW_PLANS): %w", err)
+	}
+	var f catalogFile
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		return nil, fmt.Errorf("parse plan catalog %s: %w", path, err)
+	}
+	if _, err := models.NewCatalog(f.Plans); err != nil {
+		return nil, fmt.Errorf("plan catalog %s: %w", path, err)
+	}
+	return f.Plans, nil
+}

@@ -1,0 +1,453 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/billflow/billflow/activities"
+	"github.com/billflow/billflow/models"
+)
+
+// ClaimDebounce is how long the tenant workflow waits after a billable
+// activity before claiming, so that a burst of activity makes one invoice.
+const ClaimDebounce = 30 * time.Second
+
+// MaxFutureSkew bounds how far in the future an activity's instant may lie.
+const MaxFutureSkew = 5 * time.Minute
+
+// TenantBillingInput starts or continues a tenant's billing.
+type TenantBillingInput struct {
+	TenantID models.TenantID `json:"tenant_id"`
+	// Currency and PeriodSeconds apply only when the workflow creates the
+	// tenant; a stored tenant keeps its own.
+	Currency      models.Currency `json:"currency,omitempty"`
+	PeriodSeconds int64           `json:"period_seconds,omitempty"`
+	// PendingClaim carries an unfinished claim debounce across continue-as-new.
+	PendingClaim bool `json:"pending_claim,omitempty"`
+}
+
+// RecordActivityRequest is the record-activity update's argument.
+type RecordActivityRequest struct {
+	ID         string              `json:"id"`
+	Type       models.ActivityType `json:"type"`
+	ResourceID string              `json:"resource_id"`
+	PlanID     string              `json:"plan_id,omitempty"`
+	// CreatedAt defaults to the time the workflow accepts the update.
+	CreatedAt *time.Time `json:"created_at,omitempty"`
+}
+
+func (r RecordActivityRequest) activity(now time.Time) models.Activity {
+	at := now
+	if r.CreatedAt != nil {
+		at = *r.CreatedAt
+	}
+	return models.Activity{ID: r.ID, Type: r.Type, ResourceID: r.ResourceID, PlanID: r.PlanID, At: models.BillingInstant(at)}
+}
+
+// RecordActivityResponse is the record-activity update's result.
+type RecordActivityResponse = activities.RecordActivityResult
+
+// RenewNowResponse is the renew-now update's result.
+type RenewNowResponse struct {
+	// InvoiceID is the invoice made, or empty when nothing is owed.
+	InvoiceID   string          `json:"invoice_id,omitempty"`
+	Total       int64           `json:"total,omitempty"`
+	Currency    models.Currency `json:"currency"`
+	NothingOwed bool            `json:"nothing_owed"`
+	// Renewed counts renewal items written; 0 when the period was already renewed.
+	Renewed     int       `json:"renewed"`
+	PeriodStart time.Time `json:"period_start,omitzero"`
+	Outstanding int64     `json:"outstanding"`
+}
+
+// TenantState is the tenant query's result.
+type TenantState struct {
+	TenantID       models.TenantID         `json:"tenant_id"`
+	Currency       models.Currency         `json:"currency"`
+	Status         string                  `json:"status"`
+	PeriodSeconds  int64                   `json:"period_seconds"`
+	Anchor         *time.Time              `json:"billing_anchor"`
+	Period         *models.Period          `json:"current_period"`
+	NextBoundary   *time.Time              `json:"next_boundary"`
+	RenewedThrough *time.Time              `json:"renewed_through"`
+	Outstanding    int64                   `json:"outstanding"`
+	OpenInvoices   []activities.InvoiceRef `json:"open_invoices"`
+	ClaimPending   bool                    `json:"claim_pending"`
+}
+
+// InvoiceSettled is the invoice-settled signal's payload.
+type InvoiceSettled struct {
+	InvoiceID string `json:"invoice_id"`
+	Status    string `json:"status"`
+}
+
+type tenantRun struct {
+	in       TenantBillingInput
+	snap     activities.TenantSnapshot
+	loaded   bool
+	period   *models.Period
+	mu       workflow.Mutex
+	claimReq workflow.Channel
+	settled  workflow.ReceiveChannel
+	debounce workflow.Future
+	claims   int
+}
+
+// TenantBilling runs a tenant's billing periods: it records activities into
+// items, sleeps until each boundary, renews and claims, and continues as new
+// every period. ID: tenant/<tenant-id>.
+func TenantBilling(ctx workflow.Context, in TenantBillingInput) error {
+	r := &tenantRun{
+		in:       in,
+		mu:       workflow.NewMutex(ctx),
+		claimReq: workflow.NewBufferedChannel(ctx, 1),
+		settled:  workflow.GetSignalChannel(ctx, SignalInvoiceSettled),
+	}
+	if err := r.registerHandlers(ctx); err != nil {
+		return err
+	}
+	if err := workflow.ExecuteActivity(durable(ctx, "load tenant"), a.LoadTenant, activities.LoadTenantInput{
+		TenantID: in.TenantID, Currency: in.Currency, PeriodSeconds: in.PeriodSeconds,
+	}).Get(ctx, &r.snap); err != nil {
+		return err
+	}
+	r.loaded = true
+	r.publish(ctx)
+
+	if r.snap.Anchor == nil {
+		// Nothing to bill until the first activity sets the anchor.
+		if err := workflow.Await(ctx, func() bool { return r.snap.Anchor != nil }); err != nil {
+			return err
+		}
+	}
+	sched := r.schedule()
+	period := sched.PeriodAt(workflow.Now(ctx))
+	// Catch up a boundary that passed while no run was waiting for it (a
+	// worker outage longer than a period, or a tenant anchored in the past).
+	if period.Index >= 1 && (r.snap.RenewedThrough == nil || r.snap.RenewedThrough.Before(period.Start)) {
+		if _, err := r.renewAndClaim(ctx, period); err != nil {
+			return err
+		}
+	}
+	r.period = &period
+	r.publish(ctx)
+	if in.PendingClaim {
+		r.startDebounce(ctx)
+	}
+
+	timerCtx, cancelTimer := workflow.WithCancel(ctx)
+	boundary := workflow.NewTimerWithOptions(timerCtx, period.End.Sub(workflow.Now(ctx)), workflow.TimerOptions{
+		Summary: fmt.Sprintf("next billing boundary %s (period #%d ends)", period.End.Format(time.RFC3339), period.Index),
+	})
+	reachedBoundary := false
+	for !reachedBoundary {
+		sel := workflow.NewSelector(ctx)
+		sel.AddFuture(boundary, func(f workflow.Future) { reachedBoundary = true })
+		sel.AddReceive(r.claimReq, func(c workflow.ReceiveChannel, _ bool) {
+			c.Receive(ctx, nil)
+			r.startDebounce(ctx)
+		})
+		sel.AddReceive(r.settled, func(c workflow.ReceiveChannel, _ bool) {
+			var s InvoiceSettled
+			c.Receive(ctx, &s)
+			r.invoiceSettled(s)
+			r.publish(ctx)
+		})
+		if r.debounce != nil {
+			sel.AddFuture(r.debounce, func(workflow.Future) {
+				r.debounce = nil
+				if err := r.claimLocked(ctx, *r.period); err != nil {
+					workflow.GetLogger(ctx).Error("claim after activity failed", "error", err)
+				}
+			})
+		}
+		sel.Select(ctx)
+		// A busy period may outgrow one history: continue early, keeping the
+		// same boundary (the next run recomputes it from the anchor).
+		if !reachedBoundary && r.debounce == nil && workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
+			cancelTimer()
+			break
+		}
+	}
+	if reachedBoundary {
+		next := sched.Period(period.Index + 1)
+		if _, err := r.renewAndClaim(ctx, next); err != nil {
+			return err
+		}
+	}
+	return r.continueAsNew(ctx)
+}
+
+func (r *tenantRun) schedule() models.Schedule {
+	return models.Schedule{Anchor: r.snap.Anchor.UTC(), Fixed: time.Duration(r.snap.PeriodSeconds) * time.Second}
+}
+
+func (r *tenantRun) startDebounce(ctx workflow.Context) {
+	if r.debounce == nil {
+		r.debounce = workflow.NewTimerWithOptions(ctx, ClaimDebounce, workflow.TimerOptions{
+			Summary: "claim outstanding items after recent activity (debounce)",
+		})
+	}
+}
+
+// continueAsNew drains signals and waits for in-flight updates so nothing
+// accepted by this run is lost, then starts the next run.
+func (r *tenantRun) continueAsNew(ctx workflow.Context) error {
+	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+		return err
+	}
+	pending := r.debounce != nil
+	for r.claimReq.ReceiveAsync(nil) {
+		pending = true
+	}
+	for {
+		var s InvoiceSettled
+		if !r.settled.ReceiveAsync(&s) {
+			break
+		}
+		r.invoiceSettled(s)
+	}
+	return workflow.NewContinueAsNewError(ctx, TenantBilling, TenantBillingInput{TenantID: r.in.TenantID, PendingClaim: pending})
+}
+
+func (r *tenantRun) registerHandlers(ctx workflow.Context) error {
+	if err := workflow.SetQueryHandler(ctx, QueryTenant, func() (TenantState, error) { return r.state(), nil }); err != nil {
+		return err
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateDescribe,
+		func(ctx workflow.Context) (TenantState, error) {
+			if err := workflow.Await(ctx, func() bool { return r.loaded }); err != nil {
+				return TenantState{}, err
+			}
+			return r.state(), nil
+		}, workflow.UpdateHandlerOptions{}); err != nil {
+		return err
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateRecordActivity, r.recordActivity,
+		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, req RecordActivityRequest) error {
+			now := workflow.Now(ctx)
+			act := req.activity(now)
+			if err := act.Validate(); err != nil {
+				return rejected(err)
+			}
+			if act.At.After(now.Add(MaxFutureSkew)) {
+				return rejected(&models.ValidationError{Field: "activity " + act.ID, Reason: fmt.Sprintf(
+					"created_at %s is more than %s in the future", act.At.Format(time.RFC3339), MaxFutureSkew)})
+			}
+			return nil
+		}}); err != nil {
+		return err
+	}
+	return workflow.SetUpdateHandlerWithOptions(ctx, UpdateRenewNow, r.renewNow, workflow.UpdateHandlerOptions{})
+}
+
+func (r *tenantRun) recordActivity(ctx workflow.Context, req RecordActivityRequest) (RecordActivityResponse, error) {
+	if err := workflow.Await(ctx, func() bool { return r.loaded }); err != nil {
+		return RecordActivityResponse{}, err
+	}
+	if err := r.mu.Lock(ctx); err != nil {
+		return RecordActivityResponse{}, err
+	}
+	defer r.mu.Unlock()
+	act := req.activity(workflow.Now(ctx))
+	var res RecordActivityResponse
+	err := workflow.ExecuteActivity(interactive(ctx, "record "+string(act.Type)+" "+act.ResourceID), a.RecordActivity,
+		activities.RecordActivityInput{TenantID: r.snap.TenantID, Activity: act}).Get(ctx, &res)
+	if err != nil {
+		return res, callerError(err)
+	}
+	if r.snap.Anchor == nil {
+		anchor := res.Anchor
+		r.snap.Anchor = &anchor
+	}
+	r.snap.Outstanding = res.Outstanding
+	if res.Item != nil && !res.Duplicate {
+		r.claimReq.SendAsync(true)
+	}
+	r.publish(ctx)
+	return res, nil
+}
+
+// renewNow runs the current period's renewal (a no-op if already done) and a
+// claim, for operators and scripts.
+func (r *tenantRun) renewNow(ctx workflow.Context) (RenewNowResponse, error) {
+	if err := workflow.Await(ctx, func() bool { return r.loaded }); err != nil {
+		return RenewNowResponse{}, err
+	}
+	if r.snap.Anchor == nil {
+		return RenewNowResponse{Currency: r.snap.Currency, NothingOwed: true, Outstanding: r.snap.Outstanding}, nil
+	}
+	period := r.schedule().PeriodAt(workflow.Now(ctx))
+	return r.renewAndClaim(ctx, period)
+}
+
+// renewAndClaim renews every boundary up to period.Start and claims, holding
+// the tenant's mutex so it never interleaves with recording or another claim.
+func (r *tenantRun) renewAndClaim(ctx workflow.Context, period models.Period) (RenewNowResponse, error) {
+	if err := r.mu.Lock(ctx); err != nil {
+		return RenewNowResponse{}, err
+	}
+	defer r.mu.Unlock()
+	out := RenewNowResponse{Currency: r.snap.Currency, PeriodStart: period.Start}
+	if period.Index >= 1 {
+		var rr activities.RenewResult
+		if err := workflow.ExecuteActivity(durable(ctx, "renew through "+period.Start.Format(time.RFC3339)), a.Renew,
+			activities.RenewInput{TenantID: r.snap.TenantID, UpTo: period.Start}).Get(ctx, &rr); err != nil {
+			return out, callerError(err)
+		}
+		out.Renewed = rr.Created
+		r.snap.RenewedThrough = rr.RenewedThrough
+	}
+	inv, err := r.claim(ctx, period)
+	if err != nil {
+		return out, callerError(err)
+	}
+	if inv != nil {
+		out.InvoiceID, out.Total = inv.ID, inv.Total
+	} else {
+		out.NothingOwed = true
+	}
+	out.Outstanding = r.snap.Outstanding
+	return out, nil
+}
+
+func (r *tenantRun) claimLocked(ctx workflow.Context, period models.Period) error {
+	if err := r.mu.Lock(ctx); err != nil {
+		return err
+	}
+	defer r.mu.Unlock()
+	_, err := r.claim(ctx, period)
+	return err
+}
+
+// claim claims outstanding items and, when an invoice results, starts its
+// InvoicePayment workflow. The caller holds the mutex.
+func (r *tenantRun) claim(ctx workflow.Context, period models.Period) (*activities.InvoiceRef, error) {
+	// The run id and the claim's ordinal are the same on every replay, so a
+	// retried claim finds the invoice it already made.
+	r.claims++
+	key := fmt.Sprintf("%s/%s/%d", TenantWorkflowID(r.snap.TenantID), workflow.GetInfo(ctx).WorkflowExecution.RunID, r.claims)
+	var res activities.ClaimResult
+	if err := workflow.ExecuteActivity(durable(ctx, "claim outstanding items"), a.Claim, activities.ClaimInput{
+		TenantID: r.snap.TenantID, ClaimKey: key, PeriodStart: period.Start, PeriodEnd: period.End,
+	}).Get(ctx, &res); err != nil {
+		return nil, err
+	}
+	r.snap.Outstanding = res.Outstanding
+	if res.Invoice == nil {
+		r.publish(ctx)
+		return nil, nil
+	}
+	inv := *res.Invoice
+	r.snap.OpenInvoices = append(r.snap.OpenInvoices, inv)
+	r.publish(ctx)
+	child := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+		WorkflowID:            InvoiceWorkflowID(inv.ID),
+		ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_ABANDON,
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		StaticSummary:         fmt.Sprintf("Invoice %s for tenant %s", FormatAmount(inv.Total, inv.Currency), r.snap.TenantID.Short()),
+	})
+	fut := workflow.ExecuteChildWorkflow(child, InvoicePayment, InvoicePaymentInput{
+		InvoiceID: inv.ID, TenantID: r.snap.TenantID, Total: inv.Total, Currency: inv.Currency,
+	})
+	if err := fut.GetChildWorkflowExecution().Get(ctx, nil); err != nil {
+		var started *temporal.ChildWorkflowExecutionAlreadyStartedError
+		if !errors.As(err, &started) {
+			return &inv, fmt.Errorf("start payment of invoice %s: %w", inv.ID, err)
+		}
+	}
+	return &inv, nil
+}
+
+func (r *tenantRun) invoiceSettled(s InvoiceSettled) {
+	open := r.snap.OpenInvoices[:0]
+	for _, inv := range r.snap.OpenInvoices {
+		if inv.ID != s.InvoiceID {
+			open = append(open, inv)
+		}
+	}
+	r.snap.OpenInvoices = open
+}
+
+func (r *tenantRun) state() TenantState {
+	st := TenantState{
+		TenantID: r.snap.TenantID, Currency: r.snap.Currency, Status: r.snap.Status, PeriodSeconds: r.snap.PeriodSeconds,
+		Anchor: r.snap.Anchor, Period: r.period, RenewedThrough: r.snap.RenewedThrough, Outstanding: r.snap.Outstanding,
+		OpenInvoices: r.snap.OpenInvoices, ClaimPending: r.debounce != nil,
+	}
+	if st.TenantID == "" {
+		st.TenantID = r.in.TenantID
+	}
+	if r.period != nil {
+		end := r.period.End
+		st.NextBoundary = &end
+	}
+	return st
+}
+
+// publish updates the search attributes and the Web UI's current details.
+func (r *tenantRun) publish(ctx workflow.Context) {
+	st := r.state()
+	updates := []temporal.SearchAttributeUpdate{AttrTenant.ValueSet(string(st.TenantID)), AttrStatus.ValueSet(st.Status)}
+	if st.Period != nil {
+		updates = append(updates, AttrPeriodStart.ValueSet(st.Period.Start))
+	}
+	if err := workflow.UpsertTypedSearchAttributes(ctx, updates...); err != nil {
+		workflow.GetLogger(ctx).Warn("upsert search attributes failed", "error", err)
+	}
+	workflow.SetCurrentDetails(ctx, tenantDetails(st))
+}
+
+func tenantDetails(st TenantState) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "### Tenant `%s`\n\n", st.TenantID.Short())
+	b.WriteString("| | |\n|---|---|\n")
+	fmt.Fprintf(&b, "| Status | **%s** |\n", st.Status)
+	schedule := "calendar months"
+	if st.PeriodSeconds > 0 {
+		schedule = fmt.Sprintf("fixed, %s", time.Duration(st.PeriodSeconds)*time.Second)
+	}
+	fmt.Fprintf(&b, "| Periods | %s |\n", schedule)
+	if st.Anchor == nil {
+		b.WriteString("| Billing anchor | not set: waiting for the first activity |\n")
+	} else {
+		fmt.Fprintf(&b, "| Billing anchor | %s |\n", st.Anchor.Format(time.RFC3339))
+	}
+	if st.Period != nil {
+		fmt.Fprintf(&b, "| Current period | #%d, %s → %s |\n", st.Period.Index, st.Period.Start.Format(time.RFC3339), st.Period.End.Format(time.RFC3339))
+		fmt.Fprintf(&b, "| Next boundary | %s |\n", st.Period.End.Format(time.RFC3339))
+	}
+	fmt.Fprintf(&b, "| Outstanding | %s |\n", FormatAmount(st.Outstanding, st.Currency))
+	if st.ClaimPending {
+		b.WriteString("| Claim | pending (debounce) |\n")
+	}
+	fmt.Fprintf(&b, "\n**Open invoices:** %d\n", len(st.OpenInvoices))
+	if len(st.OpenInvoices) > 0 {
+		b.WriteString("\n| Invoice | Amount | Status |\n|---|---|---|\n")
+		for _, inv := range st.OpenInvoices {
+			fmt.Fprintf(&b, "| `%s` | %s | %s |\n", inv.ID, FormatAmount(inv.Total, inv.Currency), inv.Status)
+		}
+	}
+	return b.String()
+}
+
+// callerError strips the activity wrapper from a business failure so the
+// caller of an update sees the reason and its type, not Temporal plumbing.
+func callerError(err error) error {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) && appErr.NonRetryable() {
+		return temporal.NewNonRetryableApplicationError(appErr.Error(), appErr.Type(), nil)
+	}
+	return err
+}
+
+// rejected is a validator's verdict: a typed, non-retryable validation error.
+func rejected(err error) error {
+	return temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrValidation, nil)
+}
