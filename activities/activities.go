@@ -107,6 +107,9 @@ func (a *Activities) LoadTenant(ctx context.Context, in LoadTenantInput) (Tenant
 type RecordActivityInput struct {
 	TenantID models.TenantID `json:"tenant_id"`
 	Activity models.Activity `json:"activity"`
+	// InstantDefaulted is true when the caller gave no instant and the
+	// workflow used the time it accepted the activity.
+	InstantDefaulted bool `json:"instant_defaulted,omitempty"`
 }
 
 // ItemRef summarises a line item.
@@ -132,7 +135,7 @@ type RecordActivityResult struct {
 
 // RecordActivity folds one activity into the tenant's ledger in one transaction.
 func (a *Activities) RecordActivity(ctx context.Context, in RecordActivityInput) (RecordActivityResult, error) {
-	res, err := a.Store.RecordActivity(ctx, in.TenantID, in.Activity)
+	res, err := a.Store.RecordActivity(ctx, in.TenantID, in.Activity, in.InstantDefaulted)
 	if err != nil {
 		return RecordActivityResult{}, classify(err)
 	}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
+	"strings"
 	"time"
 )
 
@@ -53,9 +55,47 @@ func ParsePreviewInput(data []byte) (PreviewInput, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&in); err != nil {
+		if verr := instantError(data, err); verr != nil {
+			return PreviewInput{}, verr
+		}
 		return PreviewInput{}, &ValidationError{Field: "input", Reason: fmt.Sprintf("not a valid preview file: %v", err)}
 	}
+	if _, err := dec.Token(); err != io.EOF {
+		return PreviewInput{}, &ValidationError{Field: "input", Reason: "not a valid preview file: data after the JSON object"}
+	}
 	return in, nil
+}
+
+// instantError names the instant a preview file failed to decode on:
+// encoding/json passes a time.Time's parse error through without saying which
+// field or activity it came from. It returns nil when err is not such an error.
+func instantError(data []byte, err error) *ValidationError {
+	var raw struct {
+		BillingAnchor json.RawMessage `json:"billing_anchor"`
+		Activities    []struct {
+			ID        any             `json:"id"`
+			CreatedAt json.RawMessage `json:"created_at"`
+		} `json:"activities"`
+	}
+	_ = json.Unmarshal(data, &raw) // best effort: whatever decodes is enough to locate it
+	failed := func(b json.RawMessage) bool {
+		var t time.Time
+		e := json.Unmarshal(b, &t)
+		return len(b) > 0 && e != nil && e.Error() == err.Error()
+	}
+	if failed(raw.BillingAnchor) {
+		return invalid("billing_anchor", "is not an RFC 3339 instant: %v", err)
+	}
+	for i, a := range raw.Activities {
+		if failed(a.CreatedAt) {
+			field := fmt.Sprintf("activities[%d]", i)
+			if id, ok := a.ID.(string); ok && strings.TrimSpace(id) != "" {
+				field = "activity " + id
+			}
+			return invalid(field, "created_at is not an RFC 3339 instant: %v", err)
+		}
+	}
+	return nil
 }
 
 // Preview returns the items the engine would bill for the input's activity

@@ -93,6 +93,7 @@ func (a *app) rootCommand() *cobra.Command {
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{msg: err.Error()} })
 	root.AddCommand(a.tenantCommand(), a.activityCommand(), a.renewCommand(), a.invoiceCommand())
+	markUsage(root)
 	return root
 }
 
@@ -103,4 +104,31 @@ func requireFlag(cmd *cobra.Command, names ...string) error {
 		}
 	}
 	return nil
+}
+
+// markUsage makes command-line mistakes exit with the usage code: a group
+// command given an unknown subcommand fails instead of printing help and
+// succeeding, and argument validators' errors become usage errors.
+func markUsage(cmd *cobra.Command) {
+	if cmd.HasSubCommands() {
+		cmd.Args = cobra.ArbitraryArgs
+		cmd.RunE = func(c *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usagef("unknown command %q for %q", args[0], c.CommandPath())
+			}
+			return c.Help()
+		}
+		for _, sub := range cmd.Commands() {
+			markUsage(sub)
+		}
+		return
+	}
+	if validate := cmd.Args; validate != nil {
+		cmd.Args = func(c *cobra.Command, args []string) error {
+			if err := validate(c, args); err != nil {
+				return &usageError{msg: err.Error()}
+			}
+			return nil
+		}
+	}
 }

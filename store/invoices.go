@@ -96,13 +96,16 @@ func (s *Store) Claim(ctx context.Context, p ClaimParams) (ClaimResult, error) {
 		}
 		prior, err := scanInvoice(tx.QueryRow(ctx, `SELECT `+invoiceColumns+` FROM invoices WHERE claim_key = $1`, p.ClaimKey))
 		if err == nil {
+			if prior.TenantID != p.TenantID {
+				return &models.ValidationError{Field: "claim_key", Reason: fmt.Sprintf("%q is already used by another tenant", p.ClaimKey)}
+			}
 			res.Invoice = &prior
 			res.Outstanding, err = outstanding(ctx, tx, p.TenantID)
 			return err
 		} else if !errors.Is(err, ErrNotFound) {
 			return err
 		}
-		items, err := queryItems(ctx, tx, `WHERE tenant_id = $1 AND invoice_id IS NULL FOR UPDATE`, p.TenantID)
+		items, err := queryItems(ctx, tx, `WHERE tenant_id = $1 AND invoice_id IS NULL`, p.TenantID)
 		if err != nil {
 			return err
 		}

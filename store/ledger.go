@@ -37,8 +37,10 @@ type RecordResult struct {
 // activity, the resource's new state, its item and (on the first activity)
 // the billing anchor, all in one transaction. Replaying an identical activity
 // returns the first outcome; reusing its id for a different activity is a
-// *models.ValidationError, as is anything models rejects.
-func (s *Store) RecordActivity(ctx context.Context, tenantID models.TenantID, act models.Activity) (RecordResult, error) {
+// *models.ValidationError, as is anything models rejects. When the caller
+// did not choose the instant (instantDefaulted), a replay matches whatever
+// instant the first recording got.
+func (s *Store) RecordActivity(ctx context.Context, tenantID models.TenantID, act models.Activity, instantDefaulted bool) (RecordResult, error) {
 	var res RecordResult
 	act.At = models.BillingInstant(act.At)
 	err := s.tx(ctx, func(tx pgx.Tx) error {
@@ -46,7 +48,7 @@ func (s *Store) RecordActivity(ctx context.Context, tenantID models.TenantID, ac
 		if err != nil {
 			return err
 		}
-		if dup, ok, err := findDuplicate(ctx, tx, tenantID, act); err != nil || ok {
+		if dup, ok, err := findDuplicate(ctx, tx, tenantID, act, instantDefaulted); err != nil || ok {
 			res = dup
 			res.Tenant = tenant
 			if err == nil {
@@ -84,6 +86,10 @@ func (s *Store) RecordActivity(ctx context.Context, tenantID models.TenantID, ac
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO activities (id, tenant_id, type, resource_id, plan_id, created_at, recorded_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7)`, act.ID, tenantID, act.Type, act.ResourceID, planID, act.At, s.Now().UTC()); err != nil {
+			if isUniqueViolation(err) {
+				// Another tenant's transaction took this id between our check and insert.
+				return &models.ValidationError{Field: "activity " + act.ID, Reason: "id is already used by a different activity"}
+			}
 			return fmt.Errorf("insert activity: %w", err)
 		}
 		r = ledger.Resources[act.ResourceID]
@@ -116,7 +122,7 @@ func (s *Store) RecordActivity(ctx context.Context, tenantID models.TenantID, ac
 
 // findDuplicate looks for an activity with the same id. Identical content is a
 // replay (a retried request or activity); anything else is a caller error.
-func findDuplicate(ctx context.Context, tx pgx.Tx, tenantID models.TenantID, act models.Activity) (RecordResult, bool, error) {
+func findDuplicate(ctx context.Context, tx pgx.Tx, tenantID models.TenantID, act models.Activity, anyInstant bool) (RecordResult, bool, error) {
 	var (
 		tenant     models.TenantID
 		typ        models.ActivityType
@@ -133,7 +139,7 @@ func findDuplicate(ctx context.Context, tx pgx.Tx, tenantID models.TenantID, act
 		return RecordResult{}, false, err
 	}
 	samePlan := (planID == nil && act.PlanID == "") || (planID != nil && *planID == act.PlanID)
-	if tenant != tenantID || typ != act.Type || resourceID != act.ResourceID || !samePlan || !at.Equal(act.At) {
+	if tenant != tenantID || typ != act.Type || resourceID != act.ResourceID || !samePlan || (!anyInstant && !at.Equal(act.At)) {
 		return RecordResult{}, false, &models.ValidationError{Field: "activity " + act.ID,
 			Reason: "id is already used by a different activity"}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -64,6 +65,16 @@ func (s *Store) EnsureTenant(ctx context.Context, id models.TenantID, currency m
 		return Tenant{}, false, &models.ValidationError{Field: "period", Reason: "must not be negative"}
 	}
 	err = s.tx(ctx, func(tx pgx.Tx) error {
+		existing, err := scanTenant(tx.QueryRow(ctx, `SELECT `+tenantColumns+` FROM tenants WHERE id = $1`, id))
+		if err == nil {
+			t = existing
+			return nil
+		} else if !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		if _, err := models.ParseCurrency(string(currency)); err != nil {
+			return err
+		}
 		tag, err := tx.Exec(ctx, `INSERT INTO tenants (id, currency, period_seconds, created_at) VALUES ($1, $2, $3, $4)
 			ON CONFLICT (id) DO NOTHING`, id, currency, periodSeconds, s.Now().UTC())
 		if err != nil {
@@ -117,9 +128,20 @@ func (s *Store) UpsertPlans(ctx context.Context, plans []models.Plan) error {
 	}
 	return s.tx(ctx, func(tx pgx.Tx) error {
 		for _, p := range plans {
-			_, err := tx.Exec(ctx, `INSERT INTO plans (id, name, amount, currency, updated_at) VALUES ($1, $2, $3, $4, now())
+			// A plan's currency is fixed once stored: renewals re-fold history
+			// against the catalog, and a changed currency would break them.
+			var stored models.Currency
+			err := tx.QueryRow(ctx, `SELECT currency FROM plans WHERE id = $1`, p.ID).Scan(&stored)
+			if err == nil && stored != models.Currency(strings.ToLower(string(p.Currency))) {
+				return &models.ValidationError{Field: "plan " + p.ID, Reason: fmt.Sprintf(
+					"currency cannot change from %s to %s; add a new plan instead", stored, p.Currency)}
+			}
+			if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+				return err
+			}
+			_, err = tx.Exec(ctx, `INSERT INTO plans (id, name, amount, currency, updated_at) VALUES ($1, $2, $3, $4, now())
 				ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, amount = EXCLUDED.amount, currency = EXCLUDED.currency, updated_at = now()`,
-				p.ID, p.Name, p.Amount, p.Currency)
+				p.ID, p.Name, p.Amount, strings.ToLower(string(p.Currency)))
 			if err != nil {
 				return fmt.Errorf("upsert plan %s: %w", p.ID, err)
 			}

@@ -174,12 +174,12 @@ func (r *invoiceRun) publish(ctx workflow.Context) {
 		workflow.GetLogger(ctx).Warn("upsert search attributes failed", "error", err)
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "### Invoice `%s`\n\n| | |\n|---|---|\n", r.in.InvoiceID)
-	fmt.Fprintf(&b, "| Tenant | `%s` |\n| Amount | %s |\n| Status | **%s** |\n", r.in.TenantID.Short(), FormatAmount(r.in.Total, r.in.Currency), r.status)
+	b.WriteString(fmt.Sprintf("### Invoice `%s`\n\n| | |\n|---|---|\n", r.in.InvoiceID))
+	b.WriteString(fmt.Sprintf("| Tenant | `%s` |\n| Amount | %s |\n| Status | **%s** |\n", r.in.TenantID.Short(), FormatAmount(r.in.Total, r.in.Currency), r.status))
 	if r.result != nil {
-		fmt.Fprintf(&b, "| Paid via | %s |\n", r.result.Rail)
+		b.WriteString(fmt.Sprintf("| Paid via | %s |\n", r.result.Rail))
 		if r.result.Reference != "" {
-			fmt.Fprintf(&b, "| Reference | `%s` |\n", r.result.Reference)
+			b.WriteString(fmt.Sprintf("| Reference | `%s` |\n", r.result.Reference))
 		}
 	} else {
 		b.WriteString("\nWaiting for a payment report (`invoice-paid` signal or `mark-paid` update).\n")

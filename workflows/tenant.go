@@ -213,7 +213,8 @@ func (r *tenantRun) continueAsNew(ctx workflow.Context) error {
 		}
 		r.invoiceSettled(s)
 	}
-	return workflow.NewContinueAsNewError(ctx, TenantBilling, TenantBillingInput{TenantID: r.in.TenantID, PendingClaim: pending})
+	return workflow.NewContinueAsNewError(ctx, TenantBilling, TenantBillingInput{
+		TenantID: r.snap.TenantID, Currency: r.snap.Currency, PeriodSeconds: r.snap.PeriodSeconds, PendingClaim: pending})
 }
 
 func (r *tenantRun) registerHandlers(ctx workflow.Context) error {
@@ -258,7 +259,7 @@ func (r *tenantRun) recordActivity(ctx workflow.Context, req RecordActivityReque
 	act := req.activity(workflow.Now(ctx))
 	var res RecordActivityResponse
 	err := workflow.ExecuteActivity(interactive(ctx, "record "+string(act.Type)+" "+act.ResourceID), a.RecordActivity,
-		activities.RecordActivityInput{TenantID: r.snap.TenantID, Activity: act}).Get(ctx, &res)
+		activities.RecordActivityInput{TenantID: r.snap.TenantID, Activity: act, InstantDefaulted: req.CreatedAt == nil}).Get(ctx, &res)
 	if err != nil {
 		return res, callerError(err)
 	}
@@ -406,32 +407,34 @@ func (r *tenantRun) publish(ctx workflow.Context) {
 
 func tenantDetails(st TenantState) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "### Tenant `%s`\n\n", st.TenantID.Short())
+	// The static summary set at start does not survive continue-as-new
+	// (SDK 1.50 cannot carry it), so every run leads with its own summary.
+	b.WriteString(fmt.Sprintf("### Billing periods of tenant `%s`\n\n", st.TenantID.Short()))
 	b.WriteString("| | |\n|---|---|\n")
-	fmt.Fprintf(&b, "| Status | **%s** |\n", st.Status)
+	b.WriteString(fmt.Sprintf("| Status | **%s** |\n", st.Status))
 	schedule := "calendar months"
 	if st.PeriodSeconds > 0 {
 		schedule = fmt.Sprintf("fixed, %s", time.Duration(st.PeriodSeconds)*time.Second)
 	}
-	fmt.Fprintf(&b, "| Periods | %s |\n", schedule)
+	b.WriteString(fmt.Sprintf("| Periods | %s |\n", schedule))
 	if st.Anchor == nil {
 		b.WriteString("| Billing anchor | not set: waiting for the first activity |\n")
 	} else {
-		fmt.Fprintf(&b, "| Billing anchor | %s |\n", st.Anchor.Format(time.RFC3339))
+		b.WriteString(fmt.Sprintf("| Billing anchor | %s |\n", st.Anchor.Format(time.RFC3339)))
 	}
 	if st.Period != nil {
-		fmt.Fprintf(&b, "| Current period | #%d, %s → %s |\n", st.Period.Index, st.Period.Start.Format(time.RFC3339), st.Period.End.Format(time.RFC3339))
-		fmt.Fprintf(&b, "| Next boundary | %s |\n", st.Period.End.Format(time.RFC3339))
+		b.WriteString(fmt.Sprintf("| Current period | #%d, %s → %s |\n", st.Period.Index, st.Period.Start.Format(time.RFC3339), st.Period.End.Format(time.RFC3339)))
+		b.WriteString(fmt.Sprintf("| Next boundary | %s |\n", st.Period.End.Format(time.RFC3339)))
 	}
-	fmt.Fprintf(&b, "| Outstanding | %s |\n", FormatAmount(st.Outstanding, st.Currency))
+	b.WriteString(fmt.Sprintf("| Outstanding | %s |\n", FormatAmount(st.Outstanding, st.Currency)))
 	if st.ClaimPending {
 		b.WriteString("| Claim | pending (debounce) |\n")
 	}
-	fmt.Fprintf(&b, "\n**Open invoices:** %d\n", len(st.OpenInvoices))
+	b.WriteString(fmt.Sprintf("\n**Open invoices:** %d\n", len(st.OpenInvoices)))
 	if len(st.OpenInvoices) > 0 {
 		b.WriteString("\n| Invoice | Amount | Status |\n|---|---|---|\n")
 		for _, inv := range st.OpenInvoices {
-			fmt.Fprintf(&b, "| `%s` | %s | %s |\n", inv.ID, FormatAmount(inv.Total, inv.Currency), inv.Status)
+			b.WriteString(fmt.Sprintf("| `%s` | %s | %s |\n", inv.ID, FormatAmount(inv.Total, inv.Currency), inv.Status))
 		}
 	}
 	return b.String()

@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+#
+# THE run command: the whole engine on this machine, with demo data.
+#
+# Starts (all on 127.0.0.1, free ports, printed at the end):
+#   - PostgreSQL: a private cluster in .data/pg, kept between runs
+#     (or the database in DATABASE_URL, if set: then no cluster is started)
+#   - the Temporal dev server with its Web UI, state in .data/temporal.db,
+#     billflow's search attributes registered
+#   - the billflow worker (.bin/worker), log in .data/logs/worker.log
+# then seeds a demo tenant (scripts/seed-demo.sh), writes .data/env for the
+# starter CLI, and runs until Ctrl-C, when it stops everything it started.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source-path=SCRIPTDIR/..
+source scripts/lib.sh
+
+DATA=$BILLFLOW_ROOT/.data
+LOG_DIR=$DATA/logs
+ENV_FILE=$DATA/env
+WORKER_PIDFILE=$DATA/worker.pid
+WORKER_PID=""
+
+command -v go >/dev/null || die "Go is not installed (billflow needs Go 1.26: https://go.dev/dl/)"
+mkdir -p "$LOG_DIR"
+
+# Two dev stacks in one checkout would share .data and stop each other's
+# servers as stale. The lock dies with this process (even on SIGKILL), which
+# is what lets the next run treat leftover servers as stale.
+exec 9>"$DATA/dev.lock"
+flock -n 9 || die "another scripts/dev.sh is already running in this checkout (stop it with Ctrl-C)"
+
+# shellcheck disable=SC2317 # only called by the EXIT trap
+cleanup() {
+  local rc=$?
+  set +e
+  trap - INT TERM HUP
+  printf '\n' >&2
+  log "stopping the dev stack"
+  # The env file describes a running stack; without one it would mislead.
+  rm -f "$ENV_FILE"
+  # Worker first, so it does not log errors about a vanished server.
+  if [[ -n $WORKER_PID ]]; then
+    stop_pid "$WORKER_PID" "the worker" 20
+    rm -f "$WORKER_PIDFILE"
+  fi
+  temporal_down
+  pg_down
+  log "stopped (data kept in .data/; delete it for a fresh start)"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+
+# The stack is local: TLS or API-key settings for a remote Temporal in the
+# caller's shell must not apply to it.
+local_stack_env
+
+# Build first: a compile error should show before any server starts.
+ensure_temporal_cli
+bash scripts/build.sh
+
+# A worker from an earlier run that was killed hard would still be polling.
+stop_stale "$WORKER_PIDFILE" "$BIN_DIR/worker" "a billflow worker"
+
+if [[ -n ${DATABASE_URL:-} ]]; then
+  log "using DATABASE_URL from the environment (no local PostgreSQL started)"
+else
+  pg_up "$DATA/pg"
+fi
+temporal_up "$DATA" --db-file "$DATA/temporal.db"
+
+# The key that encrypts secrets at rest (NWC URLs). Generated once and kept,
+# because the data in .data/pg is only readable with the key that wrote it.
+if [[ ! -s $DATA/secret.key ]]; then
+  (umask 077 && od -An -vtx1 -N32 /dev/urandom | tr -d ' \n' >"$DATA/secret.key")
+  log "generated .data/secret.key"
+fi
+chmod 600 "$DATA/secret.key"
+if [[ -n ${BILLFLOW_SECRET_KEY:-} && $BILLFLOW_SECRET_KEY != "$(<"$DATA/secret.key")" ]]; then
+  warn "ignoring BILLFLOW_SECRET_KEY from the environment: the dev stack's data is encrypted with .data/secret.key"
+fi
+BILLFLOW_SECRET_KEY=$(<"$DATA/secret.key")
+export BILLFLOW_SECRET_KEY
+export BILLFLOW_PLANS=${BILLFLOW_PLANS:-$BILLFLOW_ROOT/config/plans.json}
+[[ -f $BILLFLOW_PLANS ]] || warn "plan catalog $BILLFLOW_PLANS does not exist"
+TASK_QUEUE=${BILLFLOW_TASK_QUEUE:-billflow}
+
+# Everything the starter CLI (or the temporal CLI) needs to reach this stack.
+# The key itself stays in secret.key; the env file only reads it.
+(
+  umask 077
+  {
+    echo "# Written by scripts/dev.sh while the dev stack runs; removed when it stops."
+    echo "# Use: source .data/env"
+    printf 'export DATABASE_URL=%q\n' "$DATABASE_URL"
+    printf 'export TEMPORAL_ADDRESS=%q\n' "$TEMPORAL_ADDRESS"
+    printf 'export TEMPORAL_NAMESPACE=%q\n' "$TEMPORAL_NAMESPACE"
+    printf 'export TEMPORAL_UI_URL=%q\n' "$TEMPORAL_UI_URL"
+    printf 'export BILLFLOW_PLANS=%q\n' "$BILLFLOW_PLANS"
+    # shellcheck disable=SC2016 # expanded when the file is sourced
+    printf 'export BILLFLOW_SECRET_KEY="$(cat %q)"\n' "$DATA/secret.key"
+    if [[ -n ${BILLFLOW_TASK_QUEUE:-} ]]; then
+      printf 'export BILLFLOW_TASK_QUEUE=%q\n' "$BILLFLOW_TASK_QUEUE"
+    fi
+  } >"$ENV_FILE"
+)
+
+log "starting the worker (log: .data/logs/worker.log)"
+# setsid: Ctrl-C reaches only this script, which stops the worker before the
+# servers it depends on.
+setsid "$BIN_DIR/worker" >>"$LOG_DIR/worker.log" 2>&1 9>&- &
+WORKER_PID=$!
+echo "$WORKER_PID" >"$WORKER_PIDFILE"
+
+# The worker is ready once it polls its task queue; the seed's workflows would
+# otherwise just wait for it, but a worker that crashes at start (bad config,
+# unreachable database) is better reported now.
+ready=0
+for ((i = 0; i < 120; i++)); do
+  if ! kill -0 "$WORKER_PID" 2>/dev/null; then
+    tail -n 30 "$LOG_DIR/worker.log" >&2
+    die "the worker exited during start-up (log: .data/logs/worker.log)"
+  fi
+  if "$TEMPORAL_BIN" task-queue describe --disable-config-file --task-queue "$TASK_QUEUE" -o json 2>/dev/null |
+    grep -q '"identity"'; then
+    ready=1
+    break
+  fi
+  sleep 0.5
+done
+((ready)) || warn "the worker does not poll task queue '$TASK_QUEUE' yet; seeding anyway (log: .data/logs/worker.log)"
+
+if ! bash scripts/seed-demo.sh; then
+  warn "seeding the demo data failed (see above and .data/logs/worker.log); the stack keeps running"
+fi
+
+ui=${TEMPORAL_UI_URL}/namespaces/${TEMPORAL_NAMESPACE}/workflows
+cat <<EOF
+
+billflow dev stack is running.
+
+  Temporal Web UI  $ui
+  Temporal gRPC    $TEMPORAL_ADDRESS  (namespace $TEMPORAL_NAMESPACE, task queue $TASK_QUEUE)
+  PostgreSQL       $DATABASE_URL
+  Logs             .data/logs/worker.log  .data/logs/temporal.log  .data/logs/postgres.log
+  Demo tenant      $DEMO_TENANT  (2-minute billing periods)
+
+Try, in another terminal in $BILLFLOW_ROOT:
+
+  source .data/env
+  .bin/starter tenant list
+  .bin/starter tenant show --tenant $DEMO_TENANT
+  .bin/starter renew --tenant $DEMO_TENANT
+  .bin/starter invoice list
+  .bin/temporal workflow list
+
+Press Ctrl-C to stop everything.
+EOF
+
+# Run until Ctrl-C (the trap stops everything) or until a process we depend
+# on dies, which is then reported instead of leaving a half-dead stack.
+wait -n "$WORKER_PID" "$TEMPORAL_PID" || true
+if ! kill -0 "$WORKER_PID" 2>/dev/null; then
+  tail -n 30 "$LOG_DIR/worker.log" >&2
+  die "the worker exited (log: .data/logs/worker.log)"
+fi
+tail -n 30 "$LOG_DIR/temporal.log" >&2
+die "the Temporal dev server exited (log: .data/logs/temporal.log)"

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+#
+# THE test command: builds, lints and runs every test tier, failing on the
+# first problem. CI runs it through .ci/run.
+#
+#   1. go build ./...
+#   2. go vet (plain + integration tag), workflowcheck, staticcheck (lint.sh)
+#   3. go test -race ./...   unit and Temporal testsuite tests: no servers
+#   4. a private PostgreSQL cluster and an in-memory Temporal dev server,
+#      both brand new, then
+#      go test -tags integration -p 1 ./...   tests against real servers
+#
+# The integration tests get, in their environment:
+#   BILLFLOW_TEST_DATABASE_URL  admin URL of the cluster (database `postgres`);
+#                               each test creates its own throwaway database
+#   TEMPORAL_ADDRESS            host:port of the dev server
+#   TEMPORAL_NAMESPACE          default
+#   TEMPORAL_CLI                absolute path of .bin/temporal, for tests that
+#                               start their own dev server
+#                               (testsuite.DevServerOptions.ExistingPath)
+# Set BILLFLOW_TEST_DATABASE_URL (or DATABASE_URL) beforehand to use an
+# existing PostgreSQL instead; its role needs CREATEDB.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source-path=SCRIPTDIR/..
+source scripts/lib.sh
+
+T0=$(now_ms)
+WORK=""
+
+cleanup() {
+  local rc=$?
+  set +e
+  trap - INT TERM HUP
+  temporal_down
+  pg_down
+  if [[ -n $WORK ]]; then
+    if ((rc == 0)); then
+      rm -rf "$WORK"
+    else
+      # Keep the server logs of a failed run; the cluster itself is useless.
+      rm -rf "$WORK/pg/pgdata"
+      printf 'server logs kept in %s/logs\n' "$WORK" >&2
+    fi
+  fi
+  if ((rc == 0)); then
+    printf '\nPASS: all checks and tests passed in %s\n' "$(fmt_duration $(($(now_ms) - T0)))"
+  else
+    printf '\nFAIL (exit %d) after %s\n' "$rc" "$(fmt_duration $(($(now_ms) - T0)))" >&2
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+
+command -v go >/dev/null || die "Go is not installed (billflow needs Go 1.26: https://go.dev/dl/)"
+# The tests must reach the private servers started below, never a remote
+# Temporal configured in the caller's shell.
+local_stack_env
+
+run_step "go build ./..." go build ./...
+
+bash scripts/lint.sh
+
+# The race detector needs cgo, hence a C compiler. Missing one is a machine
+# problem, not a test failure: say so and run without it.
+race=(-race)
+if [[ $(go env CGO_ENABLED) != 1 ]] || ! command -v "$(go env CC)" >/dev/null 2>&1; then
+  warn "no C compiler (cgo disabled): running unit tests WITHOUT the race detector; 'apt-get install gcc' enables it"
+  race=()
+fi
+run_step "go test ${race[*]} -count=1 ./...   (unit + testsuite)" \
+  go test "${race[@]}" -count=1 ./...
+
+# --- integration tier: real PostgreSQL + real Temporal dev server ----------
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/billflow-test.XXXXXX")
+# mktemp makes it private to us; when we are root, the cluster runs as the
+# `postgres` user, which must be able to enter it.
+chmod 755 "$WORK"
+LOG_DIR=$WORK/logs
+
+printf '\n==> starting private servers (logs in %s)\n' "$LOG_DIR" >&2
+if [[ -n ${BILLFLOW_TEST_DATABASE_URL:-} ]]; then
+  log "using BILLFLOW_TEST_DATABASE_URL from the environment (no private cluster)"
+elif [[ -n ${DATABASE_URL:-} ]]; then
+  log "using DATABASE_URL from the environment as the test admin URL (no private cluster)"
+  export BILLFLOW_TEST_DATABASE_URL=$DATABASE_URL
+else
+  # Always a new cluster: tests never see data from an earlier run.
+  pg_up "$WORK/pg" --ephemeral
+  export BILLFLOW_TEST_DATABASE_URL=$PG_ADMIN_URL
+fi
+temporal_up "$WORK/temporal" --headless
+export TEMPORAL_CLI=$TEMPORAL_BIN
+
+run_step "go test -tags integration -count=1 -p 1 -timeout 40m ./...   (against the servers)" \
+  go test -tags integration -count=1 -p 1 -timeout 40m ./...
