@@ -67,15 +67,16 @@ type invoiceRun struct {
 // settles in one transaction. ID: invoice/<invoice-id>.
 func InvoicePayment(ctx workflow.Context, in InvoicePaymentInput) (InvoicePaymentResult, error) {
 	r := &invoiceRun{in: in, status: "open", mu: workflow.NewMutex(ctx)}
-	if err := workflow.SetQueryHandler(ctx, QueryInvoice, func() (InvoicePaymentResult, error) {
+	if err := workflow.SetQueryHandlerWithOptions(ctx, QueryInvoice, func() (InvoicePaymentResult, error) {
 		if r.result != nil {
 			return *r.result, nil
 		}
 		return InvoicePaymentResult{InvoiceID: in.InvoiceID, Status: r.status}, nil
-	}); err != nil {
+	}, workflow.QueryHandlerOptions{Description: "The invoice's collection status and, once paid, the rail and reference."}); err != nil {
 		return InvoicePaymentResult{}, err
 	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateMarkPaid, r.markPaid, workflow.UpdateHandlerOptions{
+		Description: "Reports money received through a rail; the first payment wins.",
 		Validator: func(ctx workflow.Context, req MarkPaidRequest) error {
 			if err := req.Validate(); err != nil {
 				return rejected(err)
@@ -101,7 +102,9 @@ func InvoicePayment(ctx workflow.Context, in InvoicePaymentInput) (InvoicePaymen
 	}
 	r.publish(ctx)
 
-	paid := workflow.GetSignalChannel(ctx, SignalPaid)
+	paid := workflow.GetSignalChannelWithOptions(ctx, SignalPaid, workflow.SignalChannelOptions{
+		Description: "Fire-and-forget payment report (rail, reference); the first payment wins.",
+	})
 	for r.result == nil {
 		var req MarkPaidRequest
 		if !paid.ReceiveAsync(&req) {

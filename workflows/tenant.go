@@ -107,7 +107,9 @@ func TenantBilling(ctx workflow.Context, in TenantBillingInput) error {
 		in:       in,
 		mu:       workflow.NewMutex(ctx),
 		claimReq: workflow.NewBufferedChannel(ctx, 1),
-		settled:  workflow.GetSignalChannel(ctx, SignalInvoiceSettled),
+		settled: workflow.GetSignalChannelWithOptions(ctx, SignalInvoiceSettled, workflow.SignalChannelOptions{
+			Description: "An invoice of this tenant was settled; removes it from the open invoices.",
+		}),
 	}
 	if err := r.registerHandlers(ctx); err != nil {
 		return err
@@ -218,7 +220,8 @@ func (r *tenantRun) continueAsNew(ctx workflow.Context) error {
 }
 
 func (r *tenantRun) registerHandlers(ctx workflow.Context) error {
-	if err := workflow.SetQueryHandler(ctx, QueryTenant, func() (TenantState, error) { return r.state(), nil }); err != nil {
+	if err := workflow.SetQueryHandlerWithOptions(ctx, QueryTenant, func() (TenantState, error) { return r.state(), nil },
+		workflow.QueryHandlerOptions{Description: "Billing state: anchor, current period, next boundary, outstanding total, open invoices."}); err != nil {
 		return err
 	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateDescribe,
@@ -227,11 +230,11 @@ func (r *tenantRun) registerHandlers(ctx workflow.Context) error {
 				return TenantState{}, err
 			}
 			return r.state(), nil
-		}, workflow.UpdateHandlerOptions{}); err != nil {
+		}, workflow.UpdateHandlerOptions{Description: "Returns the billing state once the tenant is loaded (used to create tenants)."}); err != nil {
 		return err
 	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateRecordActivity, r.recordActivity,
-		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, req RecordActivityRequest) error {
+		workflow.UpdateHandlerOptions{Description: "Records one activity and returns the item it billed.", Validator: func(ctx workflow.Context, req RecordActivityRequest) error {
 			now := workflow.Now(ctx)
 			act := req.activity(now)
 			if err := act.Validate(); err != nil {
@@ -245,7 +248,9 @@ func (r *tenantRun) registerHandlers(ctx workflow.Context) error {
 		}}); err != nil {
 		return err
 	}
-	return workflow.SetUpdateHandlerWithOptions(ctx, UpdateRenewNow, r.renewNow, workflow.UpdateHandlerOptions{})
+	return workflow.SetUpdateHandlerWithOptions(ctx, UpdateRenewNow, r.renewNow, workflow.UpdateHandlerOptions{
+		Description: "Runs the current period's renewal (never twice) and a claim; returns the invoice id or nothing owed.",
+	})
 }
 
 func (r *tenantRun) recordActivity(ctx workflow.Context, req RecordActivityRequest) (RecordActivityResponse, error) {
@@ -445,7 +450,7 @@ func tenantDetails(st TenantState) string {
 func callerError(err error) error {
 	var appErr *temporal.ApplicationError
 	if errors.As(err, &appErr) && appErr.NonRetryable() {
-		return temporal.NewNonRetryableApplicationError(appErr.Error(), appErr.Type(), nil)
+		return temporal.NewNonRetryableApplicationError(appErr.Message(), appErr.Type(), nil)
 	}
 	return err
 }
