@@ -14,7 +14,7 @@ import (
 
 func (a *app) tenantCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "tenant", Short: "Create and inspect tenants"}
-	cmd.AddCommand(a.tenantCreate(), a.tenantShow(), a.tenantList())
+	cmd.AddCommand(a.tenantCreate(), a.tenantShow(), a.tenantList(), a.tenantGrace())
 	return cmd
 }
 
@@ -212,5 +212,61 @@ func (a *app) activityCommand() *cobra.Command {
 	record.Flags().StringVar(&at, "at", "", "instant of the activity, RFC3339 (default now)")
 	record.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	cmd.AddCommand(record)
+	return cmd
+}
+
+func (a *app) tenantGrace() *cobra.Command {
+	var (
+		tenant string
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "grace --tenant PUBKEY",
+		Short: "Show a tenant's standing: grace window, suspension, ban from grace, unpaid invoices (from the database)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := requireFlag(cmd, "tenant"); err != nil {
+				return err
+			}
+			id, err := models.ParseTenantID(tenant)
+			if err != nil {
+				return err
+			}
+			st, err := a.db(cmd.Context())
+			if err != nil {
+				return err
+			}
+			g, err := st.GetGraceState(cmd.Context(), id)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return a.printJSON(g)
+			}
+			w := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintf(w, "tenant\t%s\nstatus\t%s\n", g.TenantID, g.Status)
+			if g.GraceExpiresAt != nil {
+				fmt.Fprintf(w, "grace ends\t%s\n", g.GraceExpiresAt.Format(time.RFC3339))
+			}
+			if g.SuspendedAt != nil {
+				fmt.Fprintf(w, "suspended since\t%s\n", g.SuspendedAt.Format(time.RFC3339))
+			}
+			switch {
+			case g.Banned(time.Now()):
+				fmt.Fprintf(w, "banned from grace until\t%s\n", g.BannedUntil.Format(time.RFC3339))
+			case g.BannedUntil != nil:
+				fmt.Fprintf(w, "ban from grace\texpired %s\n", g.BannedUntil.Format(time.RFC3339))
+			default:
+				fmt.Fprintf(w, "ban from grace\tnone\n")
+			}
+			fmt.Fprintf(w, "unpaid invoices\t%d\n", len(g.Unpaid))
+			for _, inv := range g.Unpaid {
+				fmt.Fprintf(w, "  %s\t%s %s\n", inv.ID, workflows.FormatAmount(inv.Total, inv.Currency), inv.Status)
+			}
+			return w.Flush()
+		},
+	}
+	cmd.Flags().StringVar(&tenant, "tenant", "", "tenant's Nostr public key (hex or npub)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }

@@ -97,6 +97,7 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	w := worker.New(tc, cfg.taskQueue, worker.Options{})
 	w.RegisterWorkflow(workflows.TenantBilling)
 	w.RegisterWorkflow(workflows.InvoicePayment)
+	w.RegisterWorkflow(workflows.GraceWindow)
 	w.RegisterActivity(&activities.Activities{Store: st})
 
 	logger.Info("worker started", "task_queue", cfg.taskQueue, "namespace", opts.Namespace, "plans", len(plans))

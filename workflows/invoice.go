@@ -124,11 +124,14 @@ func InvoicePayment(ctx workflow.Context, in InvoicePaymentInput) (InvoicePaymen
 	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
 		return InvoicePaymentResult{}, err
 	}
-	// Tell the tenant's workflow; if it is between runs the signal reaches
-	// the current run, and a missing tenant workflow is no reason to fail.
-	if err := workflow.SignalExternalWorkflow(ctx, TenantWorkflowID(in.TenantID), "", SignalInvoiceSettled,
-		InvoiceSettled{InvoiceID: in.InvoiceID, Status: r.result.Status}).Get(ctx, nil); err != nil {
-		workflow.GetLogger(ctx).Warn("could not tell the tenant workflow", "error", err)
+	// Tell the tenant's workflow and its grace window, if one is running.
+	// Signals reach the current run; a workflow that is not running is no
+	// reason to fail (the grace window re-reads unpaid invoices from the store).
+	settled := InvoiceSettled{InvoiceID: in.InvoiceID, Status: r.result.Status}
+	for _, id := range []string{TenantWorkflowID(in.TenantID), GraceWorkflowID(in.TenantID)} {
+		if err := workflow.SignalExternalWorkflow(ctx, id, "", SignalInvoiceSettled, settled).Get(ctx, nil); err != nil {
+			workflow.GetLogger(ctx).Info("settlement not signalled", "workflow", id, "error", err)
+		}
 	}
 	return *r.result, nil
 }

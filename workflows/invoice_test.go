@@ -21,6 +21,8 @@ func TestInvoicePaymentWaitsForPaymentAndSettlesOnce(t *testing.T) {
 	})).Return(activities.SettleResult{Invoice: activities.InvoiceRef{ID: "inv-1", Status: "paid", PaidRail: "manual"}}, nil).Once()
 	env.OnSignalExternalWorkflow(mock.Anything, TenantWorkflowID(testTenant), "", SignalInvoiceSettled,
 		InvoiceSettled{InvoiceID: "inv-1", Status: "paid"}).Return(nil).Once()
+	env.OnSignalExternalWorkflow(mock.Anything, GraceWorkflowID(testTenant), "", SignalInvoiceSettled,
+		InvoiceSettled{InvoiceID: "inv-1", Status: "paid"}).Return(nil).Once()
 
 	var bad, first updateResult
 	var waiting InvoicePaymentResult
@@ -60,7 +62,7 @@ func TestInvoicePaymentSignalPathAndAlreadyPaid(t *testing.T) {
 	// The store reports an earlier payment: the first payment stands.
 	env.OnActivity(acts.Settle, mock.Anything, mock.Anything).
 		Return(activities.SettleResult{Invoice: activities.InvoiceRef{ID: "inv-2", Status: "paid", PaidRail: "nwc"}, AlreadyPaid: true}, nil).Once()
-	env.OnSignalExternalWorkflow(mock.Anything, mock.Anything, "", SignalInvoiceSettled, mock.Anything).Return(nil).Once()
+	env.OnSignalExternalWorkflow(mock.Anything, mock.Anything, "", SignalInvoiceSettled, mock.Anything).Return(nil).Twice()
 	env.RegisterDelayedCallback(func() {
 		env.SignalWorkflow(SignalPaid, MarkPaidRequest{Rail: "bogus"}) // ignored: invalid
 		env.SignalWorkflow(SignalPaid, MarkPaidRequest{Rail: "stripe", Reference: "pi_9"})

@@ -14,12 +14,13 @@ import (
 func TestReplayRecordedHistories(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("testdata", "*.json"))
 	require.NoError(t, err)
-	require.GreaterOrEqual(t, len(files), 2, "expected recorded tenant and invoice histories in testdata/")
+	require.GreaterOrEqual(t, len(files), 3, "expected recorded tenant, invoice and grace histories in testdata/")
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			r := worker.NewWorkflowReplayer()
 			r.RegisterWorkflow(TenantBilling)
 			r.RegisterWorkflow(InvoicePayment)
+			r.RegisterWorkflow(GraceWindow)
 			require.NoError(t, r.ReplayWorkflowHistoryFromJSONFile(nil, f))
 		})
 	}

@@ -95,6 +95,7 @@ type tenantRun struct {
 	mu       workflow.Mutex
 	claimReq workflow.Channel
 	settled  workflow.ReceiveChannel
+	status   workflow.ReceiveChannel
 	debounce workflow.Future
 	claims   int
 }
@@ -109,6 +110,9 @@ func TenantBilling(ctx workflow.Context, in TenantBillingInput) error {
 		claimReq: workflow.NewBufferedChannel(ctx, 1),
 		settled: workflow.GetSignalChannelWithOptions(ctx, SignalInvoiceSettled, workflow.SignalChannelOptions{
 			Description: "An invoice of this tenant was settled; removes it from the open invoices.",
+		}),
+		status: workflow.GetSignalChannelWithOptions(ctx, SignalTenantStatus, workflow.SignalChannelOptions{
+			Description: "The tenant's standing changed (active, grace, suspended).",
 		}),
 	}
 	if err := r.registerHandlers(ctx); err != nil {
@@ -159,6 +163,12 @@ func TenantBilling(ctx workflow.Context, in TenantBillingInput) error {
 			var s InvoiceSettled
 			c.Receive(ctx, &s)
 			r.invoiceSettled(s)
+			r.publish(ctx)
+		})
+		sel.AddReceive(r.status, func(c workflow.ReceiveChannel, _ bool) {
+			var st TenantStatus
+			c.Receive(ctx, &st)
+			r.snap.Status = st.Status
 			r.publish(ctx)
 		})
 		if r.debounce != nil {
@@ -215,6 +225,9 @@ func (r *tenantRun) continueAsNew(ctx workflow.Context) error {
 		}
 		r.invoiceSettled(s)
 	}
+	// The next run reloads the status from the store, so these only need
+	// to be taken off the channel.
+	drain(r.status, &TenantStatus{})
 	return workflow.NewContinueAsNewError(ctx, TenantBilling, TenantBillingInput{
 		TenantID: r.snap.TenantID, Currency: r.snap.Currency, PeriodSeconds: r.snap.PeriodSeconds, PendingClaim: pending})
 }

@@ -1,0 +1,178 @@
+package workflows
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/billflow/billflow/activities"
+	"github.com/billflow/billflow/models"
+)
+
+// Grace defaults.
+const (
+	DefaultGraceWindow = 7 * 24 * time.Hour
+	DefaultBanFactor   = 50
+)
+
+// Grace window signals and query.
+const (
+	// SignalCollectionFailed starts (signal-with-start) or feeds the grace window.
+	SignalCollectionFailed = "collection-failed"
+	QueryGrace             = "grace"
+	// SignalTenantStatus tells the tenant workflow its standing changed.
+	SignalTenantStatus = "tenant-status"
+)
+
+// GraceWorkflowID is the ID of a tenant's GraceWindow workflow.
+func GraceWorkflowID(id models.TenantID) string { return "grace/" + string(id) }
+
+// GraceWindowInput configures a grace window.
+type GraceWindowInput struct {
+	TenantID models.TenantID `json:"tenant_id"`
+	// Window defaults to DefaultGraceWindow; a failed grace bans the tenant
+	// from grace for BanFactor windows (default 50).
+	Window    time.Duration `json:"window,omitempty"`
+	BanFactor int           `json:"ban_factor,omitempty"`
+}
+
+// CollectionFailed is the collection-failed signal's payload.
+type CollectionFailed struct {
+	InvoiceID string `json:"invoice_id"`
+	Reason    string `json:"reason,omitempty"`
+}
+
+// TenantStatus is the tenant-status signal's payload.
+type TenantStatus struct {
+	Status string `json:"status"`
+}
+
+// GraceWindowResult is the grace window's outcome: the tenant is active again.
+type GraceWindowResult = activities.GraceResult
+
+type graceRun struct {
+	in    GraceWindowInput
+	state activities.GraceResult
+}
+
+// GraceWindow runs from a failed collection until the tenant has paid
+// everything: a grace window during which service continues, then, if the
+// window runs out unpaid, suspension and a ban from grace. ID: grace/<tenant>.
+func GraceWindow(ctx workflow.Context, in GraceWindowInput) (GraceWindowResult, error) {
+	if in.Window <= 0 {
+		in.Window = DefaultGraceWindow
+	}
+	if in.BanFactor <= 0 {
+		in.BanFactor = DefaultBanFactor
+	}
+	r := &graceRun{in: in}
+	if err := workflow.SetQueryHandlerWithOptions(ctx, QueryGrace, func() (activities.GraceResult, error) { return r.state, nil },
+		workflow.QueryHandlerOptions{Description: "Status, grace expiry, ban expiry and unpaid invoices."}); err != nil {
+		return r.state, err
+	}
+	failed := workflow.GetSignalChannelWithOptions(ctx, SignalCollectionFailed, workflow.SignalChannelOptions{
+		Description: "A collection attempt failed: start or keep the grace window."})
+	settled := workflow.GetSignalChannelWithOptions(ctx, SignalInvoiceSettled, workflow.SignalChannelOptions{
+		Description: "An invoice was settled: restore the tenant if nothing is left unpaid."})
+
+	drain(failed, &CollectionFailed{})
+	if err := r.step(ctx, a.EnterGrace, "enter grace window"); err != nil {
+		return r.state, err
+	}
+	for {
+		if r.state.Status == "active" {
+			// A failure that arrived while restoring opens a new window here,
+			// since this run would otherwise swallow its signal.
+			if !drain(failed, &CollectionFailed{}) {
+				if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+					return r.state, err
+				}
+				return r.state, nil
+			}
+			if err := r.step(ctx, a.EnterGrace, "enter grace window"); err != nil {
+				return r.state, err
+			}
+			continue
+		}
+		sel := workflow.NewSelector(ctx)
+		timerCtx, cancel := workflow.WithCancel(ctx)
+		expired := false
+		if r.state.Status == "grace" && r.state.GraceExpiresAt != nil {
+			sel.AddFuture(workflow.NewTimerWithOptions(timerCtx, r.state.GraceExpiresAt.Sub(workflow.Now(ctx)), workflow.TimerOptions{
+				Summary: "grace window ends " + r.state.GraceExpiresAt.Format(time.RFC3339),
+			}), func(workflow.Future) { expired = true })
+		}
+		var err error
+		sel.AddReceive(settled, func(c workflow.ReceiveChannel, _ bool) {
+			drain(c, &InvoiceSettled{})
+			err = r.step(ctx, a.RestoreIfSettled, "restore if settled")
+		})
+		sel.AddReceive(failed, func(c workflow.ReceiveChannel, _ bool) {
+			// Another invoice failed: nothing changes, but refresh what is unpaid.
+			drain(c, &CollectionFailed{})
+			err = r.step(ctx, a.RestoreIfSettled, "refresh unpaid invoices")
+		})
+		sel.Select(ctx)
+		cancel()
+		if err != nil {
+			return r.state, err
+		}
+		if expired {
+			if err := r.step(ctx, a.ExpireGrace, "grace window expired: suspend and ban"); err != nil {
+				return r.state, err
+			}
+		}
+	}
+}
+
+// drain empties a signal channel, reporting whether anything was in it.
+func drain[T any](c workflow.ReceiveChannel, v *T) bool {
+	got := false
+	for c.ReceiveAsync(v) {
+		got = true
+	}
+	return got
+}
+
+// step runs one grace transition and publishes the outcome.
+func (r *graceRun) step(ctx workflow.Context, activity any, summary string) error {
+	before := r.state.Status
+	in := activities.GraceInput{TenantID: r.in.TenantID, At: workflow.Now(ctx), Window: r.in.Window,
+		BanFor: time.Duration(r.in.BanFactor) * r.in.Window}
+	var res activities.GraceResult
+	if err := workflow.ExecuteActivity(durable(ctx, summary), activity, in).Get(ctx, &res); err != nil {
+		return err
+	}
+	r.state = res
+	r.publish(ctx)
+	if res.Status != before {
+		err := workflow.SignalExternalWorkflow(ctx, TenantWorkflowID(r.in.TenantID), "", SignalTenantStatus,
+			TenantStatus{Status: res.Status}).Get(ctx, nil)
+		if err != nil {
+			workflow.GetLogger(ctx).Warn("could not tell the tenant workflow", "error", err)
+		}
+	}
+	return nil
+}
+
+func (r *graceRun) publish(ctx workflow.Context) {
+	if err := workflow.UpsertTypedSearchAttributes(ctx, AttrTenant.ValueSet(string(r.in.TenantID)), AttrStatus.ValueSet(r.state.Status)); err != nil {
+		workflow.GetLogger(ctx).Warn("upsert search attributes failed", "error", err)
+	}
+	var b strings.Builder
+	b.WriteString(fmt.Sprintf("### Grace window of tenant `%s`\n\n| | |\n|---|---|\n", r.in.TenantID.Short()))
+	b.WriteString(fmt.Sprintf("| Status | **%s** |\n| Window | %s |\n", r.state.Status, r.in.Window))
+	if r.state.GraceExpiresAt != nil {
+		b.WriteString(fmt.Sprintf("| Grace ends | %s |\n", r.state.GraceExpiresAt.Format(time.RFC3339)))
+	}
+	if r.state.BannedUntil != nil {
+		b.WriteString(fmt.Sprintf("| Banned from grace until | %s |\n", r.state.BannedUntil.Format(time.RFC3339)))
+	}
+	b.WriteString(fmt.Sprintf("\n**Unpaid invoices:** %d\n", len(r.state.Unpaid)))
+	for _, inv := range r.state.Unpaid {
+		b.WriteString(fmt.Sprintf("- `%s` %s\n", inv.ID, FormatAmount(inv.Total, inv.Currency)))
+	}
+	workflow.SetCurrentDetails(ctx, b.String())
+}
