@@ -8,9 +8,11 @@ import (
 	"errors"
 	"time"
 
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/billflow/billflow/models"
+	"github.com/billflow/billflow/outbound"
 	"github.com/billflow/billflow/store"
 )
 
@@ -27,6 +29,22 @@ const (
 // Activities holds the dependencies of billflow's activities.
 type Activities struct {
 	Store *store.Store
+	// Webhook delivers outbound events; nil when no webhook is configured.
+	Webhook *outbound.Sender
+	// Nudge tells the event outbox that events were written; nil disables
+	// it. Best effort: the outbox also sweeps on a timer.
+	Nudge func(ctx context.Context) error
+}
+
+// nudge wakes the outbox after a transaction wrote events. A failure only
+// delays delivery until the next sweep, so it never fails the activity.
+func (a *Activities) nudge(ctx context.Context) {
+	if a.Nudge == nil {
+		return
+	}
+	if err := a.Nudge(ctx); err != nil {
+		activity.GetLogger(ctx).Warn("outbox nudge failed; the next sweep delivers", "error", err)
+	}
 }
 
 // classify turns store and model errors into Temporal errors: business
@@ -194,6 +212,7 @@ func (a *Activities) Claim(ctx context.Context, in ClaimInput) (ClaimResult, err
 	}
 	out := ClaimResult{Outstanding: res.Outstanding}
 	if res.Invoice != nil {
+		a.nudge(ctx)
 		ref := invoiceRef(*res.Invoice)
 		out.Invoice = &ref
 	}
@@ -233,6 +252,9 @@ func (a *Activities) Settle(ctx context.Context, in SettleInput) (SettleResult, 
 	res, err := a.Store.Settle(ctx, in.InvoiceID, in.Rail, in.Reference, in.PaidAt)
 	if err != nil {
 		return SettleResult{}, classify(err)
+	}
+	if !res.AlreadyPaid {
+		a.nudge(ctx)
 	}
 	return SettleResult{Invoice: invoiceRef(res.Invoice), AlreadyPaid: res.AlreadyPaid}, nil
 }

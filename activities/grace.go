@@ -39,17 +39,27 @@ func graceResult(g store.GraceState) GraceResult {
 // tenant banned from grace.
 func (a *Activities) EnterGrace(ctx context.Context, in GraceInput) (GraceResult, error) {
 	g, err := a.Store.EnterGrace(ctx, in.TenantID, in.At, in.Window)
-	return graceResult(g), classify(err)
+	return a.graceOutcome(ctx, g, err)
 }
 
 // ExpireGrace suspends and bans a tenant whose grace window ran out unpaid.
 func (a *Activities) ExpireGrace(ctx context.Context, in GraceInput) (GraceResult, error) {
 	g, err := a.Store.ExpireGrace(ctx, in.TenantID, in.At, in.BanFor)
-	return graceResult(g), classify(err)
+	return a.graceOutcome(ctx, g, err)
 }
 
 // RestoreIfSettled restores the tenant once nothing is unpaid.
 func (a *Activities) RestoreIfSettled(ctx context.Context, in GraceInput) (GraceResult, error) {
 	g, err := a.Store.RestoreIfSettled(ctx, in.TenantID, in.At)
-	return graceResult(g), classify(err)
+	return a.graceOutcome(ctx, g, err)
+}
+
+func (a *Activities) graceOutcome(ctx context.Context, g store.GraceState, err error) (GraceResult, error) {
+	if err != nil {
+		return GraceResult{}, classify(err)
+	}
+	if g.Changed {
+		a.nudge(ctx)
+	}
+	return graceResult(g), nil
 }

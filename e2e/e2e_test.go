@@ -9,6 +9,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,6 +28,7 @@ import (
 	"github.com/billflow/billflow/billing"
 	"github.com/billflow/billflow/internal/testkit"
 	"github.com/billflow/billflow/models"
+	"github.com/billflow/billflow/outbound"
 	"github.com/billflow/billflow/store"
 	"github.com/billflow/billflow/workflows"
 )
@@ -70,10 +74,60 @@ type stack struct {
 	billing   *billing.Client
 	worker    *exec.Cmd
 	logs      *bytes.Buffer
+	webhook   *receiver
+}
+
+// webhookSecret signs the outbound events the test stacks deliver.
+const webhookSecret = "e2e-webhook-secret"
+
+// receiver is the application's webhook endpoint: it verifies each
+// delivery's signature and keeps what it accepted.
+type receiver struct {
+	srv    *httptest.Server
+	mu     sync.Mutex
+	events []receivedEvent
+	bad    int
+}
+
+type receivedEvent struct {
+	ID, Type string
+	Body     []byte
+}
+
+func newReceiver(t *testing.T) *receiver {
+	r := &receiver{}
+	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if err := outbound.Verify([]byte(webhookSecret), req.Header.Get(outbound.HeaderSignature), body, time.Now(), 5*time.Minute); err != nil {
+			r.bad++
+			http.Error(w, err.Error(), http.StatusUnauthorized)
+			return
+		}
+		r.events = append(r.events, receivedEvent{ID: req.Header.Get(outbound.HeaderEventID), Type: req.Header.Get(outbound.HeaderEventType), Body: body})
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(r.srv.Close)
+	return r
+}
+
+// received returns the ids of accepted events of a type, de-duplicated as
+// an application would.
+func (r *receiver) received(typ string) map[string]bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := map[string]bool{}
+	for _, e := range r.events {
+		if e.Type == typ {
+			out[e.ID] = true
+		}
+	}
+	return out
 }
 
 func newStack(t *testing.T) *stack {
-	s := &stack{t: t, dbURL: testkit.NewDatabase(t), taskQueue: testkit.TaskQueue(t), logs: &bytes.Buffer{}}
+	s := &stack{t: t, dbURL: testkit.NewDatabase(t), taskQueue: testkit.TaskQueue(t), logs: &bytes.Buffer{}, webhook: newReceiver(t)}
 	var err error
 	s.store, err = store.Open(context.Background(), s.dbURL)
 	require.NoError(t, err)
@@ -97,6 +151,8 @@ func (s *stack) startWorker() {
 		"DATABASE_URL="+s.dbURL,
 		"BILLFLOW_TASK_QUEUE="+s.taskQueue,
 		"BILLFLOW_PLANS="+filepath.Join(repoRoot(), "config", "plans.json"),
+		"BILLFLOW_WEBHOOK_URL="+s.webhook.srv.URL,
+		"BILLFLOW_WEBHOOK_SECRET="+webhookSecret,
 	)
 	cmd.Stdout, cmd.Stderr = s.logs, s.logs
 	require.NoError(s.t, cmd.Start())
@@ -241,6 +297,14 @@ func TestEndToEndTenantAcrossPeriods(t *testing.T) {
 	_, err = s.billing.RenewNow(ctx, string(testkit.NewTenantID(t)))
 	require.ErrorIs(t, err, billing.ErrTenantNotFound)
 
+	// Every event reached the application's webhook, signed, and is marked delivered.
+	s.waitFor("events delivered", 30*time.Second, func() (bool, error) {
+		return s.count(`SELECT count(*) FROM events WHERE delivered_at IS NULL`) == 0 &&
+			len(s.webhook.received("invoice.paid")) == 1 &&
+			len(s.webhook.received("invoice.created")) == len(invoices), nil
+	})
+	require.Zero(t, s.webhook.bad, "no delivery with a bad signature")
+
 	// Search attributes are visible to operators.
 	desc, err := s.temporal.DescribeWorkflowExecution(ctx, workflows.TenantWorkflowID(tenant), "")
 	require.NoError(t, err)
@@ -252,6 +316,7 @@ func TestEndToEndTenantAcrossPeriods(t *testing.T) {
 		require.NoError(t, err)
 		recordHistory(t, s.temporal, workflows.TenantWorkflowID(tenant), first, "tenant_billing.json")
 		recordHistory(t, s.temporal, workflows.InvoiceWorkflowID(oldest.ID), "", "invoice_payment.json")
+		recordHistory(t, s.temporal, workflows.OutboxWorkflowID(s.taskQueue), "", "event_outbox.json")
 	}
 }
 
@@ -320,4 +385,3 @@ func recordHistory(t *testing.T, c client.Client, workflowID, runID, name string
 	require.NoError(t, os.WriteFile(path, out, 0o644))
 	t.Logf("recorded %d history events of %s into %s", len(events), workflowID, path)
 }
-

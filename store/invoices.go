@@ -262,3 +262,23 @@ func (s *Store) ListEvents(ctx context.Context, tenantID models.TenantID) ([]Eve
 		return e, err
 	})
 }
+
+// PendingEvents returns up to limit undelivered events, oldest first.
+func (s *Store) PendingEvents(ctx context.Context, limit int) ([]Event, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, tenant_id, type, subject_id, payload, created_at, delivered_at FROM events
+		WHERE delivered_at IS NULL ORDER BY created_at, id LIMIT $1`, limit)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Event, error) {
+		var e Event
+		err := r.Scan(&e.ID, &e.TenantID, &e.Type, &e.SubjectID, &e.Payload, &e.CreatedAt, &e.DeliveredAt)
+		return e, err
+	})
+}
+
+// MarkEventDelivered records a delivery; marking twice keeps the first time.
+func (s *Store) MarkEventDelivered(ctx context.Context, id string, at time.Time) error {
+	_, err := s.pool.Exec(ctx, `UPDATE events SET delivered_at = $2 WHERE id = $1 AND delivered_at IS NULL`, id, at.UTC())
+	return err
+}

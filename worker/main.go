@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/contrib/envconfig"
 	tlog "go.temporal.io/sdk/log"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/billflow/billflow/activities"
 	"github.com/billflow/billflow/models"
+	"github.com/billflow/billflow/outbound"
 	"github.com/billflow/billflow/store"
 	"github.com/billflow/billflow/workflows"
 )
@@ -36,9 +38,11 @@ func main() {
 
 // config is everything the worker reads from the environment.
 type config struct {
-	databaseURL string
-	plansFile   string
-	taskQueue   string
+	databaseURL   string
+	plansFile     string
+	taskQueue     string
+	webhookURL    string
+	webhookSecret string
 }
 
 func loadConfig() (config, error) {
@@ -46,9 +50,15 @@ func loadConfig() (config, error) {
 		databaseURL: os.Getenv("DATABASE_URL"),
 		plansFile:   envOr("BILLFLOW_PLANS", "config/plans.json"),
 		taskQueue:   envOr("BILLFLOW_TASK_QUEUE", workflows.DefaultTaskQueue),
+		// Where outbound events go, and the HMAC key that signs them.
+		webhookURL:    os.Getenv("BILLFLOW_WEBHOOK_URL"),
+		webhookSecret: os.Getenv("BILLFLOW_WEBHOOK_SECRET"),
 	}
 	if c.databaseURL == "" {
 		return c, fmt.Errorf("DATABASE_URL is not set: point it at billflow's Postgres database")
+	}
+	if c.webhookURL != "" && c.webhookSecret == "" {
+		return c, fmt.Errorf("BILLFLOW_WEBHOOK_URL is set but BILLFLOW_WEBHOOK_SECRET is not: events must be signed")
 	}
 	return c, nil
 }
@@ -98,9 +108,30 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	w.RegisterWorkflow(workflows.TenantBilling)
 	w.RegisterWorkflow(workflows.InvoicePayment)
 	w.RegisterWorkflow(workflows.GraceWindow)
-	w.RegisterActivity(&activities.Activities{Store: st})
+	w.RegisterWorkflow(workflows.EventOutbox)
+	acts := &activities.Activities{
+		Store: st,
+		Nudge: func(ctx context.Context) error {
+			return tc.SignalWorkflow(ctx, workflows.OutboxWorkflowID(cfg.taskQueue), "", workflows.SignalEventsWritten, nil)
+		},
+	}
+	if cfg.webhookURL != "" {
+		acts.Webhook = &outbound.Sender{URL: cfg.webhookURL, Secret: []byte(cfg.webhookSecret)}
+	}
+	w.RegisterActivity(acts)
 
-	logger.Info("worker started", "task_queue", cfg.taskQueue, "namespace", opts.Namespace, "plans", len(plans))
+	// The outbox is one workflow per task queue; every worker makes sure it
+	// runs, and all but the first find it running.
+	if _, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID: workflows.OutboxWorkflowID(cfg.taskQueue), TaskQueue: cfg.taskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		StaticSummary:            "Delivers outbound events to the application's webhook",
+	}, workflows.EventOutbox, workflows.EventOutboxInput{}); err != nil {
+		return fmt.Errorf("start the event outbox: %w", err)
+	}
+
+	logger.Info("worker started", "task_queue", cfg.taskQueue, "namespace", opts.Namespace, "plans", len(plans),
+		"webhook", cfg.webhookURL != "")
 	interrupt := make(chan any, 1)
 	go func() {
 		<-ctx.Done()

@@ -14,13 +14,14 @@ import (
 func TestReplayRecordedHistories(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("testdata", "*.json"))
 	require.NoError(t, err)
-	require.GreaterOrEqual(t, len(files), 3, "expected recorded tenant, invoice and grace histories in testdata/")
+	require.GreaterOrEqual(t, len(files), 4, "expected recorded tenant, invoice, grace and outbox histories in testdata/")
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			r := worker.NewWorkflowReplayer()
 			r.RegisterWorkflow(TenantBilling)
 			r.RegisterWorkflow(InvoicePayment)
 			r.RegisterWorkflow(GraceWindow)
+			r.RegisterWorkflow(EventOutbox)
 			require.NoError(t, r.ReplayWorkflowHistoryFromJSONFile(nil, f))
 		})
 	}
