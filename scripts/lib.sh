@@ -191,6 +191,14 @@ ensure_lint_tools() {
     die "building staticcheck failed (see the go output above)"
 }
 
+# ensure_stripe_mock builds .bin/stripe-mock (pinned in tools/stripemock): it
+# checks that the card rail's requests match Stripe's published API spec.
+ensure_stripe_mock() {
+  _go_build_tool "$BILLFLOW_ROOT/tools/stripemock" "$BIN_DIR/stripe-mock" \
+    github.com/stripe/stripe-mock ||
+    die "building stripe-mock failed (see the go output above)"
+}
+
 # ---------------------------------------------------------------------------
 # PostgreSQL: a private cluster, owned by this repository's scripts.
 

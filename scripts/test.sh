@@ -15,6 +15,7 @@
 #                               each test creates its own throwaway database
 #   TEMPORAL_ADDRESS            host:port of the dev server
 #   TEMPORAL_NAMESPACE          default
+#   STRIPE_MOCK_BIN             .bin/stripe-mock (Stripe's spec-validating mock)
 #   TEMPORAL_CLI                absolute path of .bin/temporal, for tests that
 #                               start their own dev server
 #                               (testsuite.DevServerOptions.ExistingPath)
@@ -95,6 +96,9 @@ else
 fi
 temporal_up "$WORK/temporal" --headless
 export TEMPORAL_CLI=$TEMPORAL_BIN
+# The card rail's request shapes are checked against stripe-mock.
+ensure_stripe_mock
+export STRIPE_MOCK_BIN=$BIN_DIR/stripe-mock
 
 run_step "go test -tags integration -count=1 -p 1 -timeout 40m ./...   (against the servers)" \
   go test -tags integration -count=1 -p 1 -timeout 40m ./...
