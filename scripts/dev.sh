@@ -7,6 +7,8 @@
 #     (or the database in DATABASE_URL, if set: then no cluster is started)
 #   - the Temporal dev server with its Web UI, state in .data/temporal.db,
 #     billflow's search attributes registered
+#   - the sandbox rails (sandbox/cmd/*): a Nostr relay and a Stripe API
+#     stand-in, logs in .data/logs/sandbox-*.log
 #   - the billflow worker (.bin/worker), log in .data/logs/worker.log
 # then seeds a demo tenant (scripts/seed-demo.sh), writes .data/env for the
 # starter CLI, and runs until Ctrl-C, when it stops everything it started.
@@ -20,6 +22,7 @@ LOG_DIR=$DATA/logs
 ENV_FILE=$DATA/env
 WORKER_PIDFILE=$DATA/worker.pid
 WORKER_PID=""
+SANDBOX_PIDS=()
 
 command -v go >/dev/null || die "Go is not installed (billflow needs Go 1.26: https://go.dev/dl/)"
 mkdir -p "$LOG_DIR"
@@ -44,6 +47,10 @@ cleanup() {
     stop_pid "$WORKER_PID" "the worker" 20
     rm -f "$WORKER_PIDFILE"
   fi
+  local pid
+  for pid in "${SANDBOX_PIDS[@]}"; do
+    stop_pid "$pid" "a sandbox" 10
+  done
   temporal_down
   pg_down
   log "stopped (data kept in .data/; delete it for a fresh start)"
@@ -108,6 +115,44 @@ TASK_QUEUE=${BILLFLOW_TASK_QUEUE:-billflow}
   } >"$ENV_FILE"
 )
 
+# sandbox_up NAME PORT CMD...: starts one sandbox rail in the background and
+# waits until it listens on PORT.
+sandbox_up() {
+  local name=$1 port=$2 i
+  shift 2
+  setsid "$@" >>"$LOG_DIR/sandbox-$name.log" 2>&1 9>&- &
+  SANDBOX_PIDS+=("$!")
+  for ((i = 0; i < 100; i++)); do
+    port_in_use "$port" && return 0
+    kill -0 "${SANDBOX_PIDS[-1]}" 2>/dev/null || break
+    sleep 0.1
+  done
+  tail -n 20 "$LOG_DIR/sandbox-$name.log" >&2
+  die "the $name sandbox did not start (log: .data/logs/sandbox-$name.log)"
+}
+
+# dev_secret FILE: a random hex secret generated once into .data.
+dev_secret() {
+  [[ -s $1 ]] || (umask 077 && od -An -tx1 -N24 /dev/urandom | tr -d ' \n' >"$1")
+  cat "$1"
+}
+
+run_step "build the sandbox rails" go build -o "$BIN_DIR/" ./sandbox/cmd/relay ./sandbox/cmd/stripe
+free_port RELAY_PORT
+sandbox_up relay "$RELAY_PORT" "$BIN_DIR/relay" --addr "127.0.0.1:$RELAY_PORT"
+free_port STRIPE_PORT
+STRIPE_SANDBOX_API_KEY=sk_test_$(dev_secret "$DATA/stripe-api.key")
+STRIPE_SANDBOX_WEBHOOK_SECRET=whsec_$(dev_secret "$DATA/stripe-webhook.key")
+export STRIPE_SANDBOX_API_KEY STRIPE_SANDBOX_WEBHOOK_SECRET
+sandbox_up stripe "$STRIPE_PORT" "$BIN_DIR/stripe" --addr "127.0.0.1:$STRIPE_PORT" --demo
+{
+  printf 'export BILLFLOW_NOSTR_RELAYS=%q\n' "ws://127.0.0.1:$RELAY_PORT"
+  printf 'export BILLFLOW_STRIPE_API_URL=%q\n' "http://127.0.0.1:$STRIPE_PORT"
+  # shellcheck disable=SC2016 # expanded when the file is sourced
+  printf 'export BILLFLOW_STRIPE_API_KEY="sk_test_$(cat %q)"\n' "$DATA/stripe-api.key"
+} >>"$ENV_FILE"
+log "sandboxes: Nostr relay ws://127.0.0.1:$RELAY_PORT, Stripe http://127.0.0.1:$STRIPE_PORT"
+
 log "starting the worker (log: .data/logs/worker.log)"
 # setsid: Ctrl-C reaches only this script, which stops the worker before the
 # servers it depends on.
@@ -145,7 +190,9 @@ billflow dev stack is running.
   Temporal Web UI  $ui
   Temporal gRPC    $TEMPORAL_ADDRESS  (namespace $TEMPORAL_NAMESPACE, task queue $TASK_QUEUE)
   PostgreSQL       $DATABASE_URL
-  Logs             .data/logs/worker.log  .data/logs/temporal.log  .data/logs/postgres.log
+  Nostr relay      ws://127.0.0.1:$RELAY_PORT   (sandbox)
+  Stripe API       http://127.0.0.1:$STRIPE_PORT   (sandbox)
+  Logs             .data/logs/worker.log  .data/logs/temporal.log  .data/logs/sandbox-*.log
   Demo tenant      $DEMO_TENANT  (2-minute billing periods)
 
 Try, in another terminal in $BILLFLOW_ROOT:
