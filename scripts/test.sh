@@ -9,6 +9,8 @@
 #   4. a private PostgreSQL cluster and an in-memory Temporal dev server,
 #      both brand new, then
 #      go test -tags integration -p 1 ./...   tests against real servers
+#   5. optionally (BILLFLOW_REGTEST=1) scripts/regtest.sh: the Lightning rail
+#      against real btcd + lnd
 #
 # The integration tests get, in their environment:
 #   BILLFLOW_TEST_DATABASE_URL  admin URL of the cluster (database `postgres`);
@@ -102,3 +104,11 @@ export STRIPE_MOCK_BIN=$BIN_DIR/stripe-mock
 
 run_step "go test -tags integration -count=1 -p 1 -timeout 40m ./...   (against the servers)" \
   go test -tags integration -count=1 -p 1 -timeout 40m ./...
+
+# Optional tier: the Lightning rail against real lnd and btcd (simnet), built
+# from tools/lnd (~2 min the first time). BILLFLOW_REGTEST=1 turns it on.
+if [[ ${BILLFLOW_REGTEST:-} == 1 ]]; then
+  run_step "regtest tier: real btcd + two lnd nodes (scripts/regtest.sh)" bash scripts/regtest.sh
+else
+  log "regtest tier skipped (BILLFLOW_REGTEST=1 runs it: real btcd + two lnd nodes)"
+fi
