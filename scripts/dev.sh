@@ -7,8 +7,9 @@
 #     (or the database in DATABASE_URL, if set: then no cluster is started)
 #   - the Temporal dev server with its Web UI, state in .data/temporal.db,
 #     billflow's search attributes registered
-#   - the sandbox rails (sandbox/cmd/*): a Nostr relay and a Stripe API
-#     stand-in, logs in .data/logs/sandbox-*.log
+#   - the sandbox rails (sandbox/cmd/*): a Nostr relay, a Stripe API
+#     stand-in, a Lightning node (LND's gRPC API) and an NWC wallet service,
+#     logs in .data/logs/sandbox-*.log
 #   - the billflow worker (.bin/worker), log in .data/logs/worker.log
 # then seeds a demo tenant (scripts/seed-demo.sh), writes .data/env for the
 # starter CLI, and runs until Ctrl-C, when it stops everything it started.
@@ -115,15 +116,15 @@ TASK_QUEUE=${BILLFLOW_TASK_QUEUE:-billflow}
   } >"$ENV_FILE"
 )
 
-# sandbox_up NAME PORT CMD...: starts one sandbox rail in the background and
-# waits until it listens on PORT.
+# sandbox_up NAME READY_CHECK CMD...: starts one sandbox rail in the
+# background and waits until READY_CHECK (a shell command) succeeds.
 sandbox_up() {
-  local name=$1 port=$2 i
+  local name=$1 ready=$2 i
   shift 2
   setsid "$@" >>"$LOG_DIR/sandbox-$name.log" 2>&1 9>&- &
   SANDBOX_PIDS+=("$!")
-  for ((i = 0; i < 100; i++)); do
-    port_in_use "$port" && return 0
+  for ((i = 0; i < 150; i++)); do
+    eval "$ready" && return 0
     kill -0 "${SANDBOX_PIDS[-1]}" 2>/dev/null || break
     sleep 0.1
   done
@@ -137,21 +138,34 @@ dev_secret() {
   cat "$1"
 }
 
-run_step "build the sandbox rails" go build -o "$BIN_DIR/" ./sandbox/cmd/relay ./sandbox/cmd/stripe
+run_step "build the sandbox rails" go build -o "$BIN_DIR/" ./sandbox/cmd/relay ./sandbox/cmd/stripe \
+  ./sandbox/cmd/lnnode ./sandbox/cmd/nwcwallet
 free_port RELAY_PORT
-sandbox_up relay "$RELAY_PORT" "$BIN_DIR/relay" --addr "127.0.0.1:$RELAY_PORT"
+sandbox_up relay "port_in_use $RELAY_PORT" "$BIN_DIR/relay" --addr "127.0.0.1:$RELAY_PORT"
 free_port STRIPE_PORT
 STRIPE_SANDBOX_API_KEY=sk_test_$(dev_secret "$DATA/stripe-api.key")
 STRIPE_SANDBOX_WEBHOOK_SECRET=whsec_$(dev_secret "$DATA/stripe-webhook.key")
 export STRIPE_SANDBOX_API_KEY STRIPE_SANDBOX_WEBHOOK_SECRET
-sandbox_up stripe "$STRIPE_PORT" "$BIN_DIR/stripe" --addr "127.0.0.1:$STRIPE_PORT" --demo
+sandbox_up stripe "port_in_use $STRIPE_PORT" "$BIN_DIR/stripe" --addr "127.0.0.1:$STRIPE_PORT" --demo
+# The Lightning node keeps its key, macaroons and invoices in .data/lnnode, so
+# settle indexes stay valid across runs; the wallet pays through it.
+free_port LN_GRPC_PORT
+free_port LN_HTTP_PORT
+rm -f "$DATA/lnnode/lnnode.env" "$DATA/nwcwallet/nwcwallet.env"
+sandbox_up lnnode "[[ -s $DATA/lnnode/lnnode.env ]]" "$BIN_DIR/lnnode" serve --dir "$DATA/lnnode" \
+  --grpc-addr "127.0.0.1:$LN_GRPC_PORT" --http-addr "127.0.0.1:$LN_HTTP_PORT"
+sandbox_up nwcwallet "[[ -s $DATA/nwcwallet/nwcwallet.env ]]" "$BIN_DIR/nwcwallet" --dir "$DATA/nwcwallet" \
+  --relay "ws://127.0.0.1:$RELAY_PORT" --lnnode-dir "$DATA/lnnode"
 {
   printf 'export BILLFLOW_NOSTR_RELAYS=%q\n' "ws://127.0.0.1:$RELAY_PORT"
   printf 'export BILLFLOW_STRIPE_API_URL=%q\n' "http://127.0.0.1:$STRIPE_PORT"
   # shellcheck disable=SC2016 # expanded when the file is sourced
   printf 'export BILLFLOW_STRIPE_API_KEY="sk_test_$(cat %q)"\n' "$DATA/stripe-api.key"
+  # LNNODE_* (engine's node: address, cert, macaroon, pay URL) and NWC_* (the
+  # sandbox wallet; its connection URLs stay in a 0600 file, never here).
+  cat "$DATA/lnnode/lnnode.env" "$DATA/nwcwallet/nwcwallet.env"
 } >>"$ENV_FILE"
-log "sandboxes: Nostr relay ws://127.0.0.1:$RELAY_PORT, Stripe http://127.0.0.1:$STRIPE_PORT"
+log "sandboxes: Nostr relay ws://127.0.0.1:$RELAY_PORT, Stripe http://127.0.0.1:$STRIPE_PORT, Lightning 127.0.0.1:$LN_GRPC_PORT, NWC wallet"
 
 log "starting the worker (log: .data/logs/worker.log)"
 # setsid: Ctrl-C reaches only this script, which stops the worker before the
@@ -192,6 +206,8 @@ billflow dev stack is running.
   PostgreSQL       $DATABASE_URL
   Nostr relay      ws://127.0.0.1:$RELAY_PORT   (sandbox)
   Stripe API       http://127.0.0.1:$STRIPE_PORT   (sandbox)
+  Lightning (LND)  127.0.0.1:$LN_GRPC_PORT   (sandbox; pay an invoice: .bin/lnnode pay --dir .data/lnnode BOLT11)
+  NWC wallet       connection URL in .data/nwcwallet/connection.url   (sandbox)
   Logs             .data/logs/worker.log  .data/logs/temporal.log  .data/logs/sandbox-*.log
   Demo tenant      $DEMO_TENANT  (2-minute billing periods)
 
