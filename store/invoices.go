@@ -251,8 +251,13 @@ type Event struct {
 
 // ListEvents returns a tenant's events, oldest first.
 func (s *Store) ListEvents(ctx context.Context, tenantID models.TenantID) ([]Event, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, tenant_id, type, subject_id, payload, created_at, delivered_at FROM events
-		WHERE tenant_id = $1 ORDER BY created_at, id`, tenantID)
+	return collectEvents(s.pool.Query(ctx, `SELECT `+eventColumns+` FROM events
+		WHERE tenant_id = $1 ORDER BY created_at, id`, tenantID))
+}
+
+const eventColumns = `id, tenant_id, type, subject_id, payload, created_at, delivered_at`
+
+func collectEvents(rows pgx.Rows, err error) ([]Event, error) {
 	if err != nil {
 		return nil, err
 	}
@@ -265,16 +270,8 @@ func (s *Store) ListEvents(ctx context.Context, tenantID models.TenantID) ([]Eve
 
 // PendingEvents returns up to limit undelivered events, oldest first.
 func (s *Store) PendingEvents(ctx context.Context, limit int) ([]Event, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, tenant_id, type, subject_id, payload, created_at, delivered_at FROM events
-		WHERE delivered_at IS NULL ORDER BY created_at, id LIMIT $1`, limit)
-	if err != nil {
-		return nil, err
-	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Event, error) {
-		var e Event
-		err := r.Scan(&e.ID, &e.TenantID, &e.Type, &e.SubjectID, &e.Payload, &e.CreatedAt, &e.DeliveredAt)
-		return e, err
-	})
+	return collectEvents(s.pool.Query(ctx, `SELECT `+eventColumns+` FROM events
+		WHERE delivered_at IS NULL ORDER BY created_at, id LIMIT $1`, limit))
 }
 
 // MarkEventDelivered records a delivery; marking twice keeps the first time.
