@@ -14,11 +14,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nbd-wtf/go-nostr"
 	"github.com/stretchr/testify/require"
 
 	"github.com/billflow/billflow/billing"
 	"github.com/billflow/billflow/internal/testkit"
 	"github.com/billflow/billflow/models"
+	"github.com/billflow/billflow/rails/nwc"
 	"github.com/billflow/billflow/store"
 )
 
@@ -42,7 +44,8 @@ func (s *stack) starter(args ...string) (stdout, stderr string, code int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, starterBin, args...)
-	cmd.Env = append(os.Environ(), "DATABASE_URL="+s.dbURL, "BILLFLOW_TASK_QUEUE="+s.taskQueue)
+	cmd.Env = append(os.Environ(), "DATABASE_URL="+s.dbURL, "BILLFLOW_TASK_QUEUE="+s.taskQueue,
+		"BILLFLOW_SECRET_KEY="+strings.Repeat("5e", 32))
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -132,4 +135,29 @@ func TestStarterAgainstStack(t *testing.T) {
 	_, errOut, code = s.starter("renew", "--tenant", string(testkit.NewTenantID(t)))
 	require.Equal(t, 1, code)
 	require.Contains(t, errOut, "tenant not found")
+
+	// Payment methods: the NWC URL goes in through a file, is stored sealed,
+	// and no output shows its secret.
+	walletPub, err := nostr.GetPublicKey(nostr.GeneratePrivateKey())
+	require.NoError(t, err)
+	secretHex := nostr.GeneratePrivateKey()
+	conn, err := nwc.NewConnection(walletPub, []string{"wss://relay.example.com"}, secretHex, "")
+	require.NoError(t, err)
+	urlFile := filepath.Join(t.TempDir(), "nwc.url")
+	require.NoError(t, os.WriteFile(urlFile, []byte(conn.SecretURL()+"\n"), 0o600))
+	out, errOut, code = s.starter("tenant", "set-nwc", "--tenant", string(a), "--url-file", urlFile)
+	require.Zero(t, code, errOut)
+	require.Contains(t, out, walletPub)
+	_, errOut, code = s.starter("tenant", "set-stripe-customer", "--tenant", string(a), "--customer", "cus_e2e")
+	require.Zero(t, code, errOut)
+	out, errOut, code = s.starter("tenant", "payment-methods", "--tenant", string(a), "--json")
+	require.Zero(t, code, errOut)
+	require.Contains(t, out, walletPub)
+	require.Contains(t, out, "cus_e2e")
+	require.NotContains(t, out+errOut, secretHex)
+	require.Equal(t, 0, s.count(`SELECT count(*) FROM tenants WHERE nwc_connection_sealed LIKE '%'||$1||'%'`, secretHex))
+	require.NoError(t, os.WriteFile(urlFile, []byte("nostr+walletconnect://nonsense?secret="+secretHex), 0o600))
+	_, errOut, code = s.starter("tenant", "set-nwc", "--tenant", string(a), "--url-file", urlFile)
+	require.Equal(t, 2, code)
+	require.NotContains(t, errOut, secretHex)
 }
