@@ -1,0 +1,255 @@
+// Package api is billflow's HTTP ingress: the Stripe webhook endpoint and the
+// application endpoints that wrap the billing package, so services not
+// written in Go can signal billflow's workflows too.
+//
+//	POST /v1/tenants/{tenant}/activities   record an activity (JSON body)
+//	GET  /v1/tenants/{tenant}              a tenant's billing state
+//	POST /v1/invoices/{invoice}/payments   report a payment {rail, reference}
+//	POST /webhooks/stripe                  Stripe events (Stripe-Signature)
+//
+// Application endpoints need "Authorization: Bearer <BILLFLOW_API_TOKEN>".
+package api
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/billflow/billflow/billing"
+	"github.com/billflow/billflow/models"
+	"github.com/billflow/billflow/rails/card"
+	"github.com/billflow/billflow/store"
+)
+
+// maxBody bounds request bodies; billflow's requests are small.
+const maxBody = 1 << 20
+
+// Server serves the HTTP ingress.
+type Server struct {
+	Billing *billing.Client
+	Store   *store.Store
+	// Token authenticates application requests.
+	Token string
+	// StripeWebhookSecret verifies Stripe's deliveries (whsec_...).
+	StripeWebhookSecret string
+	Logger              *slog.Logger
+	// Now is the clock for webhook tolerance; tests replace it.
+	Now func() time.Time
+}
+
+// Handler returns the routes.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/tenants/{tenant}/activities", s.app(s.recordActivity))
+	mux.HandleFunc("GET /v1/tenants/{tenant}", s.app(s.tenant))
+	mux.HandleFunc("POST /v1/invoices/{invoice}/payments", s.app(s.reportPayment))
+	mux.HandleFunc("POST /webhooks/stripe", s.stripeWebhook)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
+	return mux
+}
+
+func (s *Server) logger() *slog.Logger {
+	if s.Logger != nil {
+		return s.Logger
+	}
+	return slog.Default()
+}
+
+func (s *Server) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+// app wraps an application endpoint with bearer-token authentication.
+func (s *Server) app(h func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if s.Token == "" || !ok || subtle.ConstantTimeCompare([]byte(got), []byte(s.Token)) != 1 {
+			writeError(w, http.StatusUnauthorized, "unauthorized", "missing or wrong bearer token", "")
+			return
+		}
+		if err := h(w, r); err != nil {
+			s.fail(w, r, err)
+		}
+	}
+}
+
+// errorBody is every error response's shape.
+type errorBody struct {
+	Error   string `json:"error"`
+	Message string `json:"message"`
+	Field   string `json:"field,omitempty"`
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg, field string) {
+	writeJSON(w, status, errorBody{Error: code, Message: msg, Field: field})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// fail maps billing's typed errors to HTTP: bad input is 400, unknown 404,
+// closed 409, anything transient 503 so the caller retries.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var ve *models.ValidationError
+	var ue *billing.UnavailableError
+	switch {
+	case errors.As(err, &ve):
+		writeError(w, http.StatusBadRequest, "invalid", ve.Error(), ve.Field)
+	case errors.Is(err, billing.ErrTenantNotFound), errors.Is(err, billing.ErrInvoiceNotFound):
+		writeError(w, http.StatusNotFound, "not_found", err.Error(), "")
+	case errors.Is(err, billing.ErrInvoiceClosed):
+		writeError(w, http.StatusConflict, "invoice_closed", err.Error(), "")
+	case errors.As(err, &ue), errors.Is(err, context.DeadlineExceeded):
+		s.logger().Warn("billflow unavailable", "path", r.URL.Path, "error", err)
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "billflow is unavailable; retry later", "")
+	default:
+		s.logger().Error("request failed", "path", r.URL.Path, "error", err)
+		writeError(w, http.StatusInternalServerError, "internal", "internal error", "")
+	}
+}
+
+// decode reads a JSON body strictly, so misspelt fields are reported.
+func decode(r *http.Request, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return &models.ValidationError{Field: "body", Reason: "not valid JSON for this endpoint: " + err.Error()}
+	}
+	return nil
+}
+
+// activityBody is the record-activity request.
+type activityBody struct {
+	ID         string              `json:"id"`
+	Type       models.ActivityType `json:"type"`
+	ResourceID string              `json:"resource_id"`
+	PlanID     string              `json:"plan_id,omitempty"`
+	CreatedAt  *time.Time          `json:"created_at,omitempty"`
+}
+
+func (s *Server) recordActivity(w http.ResponseWriter, r *http.Request) error {
+	var body activityBody
+	if err := decode(r, &body); err != nil {
+		return err
+	}
+	act := billing.Activity{ID: body.ID, Type: body.Type, ResourceID: body.ResourceID, PlanID: body.PlanID}
+	if body.CreatedAt != nil {
+		act.CreatedAt = *body.CreatedAt
+	}
+	res, err := s.Billing.RecordActivity(r.Context(), r.PathValue("tenant"), act)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, res)
+	return nil
+}
+
+func (s *Server) tenant(w http.ResponseWriter, r *http.Request) error {
+	st, err := s.Billing.Tenant(r.Context(), r.PathValue("tenant"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, st)
+	return nil
+}
+
+// paymentBody is the report-payment request.
+type paymentBody struct {
+	Rail      string `json:"rail"`
+	Reference string `json:"reference"`
+}
+
+func (s *Server) reportPayment(w http.ResponseWriter, r *http.Request) error {
+	var body paymentBody
+	if err := decode(r, &body); err != nil {
+		return err
+	}
+	res, err := s.Billing.MarkInvoicePaid(r.Context(), r.PathValue("invoice"), body.Rail, body.Reference)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, res)
+	return nil
+}
+
+// stripeWebhook verifies a delivery on its raw body, acts on it, then
+// records its event id. Acting comes first: settlement is idempotent, so a
+// redelivery after a failure to record is harmless, whereas recording first
+// would turn a failure to act into a lost payment. A failure answers 5xx so
+// Stripe delivers again.
+func (s *Server) stripeWebhook(w http.ResponseWriter, r *http.Request) {
+	payload, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "invalid", "unreadable body", "")
+		return
+	}
+	ev, err := card.VerifyWebhook(payload, r.Header.Get("Stripe-Signature"), s.StripeWebhookSecret, s.now())
+	if err != nil {
+		s.logger().Warn("rejected stripe webhook", "error", err)
+		writeError(w, http.StatusBadRequest, "invalid_signature", err.Error(), "")
+		return
+	}
+	ctx := r.Context()
+	if _, err := s.Store.GetStripeEvent(ctx, ev.ID); err == nil {
+		writeJSON(w, http.StatusOK, map[string]any{"received": true, "duplicate": true})
+		return
+	} else if !errors.Is(err, store.ErrNotFound) {
+		s.fail(w, r, &billing.UnavailableError{Err: err})
+		return
+	}
+	rec := store.StripeEvent{ID: ev.ID, Type: ev.Type, Payload: ev.Payload}
+	if pi := ev.PaymentIntent; pi != nil {
+		rec.PaymentIntentID, rec.InvoiceID = pi.ID, pi.InvoiceID
+		if ev.Type == "payment_intent.succeeded" && pi.InvoiceID != "" {
+			if err := s.settleFromStripe(ctx, ev.ID, pi); err != nil {
+				s.fail(w, r, err)
+				return
+			}
+		}
+	}
+	if _, err := s.Store.RecordStripeEvent(ctx, rec); err != nil {
+		s.fail(w, r, &billing.UnavailableError{Err: err})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"received": true})
+}
+
+// settleFromStripe reports a succeeded PaymentIntent to its invoice's
+// workflow, after checking it paid exactly the invoice's total. A mismatch
+// or an unknown invoice is logged for an operator, not retried: redelivery
+// would not change it.
+func (s *Server) settleFromStripe(ctx context.Context, eventID string, pi *card.PaymentIntent) error {
+	inv, _, err := s.Store.GetInvoice(ctx, pi.InvoiceID)
+	if errors.Is(err, store.ErrNotFound) {
+		s.logger().Error("stripe payment for an unknown invoice", "event", eventID, "payment_intent", pi.ID, "invoice", pi.InvoiceID)
+		return nil
+	}
+	if err != nil {
+		return &billing.UnavailableError{Err: err}
+	}
+	if pi.AmountReceived != inv.Total || !strings.EqualFold(pi.Currency, string(inv.Currency)) {
+		s.logger().Error("stripe payment does not match the invoice; not settled", "event", eventID, "payment_intent", pi.ID,
+			"invoice", inv.ID, "received", pi.AmountReceived, "currency", pi.Currency, "total", inv.Total, "invoice_currency", inv.Currency)
+		return nil
+	}
+	_, err = s.Billing.MarkInvoicePaid(ctx, inv.ID, "stripe", pi.ID)
+	if errors.Is(err, billing.ErrInvoiceNotFound) || errors.Is(err, billing.ErrInvoiceClosed) {
+		// Settled another way already, or its workflow is gone: the store
+		// keeps the first payment; overpayments are issue 4's to record.
+		s.logger().Warn("stripe payment for an invoice that is not collecting", "invoice", inv.ID, "payment_intent", pi.ID, "error", err)
+		return nil
+	}
+	return err
+}
