@@ -138,15 +138,19 @@ dev_secret() {
   cat "$1"
 }
 
-run_step "build the sandbox rails" go build -o "$BIN_DIR/" ./sandbox/cmd/relay ./sandbox/cmd/stripe \
-  ./sandbox/cmd/lnnode ./sandbox/cmd/nwcwallet
+run_step "build the sandbox rails and the api" go build -o "$BIN_DIR/" ./sandbox/cmd/relay ./sandbox/cmd/stripe \
+  ./sandbox/cmd/lnnode ./sandbox/cmd/nwcwallet ./api/cmd/api
+# The api (HTTP ingress) receives the Stripe sandbox's webhooks; its port is
+# chosen now so the sandbox can be told where to deliver.
+free_port API_PORT
 free_port RELAY_PORT
 sandbox_up relay "port_in_use $RELAY_PORT" "$BIN_DIR/relay" --addr "127.0.0.1:$RELAY_PORT"
 free_port STRIPE_PORT
 STRIPE_SANDBOX_API_KEY=sk_test_$(dev_secret "$DATA/stripe-api.key")
 STRIPE_SANDBOX_WEBHOOK_SECRET=whsec_$(dev_secret "$DATA/stripe-webhook.key")
 export STRIPE_SANDBOX_API_KEY STRIPE_SANDBOX_WEBHOOK_SECRET
-sandbox_up stripe "port_in_use $STRIPE_PORT" "$BIN_DIR/stripe" --addr "127.0.0.1:$STRIPE_PORT" --demo
+sandbox_up stripe "port_in_use $STRIPE_PORT" "$BIN_DIR/stripe" --addr "127.0.0.1:$STRIPE_PORT" --demo \
+  --webhook-url "http://127.0.0.1:$API_PORT/webhooks/stripe"
 # The Lightning node keeps its key, macaroons and invoices in .data/lnnode, so
 # settle indexes stay valid across runs; the wallet pays through it.
 free_port LN_GRPC_PORT
@@ -161,6 +165,9 @@ sandbox_up nwcwallet "[[ -s $DATA/nwcwallet/nwcwallet.env ]]" "$BIN_DIR/nwcwalle
   printf 'export BILLFLOW_STRIPE_API_URL=%q\n' "http://127.0.0.1:$STRIPE_PORT"
   # shellcheck disable=SC2016 # expanded when the file is sourced
   printf 'export BILLFLOW_STRIPE_API_KEY="sk_test_$(cat %q)"\n' "$DATA/stripe-api.key"
+  printf 'export BILLFLOW_API_URL=%q\n' "http://127.0.0.1:$API_PORT"
+  # shellcheck disable=SC2016 # expanded when the file is sourced
+  printf 'export BILLFLOW_API_TOKEN="$(cat %q)"\n' "$DATA/api.token"
   # LNNODE_* (engine's node: address, cert, macaroon, pay URL) and NWC_* (the
   # sandbox wallet; its connection URLs stay in a 0600 file, never here).
   cat "$DATA/lnnode/lnnode.env" "$DATA/nwcwallet/nwcwallet.env"
@@ -192,6 +199,11 @@ for ((i = 0; i < 120; i++)); do
 done
 ((ready)) || warn "the worker does not poll task queue '$TASK_QUEUE' yet; seeding anyway (log: .data/logs/worker.log)"
 
+log "starting the api (log: .data/logs/sandbox-api.log)"
+BILLFLOW_API_ADDR="127.0.0.1:$API_PORT" BILLFLOW_API_TOKEN=$(dev_secret "$DATA/api.token") \
+  BILLFLOW_STRIPE_WEBHOOK_SECRET=$STRIPE_SANDBOX_WEBHOOK_SECRET \
+  sandbox_up api "port_in_use $API_PORT" "$BIN_DIR/api"
+
 if ! bash scripts/seed-demo.sh; then
   warn "seeding the demo data failed (see above and .data/logs/worker.log); the stack keeps running"
 fi
@@ -205,7 +217,8 @@ billflow dev stack is running.
   Temporal gRPC    $TEMPORAL_ADDRESS  (namespace $TEMPORAL_NAMESPACE, task queue $TASK_QUEUE)
   PostgreSQL       $DATABASE_URL
   Nostr relay      ws://127.0.0.1:$RELAY_PORT   (sandbox)
-  Stripe API       http://127.0.0.1:$STRIPE_PORT   (sandbox)
+  billflow api     http://127.0.0.1:$API_PORT   (Stripe webhooks + application endpoints; token in .data/api.token)
+  Stripe API       http://127.0.0.1:$STRIPE_PORT   (sandbox; delivers webhooks to the api)
   Lightning (LND)  127.0.0.1:$LN_GRPC_PORT   (sandbox; pay an invoice: .bin/lnnode pay --dir .data/lnnode BOLT11)
   NWC wallet       connection URL in .data/nwcwallet/connection.url   (sandbox)
   Logs             .data/logs/worker.log  .data/logs/temporal.log  .data/logs/sandbox-*.log
