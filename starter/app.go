@@ -15,6 +15,7 @@ import (
 	tlog "go.temporal.io/sdk/log"
 
 	"github.com/billflow/billflow/billing"
+	"github.com/billflow/billflow/models"
 	"github.com/billflow/billflow/store"
 )
 
@@ -131,4 +132,18 @@ func markUsage(cmd *cobra.Command) {
 			return nil
 		}
 	}
+}
+
+// tenantInDB checks the required --tenant flag, normalises it and opens the
+// database, for commands that read or change a tenant's rows directly.
+func (a *app) tenantInDB(cmd *cobra.Command, tenant string) (models.TenantID, *store.Store, error) {
+	if err := requireFlag(cmd, "tenant"); err != nil {
+		return "", nil, err
+	}
+	id, err := models.ParseTenantID(tenant)
+	if err != nil {
+		return "", nil, err
+	}
+	st, err := a.db(cmd.Context())
+	return id, st, err
 }

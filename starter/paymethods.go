@@ -152,14 +152,7 @@ func (a *app) tenantPaymentMethods() *cobra.Command {
 		Short: "Show how a tenant pays automatically (never shows secrets)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := requireFlag(cmd, "tenant"); err != nil {
-				return err
-			}
-			id, err := models.ParseTenantID(tenant)
-			if err != nil {
-				return err
-			}
-			st, err := a.db(cmd.Context())
+			id, st, err := a.tenantInDB(cmd, tenant)
 			if err != nil {
 				return err
 			}

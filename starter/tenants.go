@@ -226,14 +226,7 @@ func (a *app) tenantGrace() *cobra.Command {
 		Short: "Show a tenant's standing: grace window, suspension, ban from grace, unpaid invoices (from the database)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := requireFlag(cmd, "tenant"); err != nil {
-				return err
-			}
-			id, err := models.ParseTenantID(tenant)
-			if err != nil {
-				return err
-			}
-			st, err := a.db(cmd.Context())
+			id, st, err := a.tenantInDB(cmd, tenant)
 			if err != nil {
 				return err
 			}
