@@ -20,10 +20,11 @@ RUN --mount=type=bind,target=. \
     --mount=type=cache,target=/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \
     go build -trimpath -buildvcs=false -ldflags='-s -w' -o /out/worker ./worker && \
-    go build -trimpath -buildvcs=false -ldflags='-s -w' -o /out/starter ./starter
+    go build -trimpath -buildvcs=false -ldflags='-s -w' -o /out/starter ./starter && \
+    go build -trimpath -buildvcs=false -ldflags='-s -w' -o /out/api ./api/cmd/api
 
 FROM gcr.io/distroless/static-debian12:nonroot
-COPY --from=build /out/worker /out/starter /usr/local/bin/
+COPY --from=build /out/worker /out/starter /out/api /usr/local/bin/
 COPY config/plans.json /etc/billflow/plans.json
 ENV BILLFLOW_PLANS=/etc/billflow/plans.json
 USER nonroot:nonroot
