@@ -6,6 +6,7 @@ package activities
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -34,6 +35,11 @@ type Activities struct {
 	// Nudge tells the event outbox that events were written; nil disables
 	// it. Best effort: the outbox also sweeps on a timer.
 	Nudge func(ctx context.Context) error
+	// Rails collect money; Notify reaches other workflows; Policy is the
+	// collection schedule (DefaultPaymentPolicy when zero).
+	Rails  Rails
+	Notify Notifier
+	Policy PaymentPolicy
 }
 
 // nudge wakes the outbox after a transaction wrote events. A failure only
@@ -224,37 +230,34 @@ type InvoiceInput struct {
 	InvoiceID string `json:"invoice_id"`
 }
 
-// MarkAwaitingPayment records that the invoice waits for money.
-func (a *Activities) MarkAwaitingPayment(ctx context.Context, in InvoiceInput) (InvoiceRef, error) {
-	inv, err := a.Store.MarkAwaitingPayment(ctx, in.InvoiceID)
-	if err != nil {
-		return InvoiceRef{}, classify(err)
-	}
-	return invoiceRef(inv), nil
-}
-
 // SettleInput is a payment of an invoice through a rail.
 type SettleInput struct {
-	InvoiceID string    `json:"invoice_id"`
-	Rail      string    `json:"rail"`
-	Reference string    `json:"reference"`
-	PaidAt    time.Time `json:"paid_at"`
+	InvoiceID string        `json:"invoice_id"`
+	Payment   PaymentReport `json:"payment"`
+	PaidAt    time.Time     `json:"paid_at"`
 }
 
-// SettleResult is the settled invoice; AlreadyPaid means an earlier payment stands.
+// SettleResult is the invoice after recording the payment. Outcome is
+// applied (this payment paid it), duplicate (the same money was already
+// recorded) or overpayment (other money for a paid or closed invoice, kept
+// to refund).
 type SettleResult struct {
 	Invoice     InvoiceRef `json:"invoice"`
+	Outcome     string     `json:"outcome"`
 	AlreadyPaid bool       `json:"already_paid"`
 }
 
-// Settle marks the invoice paid, first payment wins, in one transaction.
+// Settle records a payment in one transaction: the first payment pays the
+// invoice (entitlement, discount slot, event), the same money again changes
+// nothing, and other money is kept as an overpayment.
 func (a *Activities) Settle(ctx context.Context, in SettleInput) (SettleResult, error) {
-	res, err := a.Store.Settle(ctx, in.InvoiceID, in.Rail, in.Reference, in.PaidAt)
+	res, err := a.Store.Settle(ctx, store.PaymentReport{InvoiceID: in.InvoiceID, Rail: in.Payment.Rail, Reference: in.Payment.Reference,
+		Amount: in.Payment.Amount, Currency: models.Currency(strings.ToLower(in.Payment.Currency)), AmountMsat: in.Payment.AmountMsat, ReceivedAt: in.PaidAt})
 	if err != nil {
 		return SettleResult{}, classify(err)
 	}
-	if !res.AlreadyPaid {
+	if res.Outcome != store.SettledDuplicate {
 		a.nudge(ctx)
 	}
-	return SettleResult{Invoice: invoiceRef(res.Invoice), AlreadyPaid: res.AlreadyPaid}, nil
+	return SettleResult{Invoice: invoiceRef(res.Invoice), Outcome: res.Outcome, AlreadyPaid: res.AlreadyPaid()}, nil
 }

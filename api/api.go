@@ -21,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/billflow/billflow/activities"
 	"github.com/billflow/billflow/billing"
 	"github.com/billflow/billflow/models"
 	"github.com/billflow/billflow/rails/card"
@@ -49,6 +50,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/tenants/{tenant}/activities", s.app(s.recordActivity))
 	mux.HandleFunc("GET /v1/tenants/{tenant}", s.app(s.tenant))
 	mux.HandleFunc("POST /v1/invoices/{invoice}/payments", s.app(s.reportPayment))
+	mux.HandleFunc("POST /v1/invoices/{invoice}/close", s.app(s.closeInvoice))
+	mux.HandleFunc("POST /v1/invoices/{invoice}/lightning", s.app(s.lightningInvoice))
 	mux.HandleFunc("POST /webhooks/stripe", s.stripeWebhook)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	return mux
@@ -184,6 +187,35 @@ func (s *Server) reportPayment(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// lightningInvoice returns a payable BOLT11 for the invoice.
+func (s *Server) lightningInvoice(w http.ResponseWriter, r *http.Request) error {
+	li, err := s.Billing.LightningInvoice(r.Context(), r.PathValue("invoice"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, li)
+	return nil
+}
+
+type closeBody struct {
+	Status string `json:"status"`
+	Reason string `json:"reason"`
+}
+
+// closeInvoice voids an invoice or writes it off.
+func (s *Server) closeInvoice(w http.ResponseWriter, r *http.Request) error {
+	var body closeBody
+	if err := decode(r, &body); err != nil {
+		return err
+	}
+	res, err := s.Billing.CloseInvoice(r.Context(), r.PathValue("invoice"), body.Status, body.Reason)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, res)
+	return nil
+}
+
 // stripeWebhook verifies a delivery on its raw body, acts on it, then
 // records its event id. Acting comes first: settlement is idempotent, so a
 // redelivery after a failure to record is harmless, whereas recording first
@@ -212,8 +244,19 @@ func (s *Server) stripeWebhook(w http.ResponseWriter, r *http.Request) {
 	rec := store.StripeEvent{ID: ev.ID, Type: ev.Type, Payload: ev.Payload}
 	if pi := ev.PaymentIntent; pi != nil {
 		rec.PaymentIntentID, rec.InvoiceID = pi.ID, pi.InvoiceID
-		if ev.Type == "payment_intent.succeeded" && pi.InvoiceID != "" {
+		if ev.Type == card.EventPaymentIntentSucceeded && pi.InvoiceID != "" {
 			if err := s.settleFromStripe(ctx, ev.ID, pi); err != nil {
+				s.fail(w, r, err)
+				return
+			}
+		}
+		if ev.Type == card.EventPaymentIntentPaymentFailed && pi.InvoiceID != "" {
+			reason := pi.DeclineCode
+			if pi.Message != "" {
+				reason = strings.TrimSpace(reason + " " + pi.Message)
+			}
+			err := s.Billing.ReportCardFailed(ctx, pi.InvoiceID, pi.ID, reason)
+			if err != nil && !errors.Is(err, activities.ErrWorkflowGone) {
 				s.fail(w, r, err)
 				return
 			}
@@ -244,12 +287,18 @@ func (s *Server) settleFromStripe(ctx context.Context, eventID string, pi *card.
 			"invoice", inv.ID, "received", pi.AmountReceived, "currency", pi.Currency, "total", inv.Total, "invoice_currency", inv.Currency)
 		return nil
 	}
-	_, err = s.Billing.MarkInvoicePaid(ctx, inv.ID, "stripe", pi.ID)
-	if errors.Is(err, billing.ErrInvoiceNotFound) || errors.Is(err, billing.ErrInvoiceClosed) {
-		// Settled another way already, or its workflow is gone: the store
-		// keeps the first payment; overpayments are issue 4's to record.
-		s.logger().Warn("stripe payment for an invoice that is not collecting", "invoice", inv.ID, "payment_intent", pi.ID, "error", err)
-		return nil
+	err = s.Billing.ReportPayment(ctx, inv.ID, activities.PaymentReport{Rail: store.RailStripe, Reference: pi.ID,
+		Amount: pi.AmountReceived, Currency: pi.Currency})
+	if !errors.Is(err, activities.ErrWorkflowGone) {
+		return err
 	}
-	return err
+	// The invoice's workflow has finished (paid another way, voided): record
+	// the money in the store, where it becomes an overpayment to refund.
+	res, err := s.Store.Settle(ctx, store.PaymentReport{InvoiceID: inv.ID, Rail: store.RailStripe, Reference: pi.ID,
+		Amount: pi.AmountReceived, Currency: inv.Currency, ReceivedAt: s.now()})
+	if err != nil {
+		return &billing.UnavailableError{Err: err}
+	}
+	s.logger().Warn("stripe payment for an invoice that is not collecting", "invoice", inv.ID, "payment_intent", pi.ID, "outcome", res.Outcome)
+	return nil
 }

@@ -73,8 +73,28 @@ type stack struct {
 	temporal  client.Client
 	billing   *billing.Client
 	worker    *exec.Cmd
-	logs      *bytes.Buffer
+	logs      *syncBuffer
 	webhook   *receiver
+	// env is added to the worker's environment (payment rails, schedules).
+	env []string
+}
+
+// syncBuffer collects a worker's output while tests read it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // webhookSecret signs the outbound events the test stacks deliver.
@@ -127,7 +147,7 @@ func (r *receiver) received(typ string) map[string]bool {
 }
 
 func newStack(t *testing.T) *stack {
-	s := &stack{t: t, dbURL: testkit.NewDatabase(t), taskQueue: testkit.TaskQueue(t), logs: &bytes.Buffer{}, webhook: newReceiver(t)}
+	s := &stack{t: t, dbURL: testkit.NewDatabase(t), taskQueue: testkit.TaskQueue(t), logs: &syncBuffer{}, webhook: newReceiver(t)}
 	var err error
 	s.store, err = store.Open(context.Background(), s.dbURL)
 	require.NoError(t, err)
@@ -154,6 +174,7 @@ func (s *stack) startWorker() {
 		"BILLFLOW_WEBHOOK_URL="+s.webhook.srv.URL,
 		"BILLFLOW_WEBHOOK_SECRET="+webhookSecret,
 	)
+	cmd.Env = append(cmd.Env, s.env...)
 	cmd.Stdout, cmd.Stderr = s.logs, s.logs
 	require.NoError(s.t, cmd.Start())
 	s.worker = cmd

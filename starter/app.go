@@ -61,14 +61,14 @@ func (a *app) billingClient(ctx context.Context) (*billing.Client, error) {
 	return a.billing, nil
 }
 
-// db opens billflow's database (DATABASE_URL) for read-only listings.
+// db opens billflow's database (DATABASE_URL), for the commands that read or change rows directly.
 func (a *app) db(ctx context.Context) (*store.Store, error) {
 	if a.store != nil {
 		return a.store, nil
 	}
 	url := os.Getenv("DATABASE_URL")
 	if url == "" {
-		return nil, fmt.Errorf("DATABASE_URL is not set: listings read billflow's Postgres database")
+		return nil, fmt.Errorf("DATABASE_URL is not set: this command reads or writes billflow's Postgres database")
 	}
 	st, err := store.Open(ctx, url)
 	if err != nil {
@@ -87,13 +87,13 @@ func (a *app) printJSON(v any) error {
 func (a *app) rootCommand() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "starter",
-		Short:         "Operate billflow: tenants, activity, renewals, invoices",
+		Short:         "Operate billflow: tenants, activity, renewals, invoices, discount codes",
 		Long:          "starter drives billflow's Temporal workflows and reads its Postgres database.\n\nIt reaches Temporal through TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE (and TLS or API key variables, as the temporal CLI does) and Postgres through DATABASE_URL. `invoice preview` needs neither.",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{msg: err.Error()} })
-	root.AddCommand(a.tenantCommand(), a.activityCommand(), a.renewCommand(), a.invoiceCommand())
+	root.AddCommand(a.tenantCommand(), a.activityCommand(), a.renewCommand(), a.invoiceCommand(), a.discountCommand())
 	markUsage(root)
 	return root
 }

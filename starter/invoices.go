@@ -16,8 +16,9 @@ import (
 )
 
 func (a *app) invoiceCommand() *cobra.Command {
-	cmd := &cobra.Command{Use: "invoice", Short: "Inspect, settle and preview invoices"}
+	cmd := &cobra.Command{Use: "invoice", Short: "Inspect, settle, close and preview invoices"}
 	cmd.AddCommand(a.invoiceList(), a.invoiceShow(), a.invoiceMarkPaid(), a.invoicePreview())
+	cmd.AddCommand(a.invoiceClose("void"), a.invoiceClose("write-off"), a.invoiceLightning(), a.invoiceRefunds())
 	return cmd
 }
 
@@ -69,6 +70,7 @@ func (a *app) invoiceList() *cobra.Command {
 type invoiceView struct {
 	store.Invoice
 	Items []store.Item `json:"items"`
+	collectionView
 }
 
 func (a *app) invoiceShow() *cobra.Command {
@@ -78,7 +80,8 @@ func (a *app) invoiceShow() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "show --invoice ID",
-		Short: "Show an invoice and its items (from the database)",
+		Short: "Show an invoice with its items, payments and collection history (from the database)",
+		Long:  "Shows the invoice and its items, then how it is being collected: the entitlement it granted and its discount code, if any; the cascade's attempts; the payments received (applied, or an overpayment to refund); the Lightning invoices issued; the card charges.",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := requireFlag(cmd, "invoice"); err != nil {
@@ -95,8 +98,15 @@ func (a *app) invoiceShow() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			col, err := loadCollection(cmd.Context(), st, id)
+			if err != nil {
+				return err
+			}
 			if asJSON {
-				return a.printJSON(invoiceView{Invoice: inv, Items: items})
+				if items == nil {
+					items = []store.Item{}
+				}
+				return a.printJSON(invoiceView{Invoice: inv, Items: items, collectionView: col})
 			}
 			w := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintf(w, "invoice\t%s\ntenant\t%s\nstatus\t%s\ntotal\t%s\nperiod\t%s -> %s\ncreated\t%s\n", inv.ID, inv.TenantID, inv.Status,
@@ -108,6 +118,7 @@ func (a *app) invoiceShow() *cobra.Command {
 			for _, it := range items {
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", it.Kind, it.ResourceID, it.PlanID, workflows.FormatAmount(it.Amount, it.Currency), it.PeriodStart.Format(time.RFC3339), it.Description)
 			}
+			printCollection(w, col, time.Now())
 			return w.Flush()
 		},
 	}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -15,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/billflow/billflow/models"
+	"github.com/billflow/billflow/store"
 )
 
 // These tests drive the CLI in-process through run and need no server: the
@@ -298,7 +300,9 @@ func TestHelpForEveryCommand(t *testing.T) {
 		names = append(names, strings.Join(p, " "))
 	}
 	for _, want := range []string{"tenant create", "tenant show", "tenant list", "activity record", "renew",
-		"invoice list", "invoice show", "invoice mark-paid", "invoice preview"} {
+		"invoice list", "invoice show", "invoice mark-paid", "invoice preview",
+		"invoice void", "invoice write-off", "invoice lightning", "invoice refunds",
+		"discount create", "discount reserve", "discount show"} {
 		assert.Contains(t, names, want)
 	}
 	for _, p := range paths {
@@ -343,10 +347,130 @@ func TestInputCheckedBeforeConnecting(t *testing.T) {
 		{"invoice show without --invoice", []string{"invoice", "show"}, []string{"--invoice"}},
 		{"invoice mark-paid without --invoice", []string{"invoice", "mark-paid"}, []string{"--invoice"}},
 		{"tenant create bad --period", []string{"tenant", "create", "--tenant", tenant, "--period", "ten minutes"}, []string{"--period"}},
+		{"invoice void without --invoice", []string{"invoice", "void"}, []string{"--invoice"}},
+		{"invoice void empty --invoice", []string{"invoice", "void", "--invoice", " "}, []string{"--invoice", "empty"}},
+		{"invoice void long --reason", []string{"invoice", "void", "--invoice", "inv-1", "--reason", strings.Repeat("x", 501)}, []string{"--reason", "500"}},
+		{"invoice void positional", []string{"invoice", "void", "inv-1"}, []string{"inv-1"}},
+		{"invoice write-off without --invoice", []string{"invoice", "write-off", "--reason", "gone"}, []string{"--invoice"}},
+		{"invoice write-off long --reason", []string{"invoice", "write-off", "--invoice", "inv-1", "--reason", strings.Repeat("x", 501)}, []string{"--reason", "500"}},
+		{"invoice lightning without --invoice", []string{"invoice", "lightning", "--json"}, []string{"--invoice"}},
+		{"invoice lightning empty --invoice", []string{"invoice", "lightning", "--invoice", ""}, []string{"--invoice", "empty"}},
+		{"invoice refunds bad --tenant", []string{"invoice", "refunds", "--tenant", "alice"}, []string{"tenant", "alice"}},
+		{"invoice refunds positional", []string{"invoice", "refunds", "extra"}, []string{"extra"}},
+		{"discount create without flags", []string{"discount", "create"}, []string{"--code"}},
+		{"discount create without --max", []string{"discount", "create", "--code", "SPRING"}, []string{"--max"}},
+		{"discount create without --code", []string{"discount", "create", "--max", "3"}, []string{"--code"}},
+		{"discount create zero --max", []string{"discount", "create", "--code", "SPRING", "--max", "0"}, []string{"--max", "positive"}},
+		{"discount create negative --max", []string{"discount", "create", "--code", "SPRING", "--max", "-2"}, []string{"--max", "-2"}},
+		{"discount create non-numeric --max", []string{"discount", "create", "--code", "SPRING", "--max", "ten"}, []string{"--max", "ten"}},
+		{"discount create bad --code", []string{"discount", "create", "--code", "spring sale!", "--max", "3"}, []string{"--code", "spring sale!"}},
+		{"discount create long --code", []string{"discount", "create", "--code", strings.Repeat("A", 65), "--max", "3"}, []string{"--code"}},
+		{"discount reserve without --invoice", []string{"discount", "reserve", "--code", "SPRING"}, []string{"--invoice"}},
+		{"discount reserve without --code", []string{"discount", "reserve", "--invoice", "inv-1"}, []string{"--code"}},
+		{"discount reserve empty --code", []string{"discount", "reserve", "--invoice", "inv-1", "--code", ""}, []string{"--code", "empty"}},
+		{"discount reserve bad --code", []string{"discount", "reserve", "--invoice", "inv-1", "--code", "50%"}, []string{"--code", "50%"}},
+		{"discount show without --code", []string{"discount", "show", "--json"}, []string{"--code"}},
+		{"discount show bad --code", []string{"discount", "show", "--code", "a/b"}, []string{"--code", "a/b"}},
+		{"discount unknown subcommand", []string{"discount", "delete"}, []string{"delete"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			requireInvalid(t, runCLI(t, tc.args...), tc.mentions...)
 		})
 	}
+}
+
+// TestValidInputReachesTheServers: with valid flags the new commands get as far
+// as connecting, and say which connection they lack (exit 1, not 2).
+func TestValidInputReachesTheServers(t *testing.T) {
+	cases := []struct {
+		name    string
+		args    []string
+		mention string
+	}{
+		{"invoice show", []string{"invoice", "show", "--invoice", "inv-1", "--json"}, "DATABASE_URL"},
+		{"invoice void", []string{"invoice", "void", "--invoice", "inv-1", "--reason", "duplicate"}, "temporal"},
+		{"invoice write-off", []string{"invoice", "write-off", "--invoice", "inv-1"}, "temporal"},
+		{"invoice lightning", []string{"invoice", "lightning", "--invoice", "inv-1", "--json"}, "temporal"},
+		{"invoice refunds", []string{"invoice", "refunds"}, "DATABASE_URL"},
+		{"invoice refunds for a tenant", []string{"invoice", "refunds", "--tenant", "f9308a019258c31049344f85f89d5229b531c845836f99b08601f113bce036f9"}, "DATABASE_URL"},
+		{"discount create", []string{"discount", "create", "--code", "SPRING_26", "--max", "3"}, "DATABASE_URL"},
+		{"discount reserve", []string{"discount", "reserve", "--invoice", "inv-1", "--code", "SPRING-26"}, "DATABASE_URL"},
+		{"discount show", []string{"discount", "show", "--code", "spring"}, "DATABASE_URL"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := runCLI(t, tc.args...)
+			assert.Equal(t, exitFailure, r.code, "exit code; stderr: %s", r.stderr)
+			assert.Empty(t, r.stdout)
+			assert.True(t, strings.HasPrefix(r.stderr, "error: "), "stderr %q", r.stderr)
+			assert.Contains(t, r.stderr, tc.mention)
+		})
+	}
+}
+
+// TestPrintCollection renders invoice show's collection sections from rows
+// like the store's, with no server.
+func TestPrintCollection(t *testing.T) {
+	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	hash := strings.Repeat("ab", 32)
+	settled, superseded := now.Add(-time.Minute), now.Add(-time.Hour)
+	v := collectionView{
+		Attempts: []store.Attempt{
+			{Attempt: 1, Rail: "nwc", Outcome: "failed", Detail: "wallet offline", At: now.Add(-2 * time.Hour)},
+			{Attempt: 1, Rail: "card", Outcome: "declined", At: now.Add(-2 * time.Hour)},
+		},
+		Payments: []store.Payment{
+			{Rail: "lightning", Reference: hash, AmountMsat: 150000, ReceivedAt: settled, Applied: true},
+			{Rail: "stripe", Reference: "pi_123", Amount: 500, Currency: "usd", ReceivedAt: now, RefundStatus: "to_refund"},
+		},
+		LightningInvoices: []store.Bolt11{
+			{PaymentHash: strings.Repeat("cd", 32), AmountMsat: 140000, ExpiresAt: now.Add(-90 * time.Minute), SupersededAt: &superseded},
+			{PaymentHash: hash, AmountMsat: 150000, ExpiresAt: now.Add(time.Hour), SettledAt: &settled},
+			{PaymentHash: strings.Repeat("ef", 32), AmountMsat: 150000, ExpiresAt: now.Add(time.Hour)},
+		},
+		CardPayments: []store.CardPayment{{PaymentIntentID: "pi_123", Attempt: 1, Amount: 500, Currency: "usd", Status: "requires_payment_method", Outcome: "declined", DeclineCode: "insufficient_funds"}},
+		Entitlement:  &store.Entitlement{PeriodStart: now.AddDate(0, -1, 0), PeriodEnd: now, GrantedAt: settled},
+		Discount:     &discountView{Code: "SPRING", Status: "consumed"},
+	}
+	var out bytes.Buffer
+	w := tabwriter.NewWriter(&out, 0, 4, 2, ' ', 0)
+	printCollection(w, v, now)
+	require.NoError(t, w.Flush())
+	text := out.String()
+	for _, want := range []string{
+		"wallet offline", "declined", "ATTEMPT", "applied", "overpayment to refund", "5.00 USD", "150000 msat",
+		hash[:16] + "...", "superseded 2026-05-01T11:00:00Z", "settled 2026-05-01T11:59:00Z", "payable",
+		"insufficient_funds", "entitlement", "2026-04-01T12:00:00Z -> 2026-05-01T12:00:00Z", "SPRING (consumed)",
+	} {
+		assert.Contains(t, text, want)
+	}
+	assert.Contains(t, text, hash[:16]+"...  150000", "Lightning hashes are shortened")
+	assert.Contains(t, text, hash+"  150000 msat", "payment references are whole")
+
+	out.Reset()
+	w = tabwriter.NewWriter(&out, 0, 4, 2, ' ', 0)
+	printCollection(w, collectionView{}, now)
+	require.NoError(t, w.Flush())
+	for _, want := range []string{"entitlement  none", "discount     none", "no collection attempts", "no payments", "no Lightning invoices issued", "no card charges"} {
+		assert.Contains(t, out.String(), want)
+	}
+}
+
+// TestInvoiceViewJSON: invoice show's JSON carries the collection, with
+// lists as [] and no entitlement or discount key when there is none.
+func TestInvoiceViewJSON(t *testing.T) {
+	raw, err := json.Marshal(invoiceView{Invoice: store.Invoice{ID: "inv-1"}, Items: []store.Item{}, collectionView: collectionView{
+		Attempts: nonNil([]store.Attempt(nil)), Payments: nonNil([]store.Payment(nil)),
+		LightningInvoices: nonNil([]store.Bolt11(nil)), CardPayments: nonNil([]store.CardPayment(nil)),
+	}})
+	require.NoError(t, err)
+	var got map[string]any
+	require.NoError(t, json.Unmarshal(raw, &got))
+	assert.Equal(t, "inv-1", got["id"])
+	for _, key := range []string{"items", "attempts", "payments", "lightning_invoices", "card_payments"} {
+		assert.Equal(t, []any{}, got[key], key)
+	}
+	assert.NotContains(t, got, "entitlement")
+	assert.NotContains(t, got, "discount")
 }

@@ -62,8 +62,9 @@ func TestGracePaidInsideWindowRestores(t *testing.T) {
 	require.False(t, g.Changed)
 	require.Equal(t, store.TenantGrace, g.Status)
 
-	_, err = st.Settle(ctx, inv, "manual", "", now.Add(3*time.Hour))
+	paid, err := st.Settle(ctx, store.PaymentReport{InvoiceID: inv, Rail: store.RailManual, ReceivedAt: now.Add(3 * time.Hour)})
 	require.NoError(t, err)
+	require.Equal(t, store.SettledApplied, paid.Outcome)
 	g, err = st.RestoreIfSettled(ctx, id, now.Add(3*time.Hour))
 	require.NoError(t, err)
 	require.True(t, g.Changed)
@@ -94,8 +95,9 @@ func TestGraceExpirySuspendsBansAndPaymentRestores(t *testing.T) {
 	require.Equal(t, 1, countEvents(t, st, id, "tenant.suspended"))
 
 	// Paying everything while suspended restores; the ban stays.
-	_, err = st.Settle(ctx, inv, "stripe", "pi_1", expiry.Add(time.Hour))
+	paid, err := st.Settle(ctx, store.PaymentReport{InvoiceID: inv, Rail: store.RailStripe, Reference: "pi_1", ReceivedAt: expiry.Add(time.Hour)})
 	require.NoError(t, err)
+	require.Equal(t, store.SettledApplied, paid.Outcome)
 	g, err = st.RestoreIfSettled(ctx, id, expiry.Add(time.Hour))
 	require.NoError(t, err)
 	require.Equal(t, store.TenantActive, g.Status)

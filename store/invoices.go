@@ -184,59 +184,8 @@ func (s *Store) OpenInvoices(ctx context.Context, tenantID models.TenantID) ([]I
 		WHERE tenant_id = $1 AND status IN ('open', 'collecting', 'awaiting_payment') ORDER BY created_at, id`, tenantID))
 }
 
-// MarkAwaitingPayment moves an open invoice to awaiting_payment and returns it.
-// Any other status is left alone, so a replay after settlement changes nothing.
-func (s *Store) MarkAwaitingPayment(ctx context.Context, id string) (Invoice, error) {
-	// Two statements: a data-modifying CTE's change is invisible to its own
-	// outer SELECT.
-	if _, err := s.pool.Exec(ctx, `UPDATE invoices SET status = 'awaiting_payment' WHERE id = $1 AND status IN ('open', 'collecting')`, id); err != nil {
-		return Invoice{}, err
-	}
-	return scanInvoice(s.pool.QueryRow(ctx, `SELECT `+invoiceColumns+` FROM invoices WHERE id = $1`, id))
-}
-
-// SettleResult is the outcome of settling an invoice.
-type SettleResult struct {
-	Invoice Invoice
-	// AlreadyPaid is true when the invoice was paid before this call; the
-	// first payment stands and nothing is written.
-	AlreadyPaid bool
-}
-
-// ErrInvoiceClosed is returned when paying an invoice that was voided or written off.
+// ErrInvoiceClosed is returned when collecting an invoice that was voided or written off.
 var ErrInvoiceClosed = errors.New("invoice is closed")
-
-// Settle marks an invoice paid through a rail and writes the invoice.paid
-// event, in one transaction. The first payment wins; settling again reports
-// AlreadyPaid and changes nothing.
-func (s *Store) Settle(ctx context.Context, id, rail, reference string, at time.Time) (SettleResult, error) {
-	var res SettleResult
-	err := s.tx(ctx, func(tx pgx.Tx) error {
-		inv, err := scanInvoice(tx.QueryRow(ctx, `SELECT `+invoiceColumns+` FROM invoices WHERE id = $1 FOR UPDATE`, id))
-		if err != nil {
-			return err
-		}
-		switch inv.Status {
-		case InvoicePaid:
-			res = SettleResult{Invoice: inv, AlreadyPaid: true}
-			return nil
-		case InvoiceVoid, InvoiceUncollectible:
-			return fmt.Errorf("settle invoice %s (%s): %w", id, inv.Status, ErrInvoiceClosed)
-		}
-		paidAt := at.UTC().Truncate(time.Microsecond)
-		inv.Status, inv.PaidAt, inv.PaidRail, inv.PaidReference = InvoicePaid, &paidAt, rail, reference
-		if _, err := tx.Exec(ctx, `UPDATE invoices SET status = 'paid', paid_at = $2, paid_rail = $3, paid_reference = $4 WHERE id = $1`,
-			id, paidAt, rail, reference); err != nil {
-			return err
-		}
-		if err := insertEvent(ctx, tx, inv.TenantID, "invoice.paid", inv.ID, inv); err != nil {
-			return err
-		}
-		res.Invoice = inv
-		return nil
-	})
-	return res, err
-}
 
 // Event is an outbound event row.
 type Event struct {

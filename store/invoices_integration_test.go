@@ -407,36 +407,39 @@ func TestConcurrentRecordAndClaim(t *testing.T) {
 	assert.Equal(t, all, scalar(t, st, `SELECT coalesce(sum(total), 0) FROM invoices WHERE tenant_id = $1`, tenant)+after)
 }
 
-func TestMarkAwaitingPayment(t *testing.T) {
+func TestSetInvoiceStatusAwaitingPayment(t *testing.T) {
 	st := testkit.NewStore(t)
 	tenant := newTenant(t, st, fixed)
 	record(t, st, tenant, created("a1", "r1", "basic", at(0)))
 	id := seedInvoice(t, st, tenant, "open")
 
-	inv, err := st.MarkAwaitingPayment(bg(), id)
+	inv, err := st.SetInvoiceStatus(bg(), id, store.InvoiceAwaitingPayment)
 	require.NoError(t, err)
 	assert.Equal(t, store.InvoiceAwaitingPayment, inv.Status)
 	assert.Equal(t, "awaiting_payment", readInvoice(t, st, id).Status)
-	inv, err = st.MarkAwaitingPayment(bg(), id)
+	inv, err = st.SetInvoiceStatus(bg(), id, store.InvoiceAwaitingPayment)
 	require.NoError(t, err)
 	assert.Equal(t, store.InvoiceAwaitingPayment, inv.Status)
 
 	// From collecting too.
 	_, err = st.Pool().Exec(bg(), `UPDATE invoices SET status = 'collecting' WHERE id = $1`, id)
 	require.NoError(t, err)
-	inv, err = st.MarkAwaitingPayment(bg(), id)
+	inv, err = st.SetInvoiceStatus(bg(), id, store.InvoiceAwaitingPayment)
 	require.NoError(t, err)
 	assert.Equal(t, store.InvoiceAwaitingPayment, inv.Status)
+	assert.Equal(t, "awaiting_payment", readInvoice(t, st, id).Status)
 
 	// A paid invoice stays paid.
-	_, err = st.Settle(bg(), id, "manual", "r", at(10))
+	_, err = st.Settle(bg(), store.PaymentReport{InvoiceID: id, Rail: store.RailManual, Reference: "r", ReceivedAt: at(10)})
 	require.NoError(t, err)
-	inv, err = st.MarkAwaitingPayment(bg(), id)
-	require.NoError(t, err)
-	assert.Equal(t, store.InvoicePaid, inv.Status)
-	assert.Equal(t, "paid", readInvoice(t, st, id).Status)
+	for _, status := range []string{store.InvoiceAwaitingPayment, store.InvoiceOpen, store.InvoiceCollecting} {
+		inv, err = st.SetInvoiceStatus(bg(), id, status)
+		require.NoError(t, err)
+		assert.Equal(t, store.InvoicePaid, inv.Status, status)
+		assert.Equal(t, "paid", readInvoice(t, st, id).Status, status)
+	}
 
-	_, err = st.MarkAwaitingPayment(bg(), "no-such-invoice")
+	_, err = st.SetInvoiceStatus(bg(), "no-such-invoice", store.InvoiceAwaitingPayment)
 	require.ErrorIs(t, err, store.ErrNotFound)
 }
 
@@ -446,10 +449,12 @@ func TestSettleFirstPaymentWins(t *testing.T) {
 	record(t, st, tenant, created("a1", "r1", "basic", at(0)))
 	id := seedInvoice(t, st, tenant, "awaiting_payment")
 	paidAt := ts("2026-01-01T00:05:00.123456789Z")
+	hash1 := payHash("first payment")
 
-	first, err := st.Settle(bg(), id, "nwc", "hash-1", paidAt)
+	first, err := st.Settle(bg(), store.PaymentReport{InvoiceID: id, Rail: store.RailNWC, Reference: hash1, AmountMsat: 150_000, ReceivedAt: paidAt})
 	require.NoError(t, err)
-	assert.False(t, first.AlreadyPaid)
+	assert.Equal(t, store.SettledApplied, first.Outcome)
+	assert.False(t, first.AlreadyPaid())
 	assert.Equal(t, store.InvoicePaid, first.Invoice.Status)
 	assert.Equal(t, "nwc", first.Invoice.PaidRail)
 	row := readInvoice(t, st, id)
@@ -457,26 +462,51 @@ func TestSettleFirstPaymentWins(t *testing.T) {
 	require.NotNil(t, row.PaidAt)
 	assert.True(t, row.PaidAt.Equal(paidAt.Truncate(time.Microsecond)), "paid_at %v", row.PaidAt)
 	assert.Equal(t, "nwc", *row.PaidRail)
-	assert.Equal(t, "hash-1", *row.PaidRef)
+	assert.Equal(t, hash1, *row.PaidRef)
 
-	second, err := st.Settle(bg(), id, "card", "pi_2", paidAt.Add(time.Minute))
+	// Other money on another rail: kept as an overpayment to refund; the
+	// invoice keeps its first payment.
+	second, err := st.Settle(bg(), store.PaymentReport{InvoiceID: id, Rail: store.RailStripe, Reference: "pi_2", Amount: priceBasic, Currency: "usd",
+		ReceivedAt: paidAt.Add(time.Minute)})
 	require.NoError(t, err)
-	assert.True(t, second.AlreadyPaid)
+	assert.Equal(t, store.SettledOverpayment, second.Outcome)
+	assert.True(t, second.AlreadyPaid())
+	assert.False(t, second.Payment.Applied)
+	assert.Equal(t, "to_refund", second.Payment.RefundStatus)
 	assert.Equal(t, "nwc", second.Invoice.PaidRail, "the first rail is kept")
-	assert.Equal(t, "hash-1", second.Invoice.PaidReference)
-	assert.Equal(t, row, readInvoice(t, st, id), "nothing changed")
+	assert.Equal(t, hash1, second.Invoice.PaidReference)
+	assert.Equal(t, row, readInvoice(t, st, id), "the invoice did not change")
 
-	paid := 0
+	pays := paymentRows(t, st, id)
+	require.Len(t, pays, 2)
+	assert.Equal(t, "nwc", pays[0].Rail)
+	assert.True(t, pays[0].Applied)
+	assert.Nil(t, pays[0].RefundStatus)
+	assert.Equal(t, "stripe", pays[1].Rail)
+	assert.False(t, pays[1].Applied)
+	require.NotNil(t, pays[1].RefundStatus)
+	assert.Equal(t, "to_refund", *pays[1].RefundStatus)
+	assert.Equal(t, second.Payment.ID, pays[1].ID)
+
+	paid, overpaid := 0, 0
 	for _, e := range events(t, st, tenant) {
-		if e.Type == "invoice.paid" {
+		switch e.Type {
+		case "invoice.paid":
 			paid++
 			assert.Equal(t, id, e.Subject)
 			assert.Equal(t, "nwc", e.Payload["paid_rail"])
+		case "payment.overpaid":
+			overpaid++
+			assert.Equal(t, pays[1].ID, e.Subject)
+			assert.Equal(t, id, e.Payload["invoice_id"])
+			assert.Equal(t, "pi_2", e.Payload["reference"])
 		}
 	}
 	assert.Equal(t, 1, paid, "invoice.paid exactly once")
+	assert.Equal(t, 1, overpaid, "payment.overpaid for the second payment")
+	assert.Equal(t, int64(1), scalar(t, st, `SELECT count(*) FROM entitlements WHERE invoice_id = $1`, id))
 
-	_, err = st.Settle(bg(), "no-such-invoice", "nwc", "x", paidAt)
+	_, err = st.Settle(bg(), store.PaymentReport{InvoiceID: "no-such-invoice", Rail: store.RailNWC, Reference: payHash("x"), ReceivedAt: paidAt})
 	require.ErrorIs(t, err, store.ErrNotFound)
 }
 
@@ -487,13 +517,26 @@ func TestSettleConcurrentlyOnePaymentWins(t *testing.T) {
 		rounds  = 5
 		callers = 16
 	)
+	rails := []string{store.RailNWC, store.RailLightning, store.RailOOB, store.RailStripe, store.RailManual}
 	for round := range rounds {
 		record(t, st, tenant, created(fmt.Sprintf("a%d", round), fmt.Sprintf("r%d", round), "pro", at(round)))
 		id := seedInvoice(t, st, tenant, "awaiting_payment")
 
+		// Different money from every caller, across every rail.
+		reports := make([]store.PaymentReport, callers)
+		for i := range callers {
+			rail := rails[i%len(rails)]
+			ref := fmt.Sprintf("ref-%d-%d", round, i)
+			switch rail {
+			case store.RailNWC, store.RailLightning, store.RailOOB:
+				ref = payHash(ref)
+			case store.RailStripe:
+				ref = "pi_" + ref
+			}
+			reports[i] = store.PaymentReport{InvoiceID: id, Rail: rail, Reference: ref, ReceivedAt: at(100 + i)}
+		}
 		results := make([]store.SettleResult, callers)
 		errs := make([]error, callers)
-		rail := func(i int) string { return fmt.Sprintf("rail-%d", i) }
 		start := make(chan struct{})
 		var wg sync.WaitGroup
 		for i := range callers {
@@ -501,28 +544,40 @@ func TestSettleConcurrentlyOnePaymentWins(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				<-start
-				results[i], errs[i] = st.Settle(bg(), id, rail(i), "ref-"+rail(i), at(100+i))
+				results[i], errs[i] = st.Settle(bg(), reports[i])
 			}()
 		}
 		close(start)
 		wg.Wait()
 		winners := 0
-		var winner string
+		var winner store.PaymentReport
 		for i := range callers {
 			require.NoError(t, errs[i])
-			if !results[i].AlreadyPaid {
+			switch results[i].Outcome {
+			case store.SettledApplied:
 				winners++
-				winner = rail(i)
+				winner = reports[i]
+			case store.SettledOverpayment:
+				assert.False(t, results[i].Payment.Applied)
+			default:
+				t.Errorf("round %d caller %d: outcome %q", round, i, results[i].Outcome)
 			}
 		}
 		require.Equal(t, 1, winners, "round %d: exactly one payment wins", round)
 		for i := range callers {
-			assert.Equal(t, winner, results[i].Invoice.PaidRail, "every caller sees the winning rail")
+			assert.Equal(t, winner.Rail, results[i].Invoice.PaidRail, "every caller sees the winning rail")
+			assert.Equal(t, winner.Reference, results[i].Invoice.PaidReference, "every caller sees the winning reference")
 		}
 		row := readInvoice(t, st, id)
-		assert.Equal(t, winner, *row.PaidRail)
-		assert.Equal(t, "ref-"+winner, *row.PaidRef)
+		assert.Equal(t, winner.Rail, *row.PaidRail)
+		assert.Equal(t, winner.Reference, *row.PaidRef)
 		assert.Equal(t, int64(1), scalar(t, st, `SELECT count(*) FROM events WHERE type = 'invoice.paid' AND subject_id = $1`, id))
+		assert.Equal(t, int64(1), scalar(t, st, `SELECT count(*) FROM entitlements WHERE invoice_id = $1`, id))
+		assert.Equal(t, int64(callers), scalar(t, st, `SELECT count(*) FROM payments WHERE invoice_id = $1`, id), "no money lost")
+		assert.Equal(t, int64(1), scalar(t, st, `SELECT count(*) FROM payments WHERE invoice_id = $1 AND applied`, id))
+		assert.Equal(t, int64(callers-1), scalar(t, st, `SELECT count(*) FROM payments WHERE invoice_id = $1 AND NOT applied AND refund_status = 'to_refund'`, id))
+		assert.Equal(t, int64(callers-1), scalar(t, st, `SELECT count(*) FROM events e JOIN payments p ON p.id = e.subject_id
+			WHERE e.type = 'payment.overpaid' AND p.invoice_id = $1 AND NOT p.applied`, id))
 	}
 }
 
@@ -532,19 +587,31 @@ func TestSettleClosedInvoice(t *testing.T) {
 	for _, status := range []string{"void", "uncollectible"} {
 		record(t, st, tenant, created("a-"+status, "r-"+status, "basic", at(0)))
 		id := seedInvoice(t, st, tenant, "open")
-		_, err := st.Pool().Exec(bg(), `UPDATE invoices SET status = $2 WHERE id = $1`, id, status)
+		_, err := st.CloseInvoice(bg(), id, status, "test", at(50))
 		require.NoError(t, err)
 
-		_, err = st.Settle(bg(), id, "nwc", "late", at(100))
-		require.ErrorIs(t, err, store.ErrInvoiceClosed, status)
+		// Money for a closed invoice is never lost: it is kept to refund.
+		late := payHash("late-" + status)
+		res, err := st.Settle(bg(), store.PaymentReport{InvoiceID: id, Rail: store.RailNWC, Reference: late, ReceivedAt: at(100)})
+		require.NoError(t, err, status)
+		assert.Equal(t, store.SettledOverpayment, res.Outcome, status)
+		assert.Equal(t, status, res.Invoice.Status)
 		row := readInvoice(t, st, id)
 		assert.Equal(t, status, row.Status)
 		assert.Nil(t, row.PaidAt)
 		assert.Nil(t, row.PaidRail)
 		assert.Equal(t, int64(0), scalar(t, st, `SELECT count(*) FROM events WHERE type = 'invoice.paid' AND subject_id = $1`, id))
+		assert.Equal(t, int64(0), scalar(t, st, `SELECT count(*) FROM entitlements WHERE invoice_id = $1`, id))
+		pays := paymentRows(t, st, id)
+		require.Len(t, pays, 1)
+		assert.False(t, pays[0].Applied)
+		require.NotNil(t, pays[0].RefundStatus)
+		assert.Equal(t, "to_refund", *pays[0].RefundStatus)
+		assert.Equal(t, int64(1), scalar(t, st, `SELECT count(*) FROM events WHERE type = 'payment.overpaid' AND subject_id = $1`, pays[0].ID))
 
-		inv, err := st.MarkAwaitingPayment(bg(), id)
+		inv, err := st.SetInvoiceStatus(bg(), id, store.InvoiceAwaitingPayment)
 		require.NoError(t, err)
 		assert.Equal(t, status, inv.Status, "a closed invoice is not reopened")
+		assert.Equal(t, status, readInvoice(t, st, id).Status)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/billflow/billflow/activities"
+	"github.com/billflow/billflow/billing"
 	"github.com/billflow/billflow/models"
 	"github.com/billflow/billflow/outbound"
 	"github.com/billflow/billflow/store"
@@ -109,11 +110,24 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	w.RegisterWorkflow(workflows.InvoicePayment)
 	w.RegisterWorkflow(workflows.GraceWindow)
 	w.RegisterWorkflow(workflows.EventOutbox)
+	w.RegisterWorkflow(workflows.LightningSettlements)
+	rails, closeRails, err := buildRails(logger, st)
+	defer closeRails()
+	if err != nil {
+		return err
+	}
+	policy, err := buildPolicy()
+	if err != nil {
+		return err
+	}
 	acts := &activities.Activities{
 		Store: st,
 		Nudge: func(ctx context.Context) error {
 			return tc.SignalWorkflow(ctx, workflows.OutboxWorkflowID(cfg.taskQueue), "", workflows.SignalEventsWritten, nil)
 		},
+		Rails:  rails,
+		Notify: billing.New(tc, cfg.taskQueue),
+		Policy: policy,
 	}
 	if cfg.webhookURL != "" {
 		acts.Webhook = &outbound.Sender{URL: cfg.webhookURL, Secret: []byte(cfg.webhookSecret)}
@@ -129,9 +143,19 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	}, workflows.EventOutbox, workflows.EventOutboxInput{}); err != nil {
 		return fmt.Errorf("start the event outbox: %w", err)
 	}
+	if rails.Node != nil {
+		// One settlement stream per deployment; every worker makes sure it runs.
+		if _, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+			ID: workflows.SettlementsWorkflowID(cfg.taskQueue), TaskQueue: cfg.taskQueue,
+			WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+			StaticSummary:            "Follows the engine's Lightning node and reports settled invoices",
+		}, workflows.LightningSettlements, workflows.LightningSettlementsInput{Cursor: "lnd"}); err != nil {
+			return fmt.Errorf("start the lightning settlement stream: %w", err)
+		}
+	}
 
 	logger.Info("worker started", "task_queue", cfg.taskQueue, "namespace", opts.Namespace, "plans", len(plans),
-		"webhook", cfg.webhookURL != "")
+		"webhook", cfg.webhookURL != "", "dunning", policy.Dunning, "grace_window", policy.GraceWindow)
 	interrupt := make(chan any, 1)
 	go func() {
 		<-ctx.Done()

@@ -1,7 +1,9 @@
 package workflows
 
 import (
+	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -15,19 +17,61 @@ import (
 // Rails a payment can be recorded through.
 var Rails = []string{"nwc", "lightning", "oob", "stripe", "manual"}
 
+// Invoice workflow signals and updates beyond mark-paid.
+const (
+	// UpdateCloseInvoice voids an invoice or writes it off.
+	UpdateCloseInvoice = "close-invoice"
+	// UpdateLightningInvoice returns a payable BOLT11 for the payment page.
+	UpdateLightningInvoice = "lightning-invoice"
+	// SignalCardFailed reports a failed PaymentIntent of this invoice
+	// (Stripe's payment_intent.payment_failed webhook).
+	SignalCardFailed = "card-failed"
+)
+
 // InvoicePaymentInput starts the collection of one invoice.
 type InvoicePaymentInput struct {
 	InvoiceID string          `json:"invoice_id"`
 	TenantID  models.TenantID `json:"tenant_id"`
 	Total     int64           `json:"total"`
 	Currency  models.Currency `json:"currency"`
+	// Carry is the state a continued-as-new run resumes from; nil at start.
+	Carry *InvoiceCarry `json:"carry,omitempty"`
+}
+
+// InvoiceCarry is what collection remembers across continue-as-new.
+type InvoiceCarry struct {
+	Policy       activities.PaymentPolicy `json:"policy"`
+	Attempt      int                      `json:"attempt"`
+	Attempts     []AttemptRow             `json:"attempts"`
+	WaitingSince time.Time                `json:"waiting_since"`
+	FirstFailure *time.Time               `json:"first_failure,omitempty"`
+	LastFailure  string                   `json:"last_failure,omitempty"`
+	Reconciled   int                      `json:"reconciled"`
+	Dunned       int                      `json:"dunned"`
+	GraceOpened  bool                     `json:"grace_opened"`
+}
+
+// AttemptRow is one rail's outcome in one cascade attempt, as shown in the UI.
+type AttemptRow struct {
+	Attempt int       `json:"attempt"`
+	Rail    string    `json:"rail"`
+	Outcome string    `json:"outcome"`
+	Detail  string    `json:"detail,omitempty"`
+	At      time.Time `json:"at"`
 }
 
 // MarkPaidRequest reports money received for an invoice.
 type MarkPaidRequest struct {
 	Rail      string `json:"rail"`
 	Reference string `json:"reference"`
+	// Amount (minor units) with Currency, or AmountMsat: what the rail
+	// collected, when it says.
+	Amount     int64  `json:"amount,omitempty"`
+	Currency   string `json:"currency,omitempty"`
+	AmountMsat int64  `json:"amount_msat,omitempty"`
 }
+
+var paymentHash = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
 
 // Validate checks a payment report.
 func (m MarkPaidRequest) Validate() error {
@@ -35,13 +79,50 @@ func (m MarkPaidRequest) Validate() error {
 	for _, r := range Rails {
 		known = known || r == m.Rail
 	}
-	if !known {
+	switch {
+	case !known:
 		return &models.ValidationError{Field: "rail", Reason: fmt.Sprintf("%q is not one of %s", m.Rail, strings.Join(Rails, ", "))}
-	}
-	if len(m.Reference) > 256 {
+	case len(m.Reference) > 256:
 		return &models.ValidationError{Field: "reference", Reason: "is longer than 256 characters"}
+	case (m.Rail == "nwc" || m.Rail == "lightning" || m.Rail == "oob") && !paymentHash.MatchString(m.Reference):
+		return &models.ValidationError{Field: "reference", Reason: fmt.Sprintf("a %s payment's reference must be its 64-hex payment hash", m.Rail)}
+	case m.Rail == "stripe" && !strings.HasPrefix(m.Reference, "pi_"):
+		return &models.ValidationError{Field: "reference", Reason: "a stripe payment's reference must be its PaymentIntent id (pi_...)"}
+	case m.Amount < 0 || m.AmountMsat < 0:
+		return &models.ValidationError{Field: "amount", Reason: "must not be negative"}
 	}
 	return nil
+}
+
+func (m MarkPaidRequest) report() activities.PaymentReport {
+	return activities.PaymentReport{Rail: m.Rail, Reference: m.Reference, Amount: m.Amount, Currency: m.Currency, AmountMsat: m.AmountMsat}
+}
+
+func markPaidRequest(p activities.PaymentReport) MarkPaidRequest {
+	return MarkPaidRequest{Rail: p.Rail, Reference: p.Reference, Amount: p.Amount, Currency: p.Currency, AmountMsat: p.AmountMsat}
+}
+
+// CloseInvoiceRequest voids an invoice ("void") or writes it off ("uncollectible").
+type CloseInvoiceRequest struct {
+	Status string `json:"status"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// Validate checks a close request.
+func (c CloseInvoiceRequest) Validate() error {
+	if c.Status != "void" && c.Status != "uncollectible" {
+		return &models.ValidationError{Field: "status", Reason: fmt.Sprintf("an invoice is closed as void or uncollectible, not %q", c.Status)}
+	}
+	if len(c.Reason) > 500 {
+		return &models.ValidationError{Field: "reason", Reason: "is longer than 500 characters"}
+	}
+	return nil
+}
+
+// CardFailed is the card-failed signal's payload.
+type CardFailed struct {
+	PaymentIntentID string `json:"payment_intent_id"`
+	Reason          string `json:"reason,omitempty"`
 }
 
 // InvoicePaymentResult is the invoice's final state.
@@ -52,31 +133,169 @@ type InvoicePaymentResult struct {
 	Reference   string     `json:"reference,omitempty"`
 	PaidAt      *time.Time `json:"paid_at,omitempty"`
 	AlreadyPaid bool       `json:"already_paid"`
+	// Outcome of this report: applied, duplicate or overpayment (mark-paid).
+	Outcome string `json:"outcome,omitempty"`
 }
 
 type invoiceRun struct {
 	in     InvoicePaymentInput
+	c      InvoiceCarry
 	status string
 	result *InvoicePaymentResult
 	mu     workflow.Mutex
+	// cardPending: a card charge is processing; its webhook decides it.
+	cardPending bool
 }
 
-// InvoicePayment collects one invoice. Until the payment rails land it records
-// the invoice as awaiting payment and waits, with no timer and no polling, for
-// a payment report (the invoice-paid signal or the mark-paid update), which it
-// settles in one transaction. ID: invoice/<invoice-id>.
+// InvoicePayment collects one invoice: a cascade of NWC, then the saved
+// card, then a DM with the payment link; then it waits, with no polling, for
+// money reported by the Lightning settlement stream, Stripe's webhooks or the
+// application, reconciles with LND and Stripe on timers, and retries the
+// automatic rails on the dunning schedule. The first failed attempt opens the
+// tenant's grace window. ID: invoice/<invoice-id>.
 func InvoicePayment(ctx workflow.Context, in InvoicePaymentInput) (InvoicePaymentResult, error) {
 	r := &invoiceRun{in: in, status: "open", mu: workflow.NewMutex(ctx)}
+	if in.Carry != nil {
+		r.c, r.status = *in.Carry, "awaiting_payment"
+	}
+	if err := r.handlers(ctx); err != nil {
+		return InvoicePaymentResult{}, err
+	}
+	paid := workflow.GetSignalChannelWithOptions(ctx, SignalPaid, workflow.SignalChannelOptions{
+		Description: "Payment report (rail, reference, amount) from the settlement stream or application code; the first payment wins.",
+	})
+	cardFailed := workflow.GetSignalChannelWithOptions(ctx, SignalCardFailed, workflow.SignalChannelOptions{
+		Description: "Stripe reported a failed PaymentIntent for this invoice.",
+	})
+	r.publish(ctx)
+
+	if in.Carry == nil {
+		var begin activities.BeginCollectionResult
+		if err := workflow.ExecuteActivity(durable(ctx, "begin collection"), a.BeginCollection,
+			activities.InvoiceInput{InvoiceID: in.InvoiceID}).Get(ctx, &begin); err != nil {
+			return InvoicePaymentResult{}, err
+		}
+		r.c.Policy = begin.Policy
+		switch begin.Invoice.Status {
+		case "paid":
+			if r.result == nil {
+				r.result = &InvoicePaymentResult{InvoiceID: in.InvoiceID, Status: "paid", Rail: begin.Invoice.PaidRail, AlreadyPaid: true}
+			}
+		case "void", "uncollectible":
+			r.status = begin.Invoice.Status
+		default:
+			if r.result == nil {
+				r.status = begin.Invoice.Status
+			}
+		}
+		r.publish(ctx)
+		if r.open() {
+			if err := r.cascade(ctx, false); err != nil {
+				return InvoicePaymentResult{}, err
+			}
+		}
+	}
+
+	for r.open() {
+		if workflow.GetInfo(ctx).GetContinueAsNewSuggested() && paid.Len() == 0 && cardFailed.Len() == 0 {
+			if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+				return InvoicePaymentResult{}, err
+			}
+			if r.open() {
+				next := r.in
+				carry := r.c
+				next.Carry = &carry
+				return InvoicePaymentResult{}, workflow.NewContinueAsNewError(ctx, InvoicePayment, next)
+			}
+			break
+		}
+		at, dunning, summary := r.nextCheck()
+		wait := at.Sub(workflow.Now(ctx))
+		if wait < time.Millisecond {
+			wait = time.Millisecond
+		}
+		fired, err := workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{Timeout: wait, TimerOptions: workflow.TimerOptions{Summary: summary}},
+			func() bool { return !r.open() || paid.Len() > 0 || cardFailed.Len() > 0 })
+		if err != nil {
+			return InvoicePaymentResult{}, err
+		}
+		var req MarkPaidRequest
+		for paid.ReceiveAsync(&req) {
+			if err := req.Validate(); err != nil {
+				workflow.GetLogger(ctx).Warn("ignoring invalid invoice-paid signal", "error", err)
+				continue
+			}
+			if _, err := r.markPaid(ctx, req); err != nil {
+				return InvoicePaymentResult{}, err
+			}
+		}
+		var cf CardFailed
+		for cardFailed.ReceiveAsync(&cf) {
+			if err := r.onCardFailed(ctx, cf); err != nil {
+				return InvoicePaymentResult{}, err
+			}
+		}
+		if fired || !r.open() {
+			continue
+		}
+		if dunning {
+			r.c.Dunned++
+			if err := r.cascade(ctx, true); err != nil {
+				return InvoicePaymentResult{}, err
+			}
+			continue
+		}
+		r.c.Reconciled++
+		if err := r.reconcile(ctx); err != nil {
+			return InvoicePaymentResult{}, err
+		}
+	}
+	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+		return InvoicePaymentResult{}, err
+	}
+	// Money reported while the invoice was being settled is recorded too: a
+	// second payment must become an overpayment, not vanish with the run.
+	var late MarkPaidRequest
+	for paid.ReceiveAsync(&late) {
+		if late.Validate() == nil {
+			if _, err := r.markPaid(ctx, late); err != nil {
+				return InvoicePaymentResult{}, err
+			}
+		}
+	}
+	drain(cardFailed, &CardFailed{})
+	final := InvoicePaymentResult{InvoiceID: in.InvoiceID, Status: r.status}
+	if r.result != nil {
+		final = *r.result
+	}
+	// Tell the tenant's workflow and its grace window, if one is running.
+	// Signals reach the current run; a workflow that is not running is no
+	// reason to fail (the grace window re-reads unpaid invoices from the store).
+	settled := InvoiceSettled{InvoiceID: in.InvoiceID, Status: final.Status}
+	for _, id := range []string{TenantWorkflowID(in.TenantID), GraceWorkflowID(in.TenantID)} {
+		if err := workflow.SignalExternalWorkflow(ctx, id, "", SignalInvoiceSettled, settled).Get(ctx, nil); err != nil {
+			workflow.GetLogger(ctx).Info("settlement not signalled", "workflow", id, "error", err)
+		}
+	}
+	return final, nil
+}
+
+// open reports whether the invoice still waits for money.
+func (r *invoiceRun) open() bool {
+	return r.result == nil && r.status != "void" && r.status != "uncollectible"
+}
+
+func (r *invoiceRun) handlers(ctx workflow.Context) error {
 	if err := workflow.SetQueryHandlerWithOptions(ctx, QueryInvoice, func() (InvoicePaymentResult, error) {
 		if r.result != nil {
 			return *r.result, nil
 		}
-		return InvoicePaymentResult{InvoiceID: in.InvoiceID, Status: r.status}, nil
+		return InvoicePaymentResult{InvoiceID: r.in.InvoiceID, Status: r.status}, nil
 	}, workflow.QueryHandlerOptions{Description: "The invoice's collection status and, once paid, the rail and reference."}); err != nil {
-		return InvoicePaymentResult{}, err
+		return err
 	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateMarkPaid, r.markPaid, workflow.UpdateHandlerOptions{
-		Description: "Reports money received through a rail; the first payment wins.",
+		Description: "Reports money received through a rail; the first payment wins, later money is kept as an overpayment.",
 		Validator: func(ctx workflow.Context, req MarkPaidRequest) error {
 			if err := req.Validate(); err != nil {
 				return rejected(err)
@@ -84,56 +303,250 @@ func InvoicePayment(ctx workflow.Context, in InvoicePaymentInput) (InvoicePaymen
 			return nil
 		},
 	}); err != nil {
-		return InvoicePaymentResult{}, err
+		return err
 	}
-	r.publish(ctx)
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateLightningInvoice, func(ctx workflow.Context) (activities.LightningInvoice, error) {
+		var li activities.LightningInvoice
+		err := workflow.ExecuteActivity(interactive(ctx, "issue a Lightning invoice"), a.IssueLightningInvoice,
+			activities.InvoiceInput{InvoiceID: r.in.InvoiceID}).Get(ctx, &li)
+		return li, callerError(err)
+	}, workflow.UpdateHandlerOptions{
+		Description: "Returns a payable BOLT11 for the invoice (issued on the engine's node, priced by the rate source).",
+		Validator: func(ctx workflow.Context) error {
+			if !r.open() {
+				return rejected(&models.ValidationError{Field: "invoice", Reason: "is " + r.status})
+			}
+			return nil
+		},
+	}); err != nil {
+		return err
+	}
+	return workflow.SetUpdateHandlerWithOptions(ctx, UpdateCloseInvoice, r.close, workflow.UpdateHandlerOptions{
+		Description: "Voids the invoice or writes it off as uncollectible, releasing its discount slot.",
+		Validator: func(ctx workflow.Context, req CloseInvoiceRequest) error {
+			if err := req.Validate(); err != nil {
+				return rejected(err)
+			}
+			return nil
+		},
+	})
+}
 
+// Activity options of the cascade: each rail's activity is bounded as a
+// whole, so a rail that stays down fails over to the next instead of
+// holding the invoice.
+func railOptions(ctx workflow.Context, summary string, startToClose, scheduleToClose time.Duration) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: startToClose, ScheduleToCloseTimeout: scheduleToClose, Summary: summary,
+		// The rails heartbeat while they wait on a wallet or on Stripe, so a
+		// worker that dies mid-payment is replaced in seconds; the retry
+		// then finds what the first try did (node lookup, idempotency key).
+		HeartbeatTimeout: 20 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute,
+			NonRetryableErrorTypes: nonRetryable,
+		},
+	})
+}
+
+// cascade runs one attempt: NWC, then card, then the DM.
+func (r *invoiceRun) cascade(ctx workflow.Context, reminder bool) error {
+	r.c.Attempt++
+	n := r.c.Attempt
+	if n > 1 {
+		if err := r.setStatus(ctx, "collecting"); err != nil {
+			return err
+		}
+	}
+	failure := ""
+	for _, step := range []struct {
+		rail, summary string
+		fn            any
+		timeout       time.Duration
+	}{
+		{"nwc", fmt.Sprintf("attempt %d: pay over NWC", n), a.PayByNWC, 150 * time.Second},
+		{"card", fmt.Sprintf("attempt %d: charge the saved card", n), a.ChargeCard, time.Minute},
+	} {
+		if !r.open() {
+			return nil
+		}
+		var res activities.RailAttemptResult
+		err := workflow.ExecuteActivity(railOptions(ctx, step.summary, step.timeout, 15*time.Minute), step.fn,
+			activities.RailAttemptInput{InvoiceID: r.in.InvoiceID, Attempt: n}).Get(ctx, &res)
+		if err != nil {
+			if isClosed(err) {
+				return nil
+			}
+			res = activities.RailAttemptResult{Outcome: activities.OutcomeFailed, Summary: step.rail + " rail unavailable: " + errorMessage(err)}
+			res.Summary = activities.Summarize(res.Summary)
+		}
+		r.addAttempt(ctx, n, step.rail, res.Outcome, res.Summary)
+		switch res.Outcome {
+		case activities.OutcomePaid:
+			if res.Payment != nil {
+				if _, err := r.markPaid(ctx, markPaidRequest(*res.Payment)); err != nil {
+					return err
+				}
+			}
+			return nil
+		case activities.OutcomeProcessing:
+			// The card was accepted and settles later: its webhook (or a
+			// reconciliation) decides; no DM while money may be moving.
+			r.cardPending = true
+			return r.awaitMoney(ctx)
+		case activities.OutcomeFailed, activities.OutcomeNeedsAction:
+			failure = res.Summary
+		}
+	}
+	if !r.open() {
+		return nil
+	}
+	return r.collectionFailed(ctx, failure, reminder)
+}
+
+// collectionFailed sends the DM with the payment link and the failure
+// summary, marks the invoice as awaiting payment and, the first time, opens
+// the tenant's grace window.
+func (r *invoiceRun) collectionFailed(ctx workflow.Context, failure string, reminder bool) error {
+	n := r.c.Attempt
+	if failure != "" {
+		r.c.LastFailure = failure
+	}
+	dmCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second, ScheduleToCloseTimeout: 10 * time.Minute,
+		Summary: fmt.Sprintf("attempt %d: DM the payment link", n),
+		RetryPolicy: &temporal.RetryPolicy{InitialInterval: 5 * time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute,
+			NonRetryableErrorTypes: nonRetryable},
+	})
+	var sent activities.PaymentDMResult
+	err := workflow.ExecuteActivity(dmCtx, a.SendPaymentDM, activities.PaymentDMInput{InvoiceID: r.in.InvoiceID, Attempt: n,
+		Failure: failure, Reminder: reminder}).Get(ctx, &sent)
+	if err != nil {
+		// A DM that cannot be sent is recorded; it never fails the invoice.
+		detail := activities.Summarize("DM not sent: " + errorMessage(err))
+		r.addAttempt(ctx, n, "dm", activities.OutcomeFailed, detail)
+		if rerr := workflow.ExecuteActivity(durable(ctx, "record the failed DM"), a.RecordAttempt, activities.RecordAttemptInput{
+			InvoiceID: r.in.InvoiceID, Attempt: n, Rail: "dm", Outcome: activities.OutcomeFailed, Detail: detail}).Get(ctx, nil); rerr != nil {
+			return rerr
+		}
+	} else {
+		detail := "payment link sent"
+		if sent.Outcome == activities.OutcomeSkipped {
+			detail = "no DM robot configured"
+		}
+		r.addAttempt(ctx, n, "dm", sent.Outcome, detail)
+	}
+	if r.c.FirstFailure == nil {
+		now := workflow.Now(ctx)
+		r.c.FirstFailure = &now
+	}
+	if err := r.awaitMoney(ctx); err != nil {
+		return err
+	}
+	if r.c.GraceOpened || !r.open() {
+		return nil
+	}
+	r.c.GraceOpened = true
+	return workflow.ExecuteActivity(durable(ctx, "open the tenant's grace window"), a.ReportCollectionFailed, activities.CollectionFailedInput{
+		TenantID: r.in.TenantID, InvoiceID: r.in.InvoiceID, Reason: r.c.LastFailure,
+		GraceWindow: r.c.Policy.GraceWindow, BanFactor: r.c.Policy.BanFactor,
+	}).Get(ctx, nil)
+}
+
+// awaitMoney marks the invoice as awaiting payment and starts the
+// reconciliation clock.
+func (r *invoiceRun) awaitMoney(ctx workflow.Context) error {
+	if r.c.WaitingSince.IsZero() {
+		r.c.WaitingSince = workflow.Now(ctx)
+	}
+	if !r.open() {
+		return nil
+	}
+	return r.setStatus(ctx, "awaiting_payment")
+}
+
+func (r *invoiceRun) setStatus(ctx workflow.Context, status string) error {
 	var inv activities.InvoiceRef
-	if err := workflow.ExecuteActivity(durable(ctx, "mark invoice awaiting payment"), a.MarkAwaitingPayment,
-		activities.InvoiceInput{InvoiceID: in.InvoiceID}).Get(ctx, &inv); err != nil {
-		return InvoicePaymentResult{}, err
+	if err := workflow.ExecuteActivity(durable(ctx, "invoice "+strings.ReplaceAll(status, "_", " ")), a.SetInvoiceStatus,
+		activities.SetInvoiceStatusInput{InvoiceID: r.in.InvoiceID, Status: status}).Get(ctx, &inv); err != nil {
+		return err
 	}
-	if inv.Status == "paid" && r.result == nil {
-		// Paid before this workflow got here (a replayed start): adopt it.
-		r.result = &InvoicePaymentResult{InvoiceID: inv.ID, Status: "paid", Rail: inv.PaidRail, AlreadyPaid: true}
-	}
-	if r.result == nil {
+	if r.open() && (inv.Status == "collecting" || inv.Status == "awaiting_payment" || inv.Status == "open") {
 		r.status = inv.Status
 	}
 	r.publish(ctx)
+	return nil
+}
 
-	paid := workflow.GetSignalChannelWithOptions(ctx, SignalPaid, workflow.SignalChannelOptions{
-		Description: "Fire-and-forget payment report (rail, reference); the first payment wins.",
+// onCardFailed handles Stripe's payment_failed for a processing charge: the
+// cascade goes on to the DM as if the card had declined at once.
+func (r *invoiceRun) onCardFailed(ctx workflow.Context, cf CardFailed) error {
+	reason := activities.Summarize("card charge failed: " + cf.Reason)
+	r.addAttempt(ctx, r.c.Attempt, "card", activities.OutcomeFailed, reason)
+	if !r.cardPending || !r.open() {
+		return nil
+	}
+	r.cardPending = false
+	return r.collectionFailed(ctx, reason, r.c.Attempt > 1)
+}
+
+// reconcile asks LND and Stripe directly and settles whatever they report.
+func (r *invoiceRun) reconcile(ctx workflow.Context) error {
+	rctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: time.Minute, ScheduleToCloseTimeout: 5 * time.Minute,
+		Summary: fmt.Sprintf("reconcile with LND and Stripe (check %d)", r.c.Reconciled),
+		RetryPolicy: &temporal.RetryPolicy{InitialInterval: 5 * time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute,
+			NonRetryableErrorTypes: nonRetryable},
 	})
-	for r.result == nil {
-		var req MarkPaidRequest
-		if !paid.ReceiveAsync(&req) {
-			if err := workflow.Await(ctx, func() bool { return r.result != nil || paid.Len() > 0 }); err != nil {
-				return InvoicePaymentResult{}, err
-			}
-			continue
-		}
-		if err := req.Validate(); err != nil {
-			workflow.GetLogger(ctx).Warn("ignoring invalid invoice-paid signal", "error", err)
-			continue
-		}
-		if _, err := r.markPaid(ctx, req); err != nil {
-			return InvoicePaymentResult{}, err
+	var res activities.ReconcileResult
+	if err := workflow.ExecuteActivity(rctx, a.Reconcile, activities.InvoiceInput{InvoiceID: r.in.InvoiceID}).Get(ctx, &res); err != nil {
+		// The next check asks again; a rail outage is not the invoice's failure.
+		workflow.GetLogger(ctx).Warn("reconciliation failed", "error", err)
+		return nil
+	}
+	for _, p := range res.Found {
+		if _, err := r.markPaid(ctx, markPaidRequest(p)); err != nil {
+			return err
 		}
 	}
-	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
-		return InvoicePaymentResult{}, err
+	return nil
+}
+
+// nextCheck returns when the next timer fires, whether it is a dunning retry
+// (else a reconciliation), and its summary for the UI.
+func (r *invoiceRun) nextCheck() (time.Time, bool, string) {
+	p := r.c.Policy
+	var recAt time.Time
+	if i := r.c.Reconciled; i < len(p.Reconcile) {
+		recAt = r.c.WaitingSince.Add(p.Reconcile[i])
+	} else {
+		last := time.Duration(0)
+		if len(p.Reconcile) > 0 {
+			last = p.Reconcile[len(p.Reconcile)-1]
+		}
+		every := p.ReconcileEvery
+		if every <= 0 {
+			every = 24 * time.Hour
+		}
+		recAt = r.c.WaitingSince.Add(last + time.Duration(i-len(p.Reconcile)+1)*every)
 	}
-	// Tell the tenant's workflow and its grace window, if one is running.
-	// Signals reach the current run; a workflow that is not running is no
-	// reason to fail (the grace window re-reads unpaid invoices from the store).
-	settled := InvoiceSettled{InvoiceID: in.InvoiceID, Status: r.result.Status}
-	for _, id := range []string{TenantWorkflowID(in.TenantID), GraceWorkflowID(in.TenantID)} {
-		if err := workflow.SignalExternalWorkflow(ctx, id, "", SignalInvoiceSettled, settled).Get(ctx, nil); err != nil {
-			workflow.GetLogger(ctx).Info("settlement not signalled", "workflow", id, "error", err)
+	recSummary := fmt.Sprintf("reconcile with LND and Stripe (check %d)", r.c.Reconciled+1)
+	if r.c.FirstFailure != nil && r.c.Dunned < len(p.Dunning) {
+		dunAt := r.c.FirstFailure.Add(p.Dunning[r.c.Dunned])
+		if !dunAt.After(recAt) {
+			return dunAt, true, fmt.Sprintf("dunning retry %d of %d (%s after the first failure)", r.c.Dunned+1, len(p.Dunning), p.Dunning[r.c.Dunned])
 		}
 	}
-	return *r.result, nil
+	return recAt, false, recSummary
+}
+
+func (r *invoiceRun) addAttempt(ctx workflow.Context, n int, rail, outcome, detail string) {
+	r.c.Attempts = append(r.c.Attempts, AttemptRow{Attempt: n, Rail: rail, Outcome: outcome, Detail: detail, At: workflow.Now(ctx)})
+	// Keep the table readable and the carried state bounded.
+	if len(r.c.Attempts) > 30 {
+		r.c.Attempts = r.c.Attempts[len(r.c.Attempts)-30:]
+	}
+	r.publish(ctx)
 }
 
 func (r *invoiceRun) markPaid(ctx workflow.Context, req MarkPaidRequest) (InvoicePaymentResult, error) {
@@ -141,26 +554,79 @@ func (r *invoiceRun) markPaid(ctx workflow.Context, req MarkPaidRequest) (Invoic
 		return InvoicePaymentResult{}, err
 	}
 	defer r.mu.Unlock()
-	if r.result != nil {
-		again := *r.result
-		again.AlreadyPaid = true
-		return again, nil
-	}
+	// Every report is recorded, even after the invoice is paid: the store
+	// tells the same money from a second payment, which is kept to refund.
 	var res activities.SettleResult
 	if err := workflow.ExecuteActivity(durable(ctx, "settle via "+req.Rail), a.Settle, activities.SettleInput{
-		InvoiceID: r.in.InvoiceID, Rail: req.Rail, Reference: req.Reference, PaidAt: workflow.Now(ctx),
+		InvoiceID: r.in.InvoiceID, Payment: req.report(), PaidAt: workflow.Now(ctx),
 	}).Get(ctx, &res); err != nil {
 		return InvoicePaymentResult{}, callerError(err)
 	}
-	out := InvoicePaymentResult{InvoiceID: r.in.InvoiceID, Status: res.Invoice.Status, Rail: res.Invoice.PaidRail,
-		Reference: req.Reference, AlreadyPaid: res.AlreadyPaid}
-	if !res.AlreadyPaid {
-		now := workflow.Now(ctx)
-		out.PaidAt = &now
+	if res.Outcome == "overpayment" {
+		r.addAttempt(ctx, r.c.Attempt, req.Rail, "overpayment", "second payment "+shortRef(req.Reference)+" kept to refund")
 	}
-	r.result, r.status = &out, out.Status
+	if r.result != nil {
+		again := *r.result
+		again.AlreadyPaid, again.Outcome = true, res.Outcome
+		return again, nil
+	}
+	out := InvoicePaymentResult{InvoiceID: r.in.InvoiceID, Status: res.Invoice.Status, Rail: res.Invoice.PaidRail,
+		Reference: req.Reference, AlreadyPaid: res.AlreadyPaid, Outcome: res.Outcome}
+	if res.Invoice.Status == "paid" {
+		if !res.AlreadyPaid {
+			now := workflow.Now(ctx)
+			out.PaidAt = &now
+		} else {
+			out.Reference = ""
+		}
+		r.result = &out
+	}
+	r.status = res.Invoice.Status
 	r.publish(ctx)
 	return out, nil
+}
+
+func (r *invoiceRun) close(ctx workflow.Context, req CloseInvoiceRequest) (InvoicePaymentResult, error) {
+	if err := r.mu.Lock(ctx); err != nil {
+		return InvoicePaymentResult{}, err
+	}
+	defer r.mu.Unlock()
+	if r.result != nil {
+		return InvoicePaymentResult{}, rejected(&models.ValidationError{Field: "invoice", Reason: "is paid and cannot be closed"})
+	}
+	var inv activities.InvoiceRef
+	if err := workflow.ExecuteActivity(interactive(ctx, "close invoice as "+req.Status), a.CloseInvoice, activities.CloseInvoiceInput{
+		InvoiceID: r.in.InvoiceID, Status: req.Status, Reason: req.Reason, At: workflow.Now(ctx)}).Get(ctx, &inv); err != nil {
+		return InvoicePaymentResult{}, callerError(err)
+	}
+	r.status = inv.Status
+	r.publish(ctx)
+	return InvoicePaymentResult{InvoiceID: r.in.InvoiceID, Status: inv.Status}, nil
+}
+
+func shortRef(s string) string {
+	if len(s) > 16 {
+		return s[:16] + "..."
+	}
+	return s
+}
+
+// errorMessage is an activity error's own message, without Temporal's wrapping.
+func errorMessage(err error) string {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		return appErr.Message()
+	}
+	var timeout *temporal.TimeoutError
+	if errors.As(err, &timeout) {
+		return "timed out"
+	}
+	return err.Error()
+}
+
+func isClosed(err error) bool {
+	var appErr *temporal.ApplicationError
+	return errors.As(err, &appErr) && appErr.Type() == activities.ErrInvoiceClosed
 }
 
 func (r *invoiceRun) publish(ctx workflow.Context) {
@@ -168,6 +634,9 @@ func (r *invoiceRun) publish(ctx workflow.Context) {
 	rail := ""
 	if r.result != nil {
 		due, rail = 0, r.result.Rail
+	}
+	if !r.open() {
+		due = 0
 	}
 	updates := []temporal.SearchAttributeUpdate{
 		AttrInvoice.ValueSet(r.in.InvoiceID), AttrTenant.ValueSet(string(r.in.TenantID)),
@@ -185,10 +654,18 @@ func (r *invoiceRun) publish(ctx workflow.Context) {
 	if r.result != nil {
 		b.WriteString(fmt.Sprintf("| Paid via | %s |\n", r.result.Rail))
 		if r.result.Reference != "" {
-			b.WriteString(fmt.Sprintf("| Reference | `%s` |\n", r.result.Reference))
+			b.WriteString(fmt.Sprintf("| Reference | `%s` |\n", shortRef(r.result.Reference)))
 		}
-	} else {
-		b.WriteString("\nWaiting for a payment report (`invoice-paid` signal or `mark-paid` update).\n")
+	}
+	if len(r.c.Attempts) > 0 {
+		b.WriteString("\n#### Collection attempts\n\n| # | Rail | Outcome | Detail | At |\n|---|---|---|---|---|\n")
+		for _, row := range r.c.Attempts {
+			b.WriteString(fmt.Sprintf("| %d | %s | %s | %s | %s |\n", row.Attempt, row.Rail, row.Outcome,
+				strings.ReplaceAll(row.Detail, "|", "/"), row.At.UTC().Format(time.RFC3339)))
+		}
+	}
+	if r.open() && r.status == "awaiting_payment" {
+		b.WriteString("\nWaiting for money: Lightning settlement stream, Stripe webhook, `invoice-paid` signal or `mark-paid` update; reconciliation and dunning run on timers.\n")
 	}
 	workflow.SetCurrentDetails(ctx, b.String())
 }

@@ -22,6 +22,7 @@ func TestReplayRecordedHistories(t *testing.T) {
 			r.RegisterWorkflow(InvoicePayment)
 			r.RegisterWorkflow(GraceWindow)
 			r.RegisterWorkflow(EventOutbox)
+			r.RegisterWorkflow(LightningSettlements)
 			require.NoError(t, r.ReplayWorkflowHistoryFromJSONFile(nil, f))
 		})
 	}

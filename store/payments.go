@@ -1,0 +1,613 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/billflow/billflow/models"
+)
+
+// Payment rails, as recorded on payments and invoices.
+const (
+	RailNWC       = "nwc"
+	RailLightning = "lightning"
+	RailOOB       = "oob"
+	RailStripe    = "stripe"
+	RailManual    = "manual"
+)
+
+var paymentHashRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// PaymentReport is money received for an invoice through a rail.
+type PaymentReport struct {
+	InvoiceID string
+	Rail      string
+	// Reference identifies the money on its rail: the payment hash for nwc,
+	// lightning and oob; the PaymentIntent id for stripe; free text for manual.
+	Reference string
+	// Amount and Currency are what the rail collected in fiat (card), and
+	// AmountMsat in millisatoshis (Lightning), when the rail says.
+	Amount     int64
+	Currency   models.Currency
+	AmountMsat int64
+	ReceivedAt time.Time
+}
+
+// moneyRef is the identity of the money behind a report: one Lightning
+// payment is the same money whether NWC, the settlement stream or a lookup
+// reported it.
+func (p PaymentReport) moneyRef() (string, error) {
+	switch p.Rail {
+	case RailNWC, RailLightning, RailOOB:
+		h := strings.ToLower(p.Reference)
+		if !paymentHashRE.MatchString(h) {
+			return "", &models.ValidationError{Field: "reference", Reason: fmt.Sprintf("a %s payment's reference must be its 64-hex payment hash, not %q", p.Rail, p.Reference)}
+		}
+		return "lightning:" + h, nil
+	case RailStripe:
+		if !strings.HasPrefix(p.Reference, "pi_") {
+			return "", &models.ValidationError{Field: "reference", Reason: fmt.Sprintf("a stripe payment's reference must be its PaymentIntent id (pi_...), not %q", p.Reference)}
+		}
+		return "stripe:" + p.Reference, nil
+	case RailManual:
+		return "manual:" + p.InvoiceID + "/" + p.Reference, nil
+	}
+	return "", &models.ValidationError{Field: "rail", Reason: fmt.Sprintf("%q is not one of nwc, lightning, oob, stripe, manual", p.Rail)}
+}
+
+// Payment is a recorded payment.
+type Payment struct {
+	ID           string          `json:"id"`
+	InvoiceID    string          `json:"invoice_id"`
+	TenantID     models.TenantID `json:"tenant_id"`
+	Rail         string          `json:"rail"`
+	Reference    string          `json:"reference"`
+	Amount       int64           `json:"amount,omitempty"`
+	Currency     models.Currency `json:"currency,omitempty"`
+	AmountMsat   int64           `json:"amount_msat,omitempty"`
+	ReceivedAt   time.Time       `json:"received_at"`
+	Applied      bool            `json:"applied"`
+	RefundStatus string          `json:"refund_status,omitempty"`
+}
+
+const paymentColumns = `id, invoice_id, tenant_id, rail, reference, coalesce(amount, 0), coalesce(currency, ''), coalesce(amount_msat, 0), received_at, applied, coalesce(refund_status, '')`
+
+func scanPayment(row pgx.Row) (Payment, error) {
+	var p Payment
+	err := row.Scan(&p.ID, &p.InvoiceID, &p.TenantID, &p.Rail, &p.Reference, &p.Amount, &p.Currency, &p.AmountMsat, &p.ReceivedAt, &p.Applied, &p.RefundStatus)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return p, ErrNotFound
+	}
+	p.ReceivedAt = p.ReceivedAt.UTC()
+	return p, err
+}
+
+// Payments lists an invoice's payments, oldest first.
+func (s *Store) Payments(ctx context.Context, invoiceID string) ([]Payment, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+paymentColumns+` FROM payments WHERE invoice_id = $1 ORDER BY received_at, id`, invoiceID)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Payment, error) { return scanPayment(r) })
+}
+
+// Settlement outcomes.
+const (
+	// SettledApplied: this payment paid the invoice.
+	SettledApplied = "applied"
+	// SettledDuplicate: this money was already recorded; nothing changed.
+	SettledDuplicate = "duplicate"
+	// SettledOverpayment: the invoice was already paid (or closed); the money
+	// is recorded as owed back to the tenant.
+	SettledOverpayment = "overpayment"
+)
+
+// SettleResult is the outcome of recording a payment.
+type SettleResult struct {
+	Invoice Invoice
+	Payment Payment
+	// Outcome is SettledApplied, SettledDuplicate or SettledOverpayment.
+	Outcome string
+}
+
+// AlreadyPaid reports whether the invoice had been paid before this report.
+func (r SettleResult) AlreadyPaid() bool { return r.Outcome != SettledApplied }
+
+// Settle records money received for an invoice, in one transaction. The
+// first payment pays the invoice: status paid, its Lightning invoice marked
+// settled, exactly one entitlement granted, a reserved discount slot
+// consumed, and the invoice.paid event written. The same money reported again
+// (by another rail, a replayed signal, a reconciliation) changes nothing;
+// other money for an invoice already paid or closed is kept as an
+// overpayment to refund, with a payment.overpaid event, never dropped.
+func (s *Store) Settle(ctx context.Context, p PaymentReport) (SettleResult, error) {
+	var res SettleResult
+	ref, err := p.moneyRef()
+	if err != nil {
+		return res, err
+	}
+	if p.Rail != RailManual {
+		p.Reference = strings.ToLower(p.Reference)
+		if p.Rail == RailStripe {
+			p.Reference = ref[len("stripe:"):]
+		}
+	}
+	at := p.ReceivedAt.UTC().Truncate(time.Microsecond)
+	err = s.tx(ctx, func(tx pgx.Tx) error {
+		inv, err := scanInvoice(tx.QueryRow(ctx, `SELECT `+invoiceColumns+` FROM invoices WHERE id = $1 FOR UPDATE`, p.InvoiceID))
+		if err != nil {
+			return err
+		}
+		prior, err := scanPayment(tx.QueryRow(ctx, `SELECT `+paymentColumns+` FROM payments WHERE money_ref = $1`, ref))
+		if err == nil {
+			if prior.InvoiceID != p.InvoiceID {
+				return &models.ValidationError{Field: "reference", Reason: fmt.Sprintf("payment %s was already recorded for invoice %s", p.Reference, prior.InvoiceID)}
+			}
+			res = SettleResult{Invoice: inv, Payment: prior, Outcome: SettledDuplicate}
+			return nil
+		} else if !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		pay := Payment{ID: uuid.NewString(), InvoiceID: inv.ID, TenantID: inv.TenantID, Rail: p.Rail, Reference: p.Reference,
+			Amount: p.Amount, Currency: p.Currency, AmountMsat: p.AmountMsat, ReceivedAt: at, Applied: inv.Status != InvoicePaid && inv.Status != InvoiceVoid && inv.Status != InvoiceUncollectible}
+		if !pay.Applied {
+			pay.RefundStatus = "to_refund"
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO payments (id, invoice_id, tenant_id, rail, money_ref, reference, amount, currency, amount_msat, received_at, applied, refund_status)
+			VALUES ($1, $2, $3, $4, $5, $6, NULLIF($7::bigint, 0), NULLIF($8, ''), NULLIF($9::bigint, 0), $10, $11, NULLIF($12, ''))`,
+			pay.ID, pay.InvoiceID, pay.TenantID, pay.Rail, ref, pay.Reference, pay.Amount, string(pay.Currency), pay.AmountMsat, at, pay.Applied, pay.RefundStatus); err != nil {
+			return fmt.Errorf("record payment: %w", err)
+		}
+		if strings.HasPrefix(ref, "lightning:") {
+			var owner string
+			err := tx.QueryRow(ctx, `SELECT invoice_id FROM bolt11_invoices WHERE payment_hash = $1`, p.Reference).Scan(&owner)
+			if err == nil && owner != inv.ID {
+				return &models.ValidationError{Field: "reference", Reason: fmt.Sprintf("payment hash %s belongs to invoice %s", p.Reference, owner)}
+			} else if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `UPDATE bolt11_invoices SET settled_at = $2, amt_paid_msat = coalesce(NULLIF($3::bigint, 0), amount_msat)
+				WHERE payment_hash = $1 AND invoice_id = $4 AND settled_at IS NULL`, p.Reference, at, p.AmountMsat, inv.ID); err != nil {
+				return fmt.Errorf("mark lightning invoice settled: %w", err)
+			}
+		}
+		res.Payment = pay
+		if !pay.Applied {
+			res.Invoice, res.Outcome = inv, SettledOverpayment
+			return insertEvent(ctx, tx, inv.TenantID, "payment.overpaid", pay.ID, pay)
+		}
+		inv.Status, inv.PaidAt, inv.PaidRail, inv.PaidReference = InvoicePaid, &at, p.Rail, p.Reference
+		if _, err := tx.Exec(ctx, `UPDATE invoices SET status = 'paid', paid_at = $2, paid_rail = $3, paid_reference = $4, needs_action_at = NULL WHERE id = $1`,
+			inv.ID, at, p.Rail, p.Reference); err != nil {
+			return err
+		}
+		// A paid invoice offers no Lightning invoice any more.
+		if _, err := tx.Exec(ctx, `UPDATE bolt11_invoices SET superseded_at = $2 WHERE invoice_id = $1 AND settled_at IS NULL AND superseded_at IS NULL`, inv.ID, at); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO entitlements (invoice_id, tenant_id, period_start, period_end, granted_at)
+			VALUES ($1, $2, $3, $4, $5) ON CONFLICT (invoice_id) DO NOTHING`, inv.ID, inv.TenantID, inv.PeriodStart, inv.PeriodEnd, at); err != nil {
+			return fmt.Errorf("grant entitlement: %w", err)
+		}
+		if err := resolveReservation(ctx, tx, inv.ID, "consumed", at); err != nil {
+			return err
+		}
+		if err := insertEvent(ctx, tx, inv.TenantID, "invoice.paid", inv.ID, inv); err != nil {
+			return err
+		}
+		res.Invoice, res.Outcome = inv, SettledApplied
+		return nil
+	})
+	return res, err
+}
+
+// resolveReservation consumes or releases the invoice's reserved discount slot, if any.
+func resolveReservation(ctx context.Context, tx pgx.Tx, invoiceID, to string, at time.Time) error {
+	var code string
+	err := tx.QueryRow(ctx, `UPDATE discount_reservations SET status = $2, resolved_at = $3
+		WHERE invoice_id = $1 AND status = 'reserved' RETURNING code`, invoiceID, to, at).Scan(&code)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("resolve discount reservation: %w", err)
+	}
+	if to == "consumed" {
+		_, err = tx.Exec(ctx, `UPDATE discount_codes SET reserved = reserved - 1, redeemed = redeemed + 1 WHERE code = $1`, code)
+	} else {
+		_, err = tx.Exec(ctx, `UPDATE discount_codes SET reserved = reserved - 1 WHERE code = $1`, code)
+	}
+	return err
+}
+
+// CloseInvoice voids an invoice or writes it off as uncollectible, releasing
+// its discount slot, in one transaction with its event. Closing it again the
+// same way is a no-op; a paid invoice cannot be closed.
+func (s *Store) CloseInvoice(ctx context.Context, id, status, reason string, at time.Time) (Invoice, error) {
+	if status != InvoiceVoid && status != InvoiceUncollectible {
+		return Invoice{}, &models.ValidationError{Field: "status", Reason: fmt.Sprintf("an invoice is closed as void or uncollectible, not %q", status)}
+	}
+	if len(reason) > 500 {
+		return Invoice{}, &models.ValidationError{Field: "reason", Reason: "is longer than 500 characters"}
+	}
+	var inv Invoice
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		var err error
+		inv, err = scanInvoice(tx.QueryRow(ctx, `SELECT `+invoiceColumns+` FROM invoices WHERE id = $1 FOR UPDATE`, id))
+		if err != nil {
+			return err
+		}
+		switch inv.Status {
+		case status:
+			return nil
+		case InvoicePaid, InvoiceVoid, InvoiceUncollectible:
+			return &models.ValidationError{Field: "invoice", Reason: fmt.Sprintf("invoice %s is %s and cannot become %s", id, inv.Status, status)}
+		}
+		at := at.UTC().Truncate(time.Microsecond)
+		if _, err := tx.Exec(ctx, `UPDATE invoices SET status = $2, closed_at = $3, closed_reason = NULLIF($4, '') WHERE id = $1`, id, status, at, reason); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE bolt11_invoices SET superseded_at = $2 WHERE invoice_id = $1 AND settled_at IS NULL AND superseded_at IS NULL`, id, at); err != nil {
+			return err
+		}
+		if err := resolveReservation(ctx, tx, id, "released", at); err != nil {
+			return err
+		}
+		inv.Status = status
+		typ := "invoice.voided"
+		if status == InvoiceUncollectible {
+			typ = "invoice.written_off"
+		}
+		return insertEvent(ctx, tx, inv.TenantID, typ, id, map[string]any{"invoice": inv, "reason": reason})
+	})
+	return inv, err
+}
+
+// SetInvoiceStatus moves an invoice between the collection statuses (open,
+// collecting, awaiting_payment). A paid or closed invoice is left alone and
+// returned as it is, so a replayed call after settlement changes nothing.
+func (s *Store) SetInvoiceStatus(ctx context.Context, id, status string) (Invoice, error) {
+	switch status {
+	case InvoiceOpen, InvoiceCollecting, InvoiceAwaitingPayment:
+	default:
+		return Invoice{}, &models.ValidationError{Field: "status", Reason: fmt.Sprintf("%q is not a collection status", status)}
+	}
+	if _, err := s.pool.Exec(ctx, `UPDATE invoices SET status = $2 WHERE id = $1 AND status IN ('open', 'collecting', 'awaiting_payment')`, id, status); err != nil {
+		return Invoice{}, err
+	}
+	return scanInvoice(s.pool.QueryRow(ctx, `SELECT `+invoiceColumns+` FROM invoices WHERE id = $1`, id))
+}
+
+// MarkNeedsAction records that collecting the invoice needs the customer
+// (a card demanding authentication) and writes invoice.needs_action, once
+// per invoice, in the same transaction.
+func (s *Store) MarkNeedsAction(ctx context.Context, id, detail string, at time.Time) error {
+	return s.tx(ctx, func(tx pgx.Tx) error {
+		inv, err := scanInvoice(tx.QueryRow(ctx, `SELECT `+invoiceColumns+` FROM invoices WHERE id = $1 FOR UPDATE`, id))
+		if err != nil {
+			return err
+		}
+		if inv.Status == InvoicePaid || inv.Status == InvoiceVoid || inv.Status == InvoiceUncollectible {
+			return nil
+		}
+		if _, err := tx.Exec(ctx, `UPDATE invoices SET needs_action_at = coalesce(needs_action_at, $2) WHERE id = $1`, id, at.UTC()); err != nil {
+			return err
+		}
+		return insertEvent(ctx, tx, inv.TenantID, "invoice.needs_action", id, map[string]any{"invoice": inv, "reason": detail})
+	})
+}
+
+// Bolt11 is a Lightning invoice issued on the engine's node for an invoice.
+type Bolt11 struct {
+	PaymentHash    string          `json:"payment_hash"`
+	InvoiceID      string          `json:"invoice_id"`
+	PaymentRequest string          `json:"payment_request"`
+	AmountMsat     int64           `json:"amount_msat"`
+	QuoteAmount    int64           `json:"quote_amount"`
+	QuoteCurrency  models.Currency `json:"quote_currency"`
+	CreatedAt      time.Time       `json:"created_at"`
+	ExpiresAt      time.Time       `json:"expires_at"`
+	NWCRequestedAt *time.Time      `json:"nwc_requested_at,omitempty"`
+	SupersededAt   *time.Time      `json:"superseded_at,omitempty"`
+	SettledAt      *time.Time      `json:"settled_at,omitempty"`
+	AmtPaidMsat    int64           `json:"amt_paid_msat,omitempty"`
+}
+
+const bolt11Columns = `payment_hash, invoice_id, payment_request, amount_msat, quote_amount, quote_currency, created_at, expires_at, nwc_requested_at, superseded_at, settled_at, coalesce(amt_paid_msat, 0)`
+
+func scanBolt11(row pgx.Row) (Bolt11, error) {
+	var b Bolt11
+	err := row.Scan(&b.PaymentHash, &b.InvoiceID, &b.PaymentRequest, &b.AmountMsat, &b.QuoteAmount, &b.QuoteCurrency, &b.CreatedAt, &b.ExpiresAt,
+		&b.NWCRequestedAt, &b.SupersededAt, &b.SettledAt, &b.AmtPaidMsat)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return b, ErrNotFound
+	}
+	b.CreatedAt, b.ExpiresAt = b.CreatedAt.UTC(), b.ExpiresAt.UTC()
+	return b, err
+}
+
+func collectBolt11s(rows pgx.Rows, err error) ([]Bolt11, error) {
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Bolt11, error) { return scanBolt11(r) })
+}
+
+// LiveBolt11 returns the invoice's payable Lightning invoice: unsettled, not
+// superseded and not expired at now. ErrNotFound when there is none.
+func (s *Store) LiveBolt11(ctx context.Context, invoiceID string, now time.Time) (Bolt11, error) {
+	return scanBolt11(s.pool.QueryRow(ctx, `SELECT `+bolt11Columns+` FROM bolt11_invoices
+		WHERE invoice_id = $1 AND settled_at IS NULL AND superseded_at IS NULL AND expires_at > $2`, invoiceID, now.UTC()))
+}
+
+// SaveBolt11 records a newly issued Lightning invoice, superseding an expired
+// unpaid one. If another payable invoice was saved meanwhile, that one is
+// returned instead and b is not stored (the caller pays the returned one).
+func (s *Store) SaveBolt11(ctx context.Context, b Bolt11, now time.Time) (Bolt11, error) {
+	if !paymentHashRE.MatchString(b.PaymentHash) {
+		return Bolt11{}, &models.ValidationError{Field: "payment_hash", Reason: "must be 64 lowercase hex characters"}
+	}
+	var out Bolt11
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		inv, err := scanInvoice(tx.QueryRow(ctx, `SELECT `+invoiceColumns+` FROM invoices WHERE id = $1 FOR UPDATE`, b.InvoiceID))
+		if err != nil {
+			return err
+		}
+		if inv.Status == InvoiceVoid || inv.Status == InvoiceUncollectible {
+			return fmt.Errorf("issue a lightning invoice for invoice %s (%s): %w", inv.ID, inv.Status, ErrInvoiceClosed)
+		}
+		live, err := scanBolt11(tx.QueryRow(ctx, `SELECT `+bolt11Columns+` FROM bolt11_invoices
+			WHERE invoice_id = $1 AND settled_at IS NULL AND superseded_at IS NULL`, b.InvoiceID))
+		switch {
+		case err == nil && live.ExpiresAt.After(now):
+			out = live
+			return nil
+		case err == nil:
+			if _, err := tx.Exec(ctx, `UPDATE bolt11_invoices SET superseded_at = $2 WHERE payment_hash = $1`, live.PaymentHash, now.UTC()); err != nil {
+				return err
+			}
+		case !errors.Is(err, ErrNotFound):
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO bolt11_invoices (payment_hash, invoice_id, payment_request, amount_msat, quote_amount, quote_currency, created_at, expires_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, b.PaymentHash, b.InvoiceID, b.PaymentRequest, b.AmountMsat, b.QuoteAmount, string(b.QuoteCurrency),
+			b.CreatedAt.UTC(), b.ExpiresAt.UTC()); err != nil {
+			return fmt.Errorf("save lightning invoice: %w", err)
+		}
+		out = b
+		return nil
+	})
+	return out, err
+}
+
+// Bolt11s lists every Lightning invoice issued for an invoice, oldest first.
+func (s *Store) Bolt11s(ctx context.Context, invoiceID string) ([]Bolt11, error) {
+	return collectBolt11s(s.pool.Query(ctx, `SELECT `+bolt11Columns+` FROM bolt11_invoices WHERE invoice_id = $1 ORDER BY created_at, payment_hash`, invoiceID))
+}
+
+// Bolt11ByHash finds a Lightning invoice by payment hash.
+func (s *Store) Bolt11ByHash(ctx context.Context, paymentHash string) (Bolt11, error) {
+	return scanBolt11(s.pool.QueryRow(ctx, `SELECT `+bolt11Columns+` FROM bolt11_invoices WHERE payment_hash = $1`, strings.ToLower(paymentHash)))
+}
+
+// MarkNWCRequested records that the tenant's wallet is about to be asked to
+// pay this Lightning invoice.
+func (s *Store) MarkNWCRequested(ctx context.Context, paymentHash string, at time.Time) error {
+	_, err := s.pool.Exec(ctx, `UPDATE bolt11_invoices SET nwc_requested_at = coalesce(nwc_requested_at, $2) WHERE payment_hash = $1`, paymentHash, at.UTC())
+	return err
+}
+
+// CardPayment is one off-session charge attempt.
+type CardPayment struct {
+	PaymentIntentID string          `json:"payment_intent_id"`
+	InvoiceID       string          `json:"invoice_id"`
+	IdempotencyKey  string          `json:"idempotency_key"`
+	Attempt         int             `json:"attempt"`
+	Amount          int64           `json:"amount"`
+	Currency        models.Currency `json:"currency"`
+	Status          string          `json:"status"`
+	Outcome         string          `json:"outcome"`
+	DeclineCode     string          `json:"decline_code,omitempty"`
+}
+
+// RecordCardPayment stores a charge or updates its status; the PaymentIntent
+// id and the idempotency key are each UNIQUE, so a replayed charge is one row.
+func (s *Store) RecordCardPayment(ctx context.Context, c CardPayment) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO card_payments (payment_intent_id, invoice_id, idempotency_key, attempt, amount, currency, status, outcome, decline_code)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULLIF($9, ''))
+		ON CONFLICT (payment_intent_id) DO UPDATE SET status = EXCLUDED.status, outcome = EXCLUDED.outcome,
+			decline_code = EXCLUDED.decline_code, updated_at = now()`,
+		c.PaymentIntentID, c.InvoiceID, c.IdempotencyKey, c.Attempt, c.Amount, string(c.Currency), c.Status, c.Outcome, c.DeclineCode)
+	if err != nil {
+		return fmt.Errorf("record card payment: %w", err)
+	}
+	return nil
+}
+
+// CardPayments lists an invoice's card charges, oldest first.
+func (s *Store) CardPayments(ctx context.Context, invoiceID string) ([]CardPayment, error) {
+	rows, err := s.pool.Query(ctx, `SELECT payment_intent_id, invoice_id, idempotency_key, attempt, amount, currency, status, outcome, coalesce(decline_code, '')
+		FROM card_payments WHERE invoice_id = $1 ORDER BY attempt, created_at`, invoiceID)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (CardPayment, error) {
+		var c CardPayment
+		err := r.Scan(&c.PaymentIntentID, &c.InvoiceID, &c.IdempotencyKey, &c.Attempt, &c.Amount, &c.Currency, &c.Status, &c.Outcome, &c.DeclineCode)
+		return c, err
+	})
+}
+
+// Attempt is one rail's outcome in one cascade attempt.
+type Attempt struct {
+	InvoiceID string    `json:"invoice_id"`
+	Attempt   int       `json:"attempt"`
+	Rail      string    `json:"rail"`
+	Outcome   string    `json:"outcome"`
+	Detail    string    `json:"detail,omitempty"`
+	At        time.Time `json:"at"`
+}
+
+// RecordAttempt stores a rail's outcome for an attempt; recording it again
+// (a retried activity) keeps the latest outcome.
+func (s *Store) RecordAttempt(ctx context.Context, a Attempt) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO payment_attempts (invoice_id, attempt, rail, outcome, detail, at) VALUES ($1, $2, $3, $4, $5, $6)
+		ON CONFLICT (invoice_id, attempt, rail) DO UPDATE SET outcome = EXCLUDED.outcome, detail = EXCLUDED.detail, at = EXCLUDED.at`,
+		a.InvoiceID, a.Attempt, a.Rail, a.Outcome, a.Detail, a.At.UTC())
+	if err != nil {
+		return fmt.Errorf("record %s attempt: %w", a.Rail, err)
+	}
+	return nil
+}
+
+// Attempts lists an invoice's cascade attempts in order.
+func (s *Store) Attempts(ctx context.Context, invoiceID string) ([]Attempt, error) {
+	rows, err := s.pool.Query(ctx, `SELECT invoice_id, attempt, rail, outcome, detail, at FROM payment_attempts
+		WHERE invoice_id = $1 ORDER BY attempt, at`, invoiceID)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Attempt, error) {
+		var a Attempt
+		err := r.Scan(&a.InvoiceID, &a.Attempt, &a.Rail, &a.Outcome, &a.Detail, &a.At)
+		a.At = a.At.UTC()
+		return a, err
+	})
+}
+
+// SettleCursor returns where the named settlement stream resumes (0: from the start).
+func (s *Store) SettleCursor(ctx context.Context, name string) (uint64, error) {
+	var idx int64
+	err := s.pool.QueryRow(ctx, `SELECT settle_index FROM settlement_cursors WHERE name = $1`, name).Scan(&idx)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
+	return uint64(idx), err
+}
+
+// AdvanceSettleCursor moves the named stream's cursor forward (never back).
+func (s *Store) AdvanceSettleCursor(ctx context.Context, name string, idx uint64) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO settlement_cursors (name, settle_index) VALUES ($1, $2)
+		ON CONFLICT (name) DO UPDATE SET settle_index = GREATEST(settlement_cursors.settle_index, EXCLUDED.settle_index), updated_at = now()`, name, int64(idx))
+	return err
+}
+
+// Entitlement is what a paid invoice grants.
+type Entitlement struct {
+	InvoiceID   string          `json:"invoice_id"`
+	TenantID    models.TenantID `json:"tenant_id"`
+	PeriodStart time.Time       `json:"period_start"`
+	PeriodEnd   time.Time       `json:"period_end"`
+	GrantedAt   time.Time       `json:"granted_at"`
+}
+
+// GetEntitlement returns an invoice's entitlement, ErrNotFound if unpaid.
+func (s *Store) GetEntitlement(ctx context.Context, invoiceID string) (Entitlement, error) {
+	var e Entitlement
+	err := s.pool.QueryRow(ctx, `SELECT invoice_id, tenant_id, period_start, period_end, granted_at FROM entitlements WHERE invoice_id = $1`, invoiceID).
+		Scan(&e.InvoiceID, &e.TenantID, &e.PeriodStart, &e.PeriodEnd, &e.GrantedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return e, ErrNotFound
+	}
+	return e, err
+}
+
+// DiscountCode is a limited-use code.
+type DiscountCode struct {
+	Code           string `json:"code"`
+	MaxRedemptions int    `json:"max_redemptions"`
+	Reserved       int    `json:"reserved"`
+	Redeemed       int    `json:"redeemed"`
+}
+
+// CreateDiscountCode adds a code usable max times; creating it again with
+// the same limit is a no-op.
+func (s *Store) CreateDiscountCode(ctx context.Context, code string, max int) (DiscountCode, error) {
+	if max <= 0 {
+		return DiscountCode{}, &models.ValidationError{Field: "max_redemptions", Reason: "must be positive"}
+	}
+	if _, err := s.pool.Exec(ctx, `INSERT INTO discount_codes (code, max_redemptions) VALUES ($1, $2) ON CONFLICT (code) DO NOTHING`, code, max); err != nil {
+		if strings.Contains(err.Error(), "discount_codes_code_check") {
+			return DiscountCode{}, &models.ValidationError{Field: "code", Reason: fmt.Sprintf("%q is not 1-64 letters, digits, '-' or '_'", code)}
+		}
+		return DiscountCode{}, err
+	}
+	d, err := s.GetDiscountCode(ctx, code)
+	if err == nil && d.MaxRedemptions != max {
+		return d, &models.ValidationError{Field: "code", Reason: fmt.Sprintf("%q already exists with %d redemptions", code, d.MaxRedemptions)}
+	}
+	return d, err
+}
+
+// GetDiscountCode reads a code's usage.
+func (s *Store) GetDiscountCode(ctx context.Context, code string) (DiscountCode, error) {
+	var d DiscountCode
+	err := s.pool.QueryRow(ctx, `SELECT code, max_redemptions, reserved, redeemed FROM discount_codes WHERE code = $1`, code).
+		Scan(&d.Code, &d.MaxRedemptions, &d.Reserved, &d.Redeemed)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return d, ErrNotFound
+	}
+	return d, err
+}
+
+// ReserveDiscount holds one slot of a code for an invoice being collected.
+// One reservation per invoice; reserving the same code again is a no-op. A
+// code with no free slot is a validation error and nothing is written.
+func (s *Store) ReserveDiscount(ctx context.Context, invoiceID, code string, at time.Time) error {
+	return s.tx(ctx, func(tx pgx.Tx) error {
+		inv, err := scanInvoice(tx.QueryRow(ctx, `SELECT `+invoiceColumns+` FROM invoices WHERE id = $1 FOR UPDATE`, invoiceID))
+		if err != nil {
+			return err
+		}
+		var prior string
+		err = tx.QueryRow(ctx, `SELECT code FROM discount_reservations WHERE invoice_id = $1`, invoiceID).Scan(&prior)
+		if err == nil {
+			if prior == code {
+				return nil
+			}
+			return &models.ValidationError{Field: "code", Reason: fmt.Sprintf("invoice %s already has discount code %q", invoiceID, prior)}
+		} else if !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		if inv.Status != InvoiceOpen && inv.Status != InvoiceCollecting && inv.Status != InvoiceAwaitingPayment {
+			return &models.ValidationError{Field: "invoice", Reason: fmt.Sprintf("invoice %s is %s", invoiceID, inv.Status)}
+		}
+		tag, err := tx.Exec(ctx, `UPDATE discount_codes SET reserved = reserved + 1 WHERE code = $1 AND reserved + redeemed < max_redemptions`, code)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			if _, err := scanDiscountExists(ctx, tx, code); err != nil {
+				return err
+			}
+			return &models.ValidationError{Field: "code", Reason: fmt.Sprintf("discount code %q has no redemptions left", code)}
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO discount_reservations (invoice_id, code, status, reserved_at) VALUES ($1, $2, 'reserved', $3)`, invoiceID, code, at.UTC())
+		return err
+	})
+}
+
+func scanDiscountExists(ctx context.Context, tx pgx.Tx, code string) (bool, error) {
+	var one int
+	err := tx.QueryRow(ctx, `SELECT 1 FROM discount_codes WHERE code = $1`, code).Scan(&one)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, &models.ValidationError{Field: "code", Reason: fmt.Sprintf("discount code %q does not exist", code)}
+	}
+	return err == nil, err
+}
+
+// DiscountReservation returns the invoice's reservation's code and status.
+func (s *Store) DiscountReservation(ctx context.Context, invoiceID string) (code, status string, err error) {
+	err = s.pool.QueryRow(ctx, `SELECT code, status FROM discount_reservations WHERE invoice_id = $1`, invoiceID).Scan(&code, &status)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", "", ErrNotFound
+	}
+	return code, status, err
+}
