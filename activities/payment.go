@@ -519,7 +519,7 @@ func (a *Activities) SendPaymentDM(ctx context.Context, in PaymentDMInput) (Paym
 		return PaymentDMResult{}, classify(err)
 	}
 	rin := RailAttemptInput{InvoiceID: in.InvoiceID, Attempt: in.Attempt}
-	if inv.Status == store.InvoicePaid {
+	if inv.Status == store.InvoicePaid || inv.Status == store.InvoiceVoid || inv.Status == store.InvoiceUncollectible {
 		return PaymentDMResult{Outcome: OutcomeSkipped}, nil
 	}
 	if a.Rails.DM == nil {

@@ -370,6 +370,12 @@ func (r *invoiceRun) cascade(ctx workflow.Context, reminder bool) error {
 		if !r.open() {
 			return nil
 		}
+		if step.rail == "card" && r.cardPending {
+			// A charge from an earlier attempt may still succeed: a second
+			// one now could take the money twice.
+			r.addAttempt(ctx, n, "card", activities.OutcomeSkipped, "an earlier charge is still processing")
+			continue
+		}
 		var res activities.RailAttemptResult
 		err := workflow.ExecuteActivity(railOptions(ctx, step.summary, step.timeout, 15*time.Minute), step.fn,
 			activities.RailAttemptInput{InvoiceID: r.in.InvoiceID, Attempt: n}).Get(ctx, &res)

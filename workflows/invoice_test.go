@@ -277,3 +277,27 @@ func TestInvoiceVoided(t *testing.T) {
 	require.Error(t, bad.rejected)
 	require.NoError(t, ok.err)
 }
+
+// A dunning retry never charges the card again while an earlier charge is
+// still processing: that charge may yet succeed.
+func TestInvoiceDunningSkipsCardWhileChargeProcessing(t *testing.T) {
+	env, acts, in := invoiceEnv(t, "inv-pend")
+	env.OnActivity(acts.PayByNWC, mock.Anything, mock.Anything).Return(rail("skipped", "no NWC wallet connected", nil), nil).Times(3)
+	charges := 0
+	env.OnActivity(acts.ChargeCard, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.RailAttemptInput) (activities.RailAttemptResult, error) {
+		charges++
+		if in.Attempt == 1 {
+			return rail("failed", "card declined", nil), nil
+		}
+		return rail("processing", "card charge processing", nil), nil
+	}).Twice()
+	env.OnActivity(acts.SendPaymentDM, mock.Anything, mock.Anything).Return(activities.PaymentDMResult{Outcome: "sent"}, nil).Twice()
+	env.OnActivity(acts.ReportCollectionFailed, mock.Anything, mock.Anything).Return(nil).Once()
+	env.OnActivity(acts.Settle, mock.Anything, mock.Anything).Return(settled("stripe"), nil).Once()
+	env.RegisterDelayedCallback(func() {
+		env.SignalWorkflow(SignalPaid, MarkPaidRequest{Rail: "stripe", Reference: "pi_2"})
+	}, 100*time.Hour)
+	env.ExecuteWorkflow(InvoicePayment, in)
+	require.Equal(t, "stripe", result(t, env).Rail)
+	require.Equal(t, 2, charges, "attempt 3 (day 3) skipped the card")
+}
