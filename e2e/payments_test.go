@@ -75,6 +75,8 @@ func TestCascadeNWCPays(t *testing.T) {
 	}
 	if os.Getenv("BILLFLOW_RECORD_HISTORIES") != "" {
 		recordHistory(t, s.temporal, workflows.InvoiceWorkflowID(inv), "", "invoice_payment_nwc.json")
+		// The stream runs for ever: its history so far (a partial one) replays too.
+		recordHistory(t, s.temporal, workflows.SettlementsWorkflowID(s.taskQueue), "", "lightning_settlements.json")
 	}
 }
 

@@ -560,8 +560,15 @@ func (r *invoiceRun) markPaid(ctx workflow.Context, req MarkPaidRequest) (Invoic
 		return InvoicePaymentResult{}, err
 	}
 	defer r.mu.Unlock()
-	// Every report is recorded, even after the invoice is paid: the store
-	// tells the same money from a second payment, which is kept to refund.
+	if r.result != nil && sameMoney(*r.result, req) {
+		// The payment that settled the invoice, reported again (typically
+		// the settlement stream after NWC): nothing to record.
+		again := *r.result
+		again.AlreadyPaid, again.Outcome = true, "duplicate"
+		return again, nil
+	}
+	// Every other report is recorded, even after the invoice is paid: the
+	// store tells the same money from a second payment, kept to refund.
 	var res activities.SettleResult
 	if err := workflow.ExecuteActivity(durable(ctx, "settle via "+req.Rail), a.Settle, activities.SettleInput{
 		InvoiceID: r.in.InvoiceID, Payment: req.report(), PaidAt: workflow.Now(ctx),
@@ -608,6 +615,17 @@ func (r *invoiceRun) close(ctx workflow.Context, req CloseInvoiceRequest) (Invoi
 	r.status = inv.Status
 	r.publish(ctx)
 	return InvoicePaymentResult{InvoiceID: r.in.InvoiceID, Status: inv.Status}, nil
+}
+
+// sameMoney reports whether a report is the payment that settled the
+// invoice: one Lightning payment whichever of nwc, lightning or oob reports
+// it, otherwise the same rail and reference.
+func sameMoney(paid InvoicePaymentResult, req MarkPaidRequest) bool {
+	lightning := func(rail string) bool { return rail == "nwc" || rail == "lightning" || rail == "oob" }
+	if lightning(paid.Rail) && lightning(req.Rail) {
+		return paid.Reference != "" && strings.EqualFold(paid.Reference, req.Reference)
+	}
+	return paid.Rail == req.Rail && paid.Reference == req.Reference
 }
 
 func shortRef(s string) string {
