@@ -733,3 +733,39 @@ func (a *Activities) IssueLightningInvoice(ctx context.Context, in InvoiceInput)
 	}
 	return LightningInvoice{PaymentRequest: b.PaymentRequest, PaymentHash: b.PaymentHash, AmountMsat: b.AmountMsat, ExpiresAt: b.ExpiresAt, Settled: settled}, nil
 }
+
+// SuspensionDMInput names the suspended tenant.
+type SuspensionDMInput struct {
+	TenantID models.TenantID `json:"tenant_id"`
+}
+
+// SuspensionMessage is the DM telling a tenant its service is suspended.
+func SuspensionMessage(appURL string, unpaid []store.Invoice) string {
+	var b strings.Builder
+	b.WriteString("Your service is suspended because of unpaid invoices:\n")
+	for _, inv := range unpaid {
+		fmt.Fprintf(&b, "\n- %s: %s", inv.ID, models.FormatAmount(inv.Total, inv.Currency))
+	}
+	fmt.Fprintf(&b, "\n\nPay them at %s/account to restore it.", strings.TrimRight(appURL, "/"))
+	return b.String()
+}
+
+// SendSuspensionDM tells a suspended tenant why and where to pay. Like the
+// payment DM it is retried by Temporal and never changes the tenant's state.
+func (a *Activities) SendSuspensionDM(ctx context.Context, in SuspensionDMInput) (PaymentDMResult, error) {
+	if a.Rails.DM == nil {
+		return PaymentDMResult{Outcome: OutcomeSkipped}, nil
+	}
+	g, err := a.Store.GetGraceState(ctx, in.TenantID)
+	if err != nil {
+		return PaymentDMResult{}, classify(err)
+	}
+	if g.Status != store.TenantSuspended {
+		return PaymentDMResult{Outcome: OutcomeSkipped}, nil
+	}
+	sent, err := a.Rails.DM.Send(ctx, string(in.TenantID), SuspensionMessage(a.Rails.AppURL, g.Unpaid))
+	if err != nil {
+		return PaymentDMResult{}, fmt.Errorf("send suspension DM: %w", err)
+	}
+	return PaymentDMResult{Outcome: OutcomeSent, EventID: sent.EventID}, nil
+}

@@ -45,6 +45,9 @@ func TestGraceWindowSuspendsAndRestores(t *testing.T) {
 		return st.Status == store.TenantSuspended, err
 	})
 	s.waitDM(r, u, "invoice="+inv)
+	suspended := s.waitDM(r, u, "Your service is suspended")
+	require.Contains(t, suspended, inv)
+	require.Contains(t, suspended, appURL+"/account")
 	out, errOut, code := s.starter("tenant", "grace", "--tenant", string(tenant), "--json")
 	require.Zero(t, code, errOut)
 	var shown store.GraceState

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/billflow/billflow/activities"
@@ -147,6 +148,17 @@ func (r *graceRun) step(ctx workflow.Context, activity any, summary string) erro
 	}
 	r.state = res
 	r.publish(ctx)
+	if res.Changed && res.Status == "suspended" {
+		// Tell the tenant; a DM that cannot be sent is logged, never fatal.
+		dmCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+			StartToCloseTimeout: 30 * time.Second, ScheduleToCloseTimeout: 10 * time.Minute, Summary: "DM the tenant: suspended",
+			RetryPolicy: &temporal.RetryPolicy{InitialInterval: 5 * time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute,
+				NonRetryableErrorTypes: nonRetryable},
+		})
+		if err := workflow.ExecuteActivity(dmCtx, a.SendSuspensionDM, activities.SuspensionDMInput{TenantID: r.in.TenantID}).Get(ctx, nil); err != nil {
+			workflow.GetLogger(ctx).Warn("suspension DM not sent", "error", err)
+		}
+	}
 	if res.Status != before {
 		err := workflow.SignalExternalWorkflow(ctx, TenantWorkflowID(r.in.TenantID), "", SignalTenantStatus,
 			TenantStatus{Status: res.Status}).Get(ctx, nil)

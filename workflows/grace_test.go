@@ -6,6 +6,7 @@ import (
 
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/billflow/billflow/activities"
@@ -36,6 +37,7 @@ func TestGraceWindowPaidInside(t *testing.T) {
 	env.OnActivity(acts.RestoreIfSettled, mock.Anything, mock.Anything).
 		Return(activities.GraceResult{Status: "active", Changed: true}, nil).Once()
 	env.OnActivity(acts.ExpireGrace, mock.Anything, mock.Anything).Never()
+	env.OnActivity(acts.SendSuspensionDM, mock.Anything, mock.Anything).Never()
 	var mid activities.GraceResult
 	env.RegisterDelayedCallback(func() {
 		v, err := env.QueryWorkflow(QueryGrace)
@@ -68,6 +70,8 @@ func TestGraceWindowExpiresSuspendsThenRestores(t *testing.T) {
 		Return(activities.GraceResult{Status: "grace", GraceExpiresAt: &expires, Unpaid: unpaid("inv-1", "inv-2")}, nil).Once()
 	env.OnActivity(acts.ExpireGrace, mock.Anything, activities.GraceInput{TenantID: testTenant, At: expires, Window: window, BanFor: 50 * window}).
 		Return(activities.GraceResult{Status: "suspended", BannedUntil: &banned, Unpaid: unpaid("inv-1", "inv-2"), Changed: true}, nil).Once()
+	env.OnActivity(acts.SendSuspensionDM, mock.Anything, activities.SuspensionDMInput{TenantID: testTenant}).
+		Return(activities.PaymentDMResult{Outcome: "sent"}, nil).Once()
 	env.OnActivity(acts.RestoreIfSettled, mock.Anything, mock.MatchedBy(func(in activities.GraceInput) bool { return in.At.After(expires) })).
 		Return(activities.GraceResult{Status: "active", BannedUntil: &banned, Changed: true}, nil).Once()
 	env.RegisterDelayedCallback(func() {
@@ -93,6 +97,9 @@ func TestGraceWindowBannedSuspendsAtOnce(t *testing.T) {
 	env.OnActivity(acts.EnterGrace, mock.Anything, mock.Anything).
 		Return(activities.GraceResult{Status: "suspended", BannedUntil: &banned, Unpaid: unpaid("inv-9"), Changed: true}, nil).Once()
 	env.OnActivity(acts.ExpireGrace, mock.Anything, mock.Anything).Never()
+	// The DM failing for good is logged; suspension and restore go on.
+	env.OnActivity(acts.SendSuspensionDM, mock.Anything, mock.Anything).Return(activities.PaymentDMResult{},
+		temporal.NewNonRetryableApplicationError("bad recipient", activities.ErrValidation, nil)).Once()
 	env.OnActivity(acts.RestoreIfSettled, mock.Anything, mock.Anything).
 		Return(activities.GraceResult{Status: "active", BannedUntil: &banned, Changed: true}, nil).Once()
 	env.RegisterDelayedCallback(func() {
