@@ -10,9 +10,27 @@
 #   - the sandbox rails (sandbox/cmd/*): a Nostr relay, a Stripe API
 #     stand-in, a Lightning node (LND's gRPC API) and an NWC wallet service,
 #     logs in .data/logs/sandbox-*.log
-#   - the billflow worker (.bin/worker), log in .data/logs/worker.log
-# then seeds a demo tenant (scripts/seed-demo.sh), writes .data/env for the
-# starter CLI, and runs until Ctrl-C, when it stops everything it started.
+#   - the billflow worker (.bin/worker), log in .data/logs/worker.log, with
+#     its payment rails pointed at the sandboxes: NWC and Lightning (the
+#     sandbox node, BILLFLOW_RATES=usd=2000000 msat per dollar), cards (the
+#     Stripe stand-in) and DMs (a robot key kept in .data/robot.key, the
+#     sandbox relay)
+#   - the billflow api (HTTP ingress for Stripe's webhooks)
+# then seeds a demo tenant and three payment-demo tenants (NWC, card after an
+# NWC failure, grace then suspension: scripts/seed-demo.sh), writes .data/env
+# for the starter CLI, and runs until Ctrl-C, when it stops everything it
+# started.
+#
+# The collection schedule is shortened so a whole dunning cycle plays out in
+# minutes (production defaults are days). Each can be overridden from the
+# environment before starting:
+#   BILLFLOW_GRACE_WINDOW=3m         grace window, then suspension
+#   BILLFLOW_DUNNING=1m,2m,4m        automatic retries after the first failure
+#   BILLFLOW_RECONCILE=30s,1m,2m     reconciliation checks,
+#   BILLFLOW_RECONCILE_EVERY=5m      then every 5 minutes
+#   BILLFLOW_NWC_TIMEOUT=15s         bound on one NWC payment
+#   BILLFLOW_RATES=usd=2000000       msat per major unit
+#   BILLFLOW_APP_URL=http://localhost:3000   payment page linked in DMs
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source-path=SCRIPTDIR/..
@@ -132,9 +150,11 @@ sandbox_up() {
   die "the $name sandbox did not start (log: .data/logs/sandbox-$name.log)"
 }
 
-# dev_secret FILE: a random hex secret generated once into .data.
+# dev_secret FILE [BYTES]: a random hex secret of BYTES bytes (default 24)
+# generated once into .data, readable by its owner only; prints it.
 dev_secret() {
-  [[ -s $1 ]] || (umask 077 && od -An -tx1 -N24 /dev/urandom | tr -d ' \n' >"$1")
+  [[ -s $1 ]] || (umask 077 && od -An -vtx1 -N"${2:-24}" /dev/urandom | tr -d ' \n' >"$1")
+  chmod 600 "$1"
   cat "$1"
 }
 
@@ -143,7 +163,18 @@ run_step "build the sandbox rails and the api" go build -o "$BIN_DIR/" ./sandbox
 # The api (HTTP ingress) receives the Stripe sandbox's webhooks; its port is
 # chosen now so the sandbox can be told where to deliver.
 free_port API_PORT
-free_port RELAY_PORT
+# The relay keeps its port from one run to the next when it is free: the NWC
+# connection URLs the wallet minted (connection.url) and those stored for
+# tenants name it.
+RELAY_PORT=""
+if [[ -s $DATA/relay.port ]]; then
+  RELAY_PORT=$(<"$DATA/relay.port")
+  if [[ ! $RELAY_PORT =~ ^[0-9]+$ || $RELAY_PORT == "$API_PORT" ]] || port_in_use "$RELAY_PORT"; then
+    RELAY_PORT=""
+  fi
+fi
+[[ -n $RELAY_PORT ]] || free_port RELAY_PORT
+echo "$RELAY_PORT" >"$DATA/relay.port"
 sandbox_up relay "port_in_use $RELAY_PORT" "$BIN_DIR/relay" --addr "127.0.0.1:$RELAY_PORT"
 free_port STRIPE_PORT
 STRIPE_SANDBOX_API_KEY=sk_test_$(dev_secret "$DATA/stripe-api.key")
@@ -152,14 +183,15 @@ export STRIPE_SANDBOX_API_KEY STRIPE_SANDBOX_WEBHOOK_SECRET
 sandbox_up stripe "port_in_use $STRIPE_PORT" "$BIN_DIR/stripe" --addr "127.0.0.1:$STRIPE_PORT" --demo \
   --webhook-url "http://127.0.0.1:$API_PORT/webhooks/stripe"
 # The Lightning node keeps its key, macaroons and invoices in .data/lnnode, so
-# settle indexes stay valid across runs; the wallet pays through it.
+# settle indexes stay valid across runs; the wallet pays through it. The
+# wallet's balance (reset at every start) covers hours of 2-minute invoices.
 free_port LN_GRPC_PORT
 free_port LN_HTTP_PORT
 rm -f "$DATA/lnnode/lnnode.env" "$DATA/nwcwallet/nwcwallet.env"
 sandbox_up lnnode "[[ -s $DATA/lnnode/lnnode.env ]]" "$BIN_DIR/lnnode" serve --dir "$DATA/lnnode" \
   --grpc-addr "127.0.0.1:$LN_GRPC_PORT" --http-addr "127.0.0.1:$LN_HTTP_PORT"
 sandbox_up nwcwallet "[[ -s $DATA/nwcwallet/nwcwallet.env ]]" "$BIN_DIR/nwcwallet" --dir "$DATA/nwcwallet" \
-  --relay "ws://127.0.0.1:$RELAY_PORT" --lnnode-dir "$DATA/lnnode"
+  --relay "ws://127.0.0.1:$RELAY_PORT" --lnnode-dir "$DATA/lnnode" --balance-msat 1000000000
 {
   printf 'export BILLFLOW_NOSTR_RELAYS=%q\n' "ws://127.0.0.1:$RELAY_PORT"
   printf 'export BILLFLOW_STRIPE_API_URL=%q\n' "http://127.0.0.1:$STRIPE_PORT"
@@ -174,10 +206,43 @@ sandbox_up nwcwallet "[[ -s $DATA/nwcwallet/nwcwallet.env ]]" "$BIN_DIR/nwcwalle
 } >>"$ENV_FILE"
 log "sandboxes: Nostr relay ws://127.0.0.1:$RELAY_PORT, Stripe http://127.0.0.1:$STRIPE_PORT, Lightning 127.0.0.1:$LN_GRPC_PORT, NWC wallet"
 
+# The worker's payment rails are the sandboxes above. The schedule is the
+# demo one (see the header); the operator's environment overrides it.
+BILLFLOW_RATES=${BILLFLOW_RATES:-usd=2000000}
+BILLFLOW_APP_URL=${BILLFLOW_APP_URL:-http://localhost:3000}
+BILLFLOW_GRACE_WINDOW=${BILLFLOW_GRACE_WINDOW:-3m}
+BILLFLOW_DUNNING=${BILLFLOW_DUNNING:-1m,2m,4m}
+BILLFLOW_RECONCILE=${BILLFLOW_RECONCILE:-30s,1m,2m}
+BILLFLOW_RECONCILE_EVERY=${BILLFLOW_RECONCILE_EVERY:-5m}
+BILLFLOW_NWC_TIMEOUT=${BILLFLOW_NWC_TIMEOUT:-15s}
+# The DM robot's Nostr secret key: 32 random bytes, generated once.
+dev_secret "$DATA/robot.key" 32 >/dev/null
+# LNNODE_* as the node wrote them (KEY=VALUE lines), read without sourcing.
+declare -A LNNODE=()
+while IFS='=' read -r key value; do
+  [[ $key == LNNODE_* ]] && LNNODE[$key]=$value
+done <"$DATA/lnnode/lnnode.env"
+for key in LNNODE_GRPC_ADDR LNNODE_TLS_CERT LNNODE_MACAROON LNNODE_NETWORK LNNODE_PUBKEY; do
+  [[ -n ${LNNODE[$key]:-} ]] || die "$key is missing from .data/lnnode/lnnode.env"
+done
+
 log "starting the worker (log: .data/logs/worker.log)"
+log "worker schedule: grace window $BILLFLOW_GRACE_WINDOW, dunning $BILLFLOW_DUNNING, reconcile $BILLFLOW_RECONCILE then every $BILLFLOW_RECONCILE_EVERY, NWC timeout $BILLFLOW_NWC_TIMEOUT"
 # setsid: Ctrl-C reaches only this script, which stops the worker before the
-# servers it depends on.
-setsid "$BIN_DIR/worker" >>"$LOG_DIR/worker.log" 2>&1 9>&- &
+# servers it depends on. The subshell's exports reach the worker alone (the
+# robot key is read from its file there, never passed as an argument), and
+# exec keeps its pid the worker's.
+(
+  export BILLFLOW_LND_ADDR=${LNNODE[LNNODE_GRPC_ADDR]} BILLFLOW_LND_TLS_CERT=${LNNODE[LNNODE_TLS_CERT]} \
+    BILLFLOW_LND_MACAROON=${LNNODE[LNNODE_MACAROON]} BILLFLOW_LND_NETWORK=${LNNODE[LNNODE_NETWORK]} \
+    BILLFLOW_LND_PUBKEY=${LNNODE[LNNODE_PUBKEY]} BILLFLOW_RATES BILLFLOW_APP_URL \
+    BILLFLOW_STRIPE_API_URL="http://127.0.0.1:$STRIPE_PORT" BILLFLOW_STRIPE_API_KEY=$STRIPE_SANDBOX_API_KEY \
+    BILLFLOW_NOSTR_RELAYS="ws://127.0.0.1:$RELAY_PORT" BILLFLOW_GRACE_WINDOW BILLFLOW_DUNNING \
+    BILLFLOW_RECONCILE BILLFLOW_RECONCILE_EVERY BILLFLOW_NWC_TIMEOUT
+  BILLFLOW_ROBOT_KEY=$(<"$DATA/robot.key")
+  export BILLFLOW_ROBOT_KEY
+  exec setsid "$BIN_DIR/worker" >>"$LOG_DIR/worker.log" 2>&1 9>&-
+) &
 WORKER_PID=$!
 echo "$WORKER_PID" >"$WORKER_PIDFILE"
 
@@ -204,7 +269,7 @@ BILLFLOW_API_ADDR="127.0.0.1:$API_PORT" BILLFLOW_API_TOKEN=$(dev_secret "$DATA/a
   BILLFLOW_STRIPE_WEBHOOK_SECRET=$STRIPE_SANDBOX_WEBHOOK_SECRET \
   sandbox_up api "port_in_use $API_PORT" "$BIN_DIR/api"
 
-if ! bash scripts/seed-demo.sh; then
+if ! BILLFLOW_GRACE_WINDOW=$BILLFLOW_GRACE_WINDOW bash scripts/seed-demo.sh; then
   warn "seeding the demo data failed (see above and .data/logs/worker.log); the stack keeps running"
 fi
 
@@ -223,6 +288,11 @@ billflow dev stack is running.
   NWC wallet       connection URL in .data/nwcwallet/connection.url   (sandbox)
   Logs             .data/logs/worker.log  .data/logs/temporal.log  .data/logs/sandbox-*.log
   Demo tenant      $DEMO_TENANT  (2-minute billing periods)
+  Payment demos    three tenants paying by NWC, by card after an NWC failure, or
+                   not at all (grace, then suspension): listed by the seed above
+  Demo schedules   grace window $BILLFLOW_GRACE_WINDOW, dunning $BILLFLOW_DUNNING, reconcile $BILLFLOW_RECONCILE
+                   then every $BILLFLOW_RECONCILE_EVERY, NWC timeout $BILLFLOW_NWC_TIMEOUT, rates $BILLFLOW_RATES
+                   (override: BILLFLOW_GRACE_WINDOW=... scripts/dev.sh; see its header)
 
 Try, in another terminal in $BILLFLOW_ROOT:
 
@@ -231,6 +301,8 @@ Try, in another terminal in $BILLFLOW_ROOT:
   .bin/starter tenant show --tenant $DEMO_TENANT
   .bin/starter renew --tenant $DEMO_TENANT
   .bin/starter invoice list
+  .bin/starter invoice show --invoice ID
+  .bin/starter tenant grace --tenant TENANT
   .bin/temporal workflow list
 
 Press Ctrl-C to stop everything.

@@ -1,12 +1,28 @@
 #!/usr/bin/env bash
 #
-# Seeds the running dev stack with a demo tenant: 2-minute billing periods
-# (so renewals and invoices show up in the Web UI within minutes) and two
-# resources, relay-1 on plan `pro` and relay-2 on plan `basic`.
+# Seeds the running dev stack with demo tenants, all on 2-minute billing
+# periods (so renewals and invoices show up in the Web UI within minutes):
 #
-# scripts/dev.sh runs it; it is safe to run again by hand (it skips what
-# already exists). It reaches the stack through .data/env, or through the
-# environment when that file is absent (e.g. against another deployment).
+#   - the demo tenant: two resources, relay-1 on plan `pro` and relay-2 on
+#     plan `basic`, and no payment method;
+#   - three payment-demo tenants, one resource each, whose first invoice is
+#     claimed at once (`starter renew`) so that collection starts now:
+#       nwc    an NWC connection to the sandbox wallet: paid over NWC;
+#       card   an NWC connection the wallet never authorised (it answers
+#              UNAUTHORIZED) and the Stripe customer cus_demo_visa: the NWC
+#              attempt fails, then the card pays;
+#       grace  no NWC and the Stripe customer cus_demo_declined: the card is
+#              declined, the tenant gets a DM with the payment link, a grace
+#              window opens, and the tenant is suspended when it ends
+#              (BILLFLOW_GRACE_WINDOW, 3 minutes under scripts/dev.sh).
+#
+# scripts/dev.sh runs it; it is safe to run again by hand: it skips tenants
+# that exist, records activities under fixed ids (a replay returns the first
+# outcome), and only sets the payment methods again (the NWC URLs then name
+# the relay the sandbox wallet listens on now). It reaches the stack through
+# .data/env, or through the environment when that file is absent (e.g.
+# against another deployment); the payment demos need the dev stack's
+# sandboxes (NWC_* variables, BILLFLOW_SECRET_KEY) and are skipped without.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source-path=SCRIPTDIR/..
@@ -21,26 +37,149 @@ elif [[ -z ${TEMPORAL_ADDRESS:-} ]]; then
   die "no .data/env and no TEMPORAL_ADDRESS: start the stack with scripts/dev.sh first"
 fi
 
-T=$DEMO_TENANT
-log "seeding demo tenant $T"
+# The payment-demo tenants' ids: Nostr public keys (x-only secp256k1) whose
+# private keys are sha256 of a fixed string, like the demo tenant's (see
+# scripts/lib.sh): public on purpose, so one can read their DMs.
+#   sha256("billflow-demo-nwc")   = f73338a51b53f0e9ea23f1216ba6632f7e14d9a67ac7764f3fc529b0958e144a
+#   sha256("billflow-demo-card")  = f34617b6562ce76f151c80562fc4710f6e7821a4587d642508e674160ba8fca3
+#   sha256("billflow-demo-grace") = a43f04ef6d4aed86bade56a4fc48d5f7445a280d544cae1ee1b6b07aa4e92921
+NWC_TENANT=7f40f288d7e9339c2cd10b16ca09e1eeaf15f311708fe52b4f63f7ac9c724719
+CARD_TENANT=e1a5cefc1f790421d81062e6b0b62d4663f3099fa79809a5141923909eaaf0df
+GRACE_TENANT=47f55c1981bcbe42c74208648eb34ecdb8155e5c70169514e9ef184b1ca2bbd6
 
+# ensure_tenant ID: creates the tenant with 2-minute periods unless it exists.
 # `tenant show` succeeding is the reliable "already exists" test; matching
 # the text of a create error would break whenever its wording changes.
-if "$STARTER" tenant show --tenant "$T" >/dev/null 2>&1; then
-  log "demo tenant exists; not creating it again"
-else
-  "$STARTER" tenant create --tenant "$T" --period 2m
+ensure_tenant() {
+  if "$STARTER" tenant show --tenant "$1" >/dev/null 2>&1; then
+    log "tenant $1 exists; not creating it again"
+  else
+    "$STARTER" tenant create --tenant "$1" --period 2m
+  fi
+}
+
+# record_resource TENANT ACTIVITY_ID RESOURCE PLAN: records resource_created
+# with a fixed activity id, so a re-run is an idempotent replay (the engine
+# returns the first outcome) rather than a second creation.
+record_resource() {
+  "$STARTER" activity record --tenant "$1" --id "$2" \
+    --type resource_created --resource "$3" --plan "$4"
+}
+
+T=$DEMO_TENANT
+log "seeding demo tenant $T"
+ensure_tenant "$T"
+# In the dev stack the demo tenant pays by card (the Stripe sandbox's
+# cus_demo_visa), so its renewals are collected rather than dunned.
+if [[ -n ${NWC_WALLET_PUBKEY:-} ]]; then
+  "$STARTER" tenant set-stripe-customer --tenant "$T" --customer cus_demo_visa >/dev/null
+fi
+record_resource "$T" demo-relay-1-created relay-1 pro
+record_resource "$T" demo-relay-2-created relay-2 basic
+log "demo data ready: .bin/starter tenant show --tenant $T"
+
+# ---------------------------------------------------------------------------
+# Payment demos
+
+if [[ -z ${BILLFLOW_SECRET_KEY:-} || -z ${NWC_WALLET_PUBKEY:-} || -z ${NWC_RELAYS:-} || ! -r ${NWC_URL_FILE:-} ]]; then
+  warn "no sandbox NWC wallet (NWC_WALLET_PUBKEY, NWC_RELAYS, NWC_URL_FILE) or no BILLFLOW_SECRET_KEY: skipping the payment demos (they need scripts/dev.sh's stack)"
+  exit 0
 fi
 
-# record_resource ID PLAN: records resource_created with a fixed activity id,
-# so a re-run is an idempotent replay (the engine returns the first outcome)
-# rather than a second creation.
-record_resource() {
-  local id=$1 plan=$2
-  "$STARTER" activity record --tenant "$T" --id "demo-$id-created" \
-    --type resource_created --resource "$id" --plan "$plan"
+# nwc_url SECRET: a connection URL to the sandbox wallet, on the relays it
+# listens on now, with the given client secret. It is only ever piped to
+# `tenant set-nwc` (printf is a builtin: no command line shows it).
+nwc_url() {
+  local relays r params=""
+  IFS=, read -ra relays <<<"$NWC_RELAYS"
+  for r in "${relays[@]}"; do
+    r=${r//:/%3A}
+    r=${r//\//%2F}
+    params+="relay=$r&"
+  done
+  printf 'nostr+walletconnect://%s?%ssecret=%s\n' "$NWC_WALLET_PUBKEY" "$params" "$1"
 }
-record_resource relay-1 pro
-record_resource relay-2 basic
 
-log "demo data ready: .bin/starter tenant show --tenant $T"
+# set_nwc TENANT SECRET: stores the tenant's sealed NWC connection.
+set_nwc() {
+  nwc_url "$2" | "$STARTER" tenant set-nwc --tenant "$1" --url-file -
+}
+
+# The client secret the wallet authorised: the first URL it minted (the CLI
+# mints connection URLs only at its first start, so every run shares it).
+# Only the secret is taken: the relay in the file is where the wallet
+# listened when it minted the URL, which a later run may have moved.
+IFS= read -r first_url <"$NWC_URL_FILE" || true
+secret_re='[?&]secret=([0-9a-fA-F]{64})(&|$)'
+[[ $first_url =~ $secret_re ]] || die "$NWC_URL_FILE holds no NWC connection URL with a secret"
+authorised_secret=${BASH_REMATCH[1]}
+unset first_url BASH_REMATCH
+# A secret the wallet never authorised: it answers UNAUTHORIZED at once.
+unauthorised_secret=$(od -An -vtx1 -N32 /dev/urandom | tr -d ' \n')
+
+declare -A INVOICE=()
+# payment_demo TENANT NAME: records the tenant's resource (relay-1 on plan
+# basic, under activity id demo-NAME-relay-1-created) and claims its invoice
+# now; a re-run finds nothing owed, the period's renewal being done already.
+payment_demo() {
+  local tenant=$1 out
+  record_resource "$tenant" "demo-$2-relay-1-created" relay-1 basic
+  out=$("$STARTER" renew --tenant "$tenant")
+  printf '%s\n' "$out"
+  if [[ $out =~ invoice\ ([^ ]+)\ for ]]; then
+    INVOICE[$tenant]=${BASH_REMATCH[1]}
+  else
+    INVOICE[$tenant]="(none claimed now; see invoice list)"
+  fi
+}
+
+log "seeding payment-demo tenant $NWC_TENANT (pays over NWC)"
+ensure_tenant "$NWC_TENANT"
+set_nwc "$NWC_TENANT" "$authorised_secret"
+"$STARTER" tenant set-stripe-customer --tenant "$NWC_TENANT" --customer ""
+payment_demo "$NWC_TENANT" nwc
+
+log "seeding payment-demo tenant $CARD_TENANT (NWC refused, then pays by card)"
+ensure_tenant "$CARD_TENANT"
+set_nwc "$CARD_TENANT" "$unauthorised_secret"
+"$STARTER" tenant set-stripe-customer --tenant "$CARD_TENANT" --customer cus_demo_visa
+payment_demo "$CARD_TENANT" card
+
+log "seeding payment-demo tenant $GRACE_TENANT (card declined: DM, grace, suspension)"
+ensure_tenant "$GRACE_TENANT"
+"$STARTER" tenant set-nwc --tenant "$GRACE_TENANT" --clear
+"$STARTER" tenant set-stripe-customer --tenant "$GRACE_TENANT" --customer cus_demo_declined
+payment_demo "$GRACE_TENANT" grace
+unset authorised_secret unauthorised_secret
+
+grace=${BILLFLOW_GRACE_WINDOW:-"the worker's BILLFLOW_GRACE_WINDOW"}
+cat <<EOF
+
+Payment demos (2-minute periods: each tenant gets a new invoice every 2 minutes)
+
+  nwc    $NWC_TENANT
+         invoice ${INVOICE[$NWC_TENANT]}
+         paid over NWC by the sandbox wallet within seconds (rail nwc)
+  card   $CARD_TENANT
+         invoice ${INVOICE[$CARD_TENANT]}
+         NWC attempt fails (wallet answers UNAUTHORIZED), then the card
+         cus_demo_visa pays (rail stripe)
+  grace  $GRACE_TENANT
+         invoice ${INVOICE[$GRACE_TENANT]}
+         card cus_demo_declined is declined: a DM with the payment link, the
+         invoice waits (awaiting_payment), a grace window opens and the tenant
+         is suspended when it ends (after $grace)
+
+What to watch in the Temporal Web UI (search box: BillingTenant="<tenant id>"):
+  invoice/<id>  the InvoicePayment workflow: its rail attempts, PaymentRail,
+                BillingStatus; paid ones complete, the grace tenant's keeps
+                retrying on the dunning schedule
+  grace/<id>    the grace tenant's GraceWindow workflow, until suspension
+  tenant/<id>   each TenantBilling workflow: renewals and claims every period
+
+From the shell (source .data/env):
+  .bin/starter invoice list
+  .bin/starter invoice show --invoice ID        (rail attempts)
+  .bin/starter tenant grace --tenant $GRACE_TENANT
+  .bin/starter tenant payment-methods --tenant $CARD_TENANT
+EOF
