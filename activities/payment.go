@@ -437,17 +437,18 @@ func (a *Activities) ChargeCard(ctx context.Context, in RailAttemptInput) (RailA
 	res, err := a.Rails.Cards.ChargeOffSession(ctx, card.ChargeRequest{CustomerID: methods.StripeCustomerID, PaymentMethodID: pm,
 		AmountMinor: inv.Total, Currency: string(inv.Currency), InvoiceID: inv.ID, IdempotencyKey: key})
 	var retry *card.RetryableError
-	var ve *models.ValidationError
 	switch {
 	case errors.As(err, &retry) && retry.Replayed:
 		// Stripe cached a failure mid-charge under this key: the outcome is
-		// unknown and only the webhook or reconciliation can tell.
+		// unknown and only Stripe's webhook can tell (the PaymentIntent id
+		// never reached us, so reconciliation cannot ask for it). Treated
+		// as processing, so no dunning retry charges again meanwhile.
 		return a.record(ctx, in, "card", RailAttemptResult{Outcome: OutcomeProcessing, Summary: "card charge outcome unknown; waiting for Stripe"})
 	case errors.As(err, &retry):
 		return RailAttemptResult{}, err // retried by Temporal with the same key
-	case errors.As(err, &apiErr), errors.As(err, &ve):
-		return a.record(ctx, in, "card", RailAttemptResult{Outcome: OutcomeFailed, Summary: "card: " + err.Error()})
 	case err != nil:
+		// Refused for good (bad request, unknown customer, idempotency
+		// conflict, an impossible PaymentIntent state): this rail failed.
 		return a.record(ctx, in, "card", RailAttemptResult{Outcome: OutcomeFailed, Summary: "card: " + err.Error()})
 	}
 	if err := a.Store.RecordCardPayment(ctx, store.CardPayment{PaymentIntentID: res.PaymentIntentID, InvoiceID: inv.ID, IdempotencyKey: key,

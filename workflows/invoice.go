@@ -255,15 +255,21 @@ func InvoicePayment(ctx workflow.Context, in InvoicePaymentInput) (InvoicePaymen
 	}
 	// Money reported while the invoice was being settled is recorded too: a
 	// second payment must become an overpayment, not vanish with the run.
-	var late MarkPaidRequest
-	for paid.ReceiveAsync(&late) {
-		if late.Validate() == nil {
-			if _, err := r.markPaid(ctx, late); err != nil {
-				return InvoicePaymentResult{}, err
+	recordLate := func() error {
+		var late MarkPaidRequest
+		for paid.ReceiveAsync(&late) {
+			if late.Validate() == nil {
+				if _, err := r.markPaid(ctx, late); err != nil {
+					return err
+				}
 			}
 		}
+		drain(cardFailed, &CardFailed{})
+		return nil
 	}
-	drain(cardFailed, &CardFailed{})
+	if err := recordLate(); err != nil {
+		return InvoicePaymentResult{}, err
+	}
 	final := InvoicePaymentResult{InvoiceID: in.InvoiceID, Status: r.status}
 	if r.result != nil {
 		final = *r.result
@@ -274,8 +280,14 @@ func InvoicePayment(ctx workflow.Context, in InvoicePaymentInput) (InvoicePaymen
 	settled := InvoiceSettled{InvoiceID: in.InvoiceID, Status: final.Status}
 	for _, id := range []string{TenantWorkflowID(in.TenantID), GraceWorkflowID(in.TenantID)} {
 		if err := workflow.SignalExternalWorkflow(ctx, id, "", SignalInvoiceSettled, settled).Get(ctx, nil); err != nil {
-			workflow.GetLogger(ctx).Info("settlement not signalled", "workflow", id, "error", err)
+			// Typically no grace window is open: nothing to tell.
+			workflow.GetLogger(ctx).Debug("settlement not signalled", "workflow", id, "error", err)
 		}
+	}
+	// Again, for a report that arrived while the signals went out: it is
+	// delivered before this code runs on, so it cannot slip past completion.
+	if err := recordLate(); err != nil {
+		return InvoicePaymentResult{}, err
 	}
 	return final, nil
 }
