@@ -245,6 +245,9 @@ type SettleResult struct {
 	Invoice     InvoiceRef `json:"invoice"`
 	Outcome     string     `json:"outcome"`
 	AlreadyPaid bool       `json:"already_paid"`
+	// TenantStatus is the tenant's standing: active means no grace window
+	// is open, so there is none to tell.
+	TenantStatus string `json:"tenant_status,omitempty"`
 }
 
 // Settle records a payment in one transaction: the first payment pays the
@@ -259,5 +262,5 @@ func (a *Activities) Settle(ctx context.Context, in SettleInput) (SettleResult, 
 	if res.Outcome != store.SettledDuplicate {
 		a.nudge(ctx)
 	}
-	return SettleResult{Invoice: invoiceRef(res.Invoice), Outcome: res.Outcome, AlreadyPaid: res.AlreadyPaid()}, nil
+	return SettleResult{Invoice: invoiceRef(res.Invoice), Outcome: res.Outcome, AlreadyPaid: res.AlreadyPaid(), TenantStatus: res.TenantStatus}, nil
 }

@@ -115,6 +115,9 @@ type SettleResult struct {
 	Payment Payment
 	// Outcome is SettledApplied, SettledDuplicate or SettledOverpayment.
 	Outcome string
+	// TenantStatus is the tenant's standing (active, grace, suspended) as
+	// of this payment: only a tenant not active has a grace window to tell.
+	TenantStatus string
 }
 
 // AlreadyPaid reports whether the invoice had been paid before this report.
@@ -145,12 +148,15 @@ func (s *Store) Settle(ctx context.Context, p PaymentReport) (SettleResult, erro
 		if err != nil {
 			return err
 		}
+		if err := tx.QueryRow(ctx, `SELECT status FROM tenants WHERE id = $1`, inv.TenantID).Scan(&res.TenantStatus); err != nil {
+			return err
+		}
 		prior, err := scanPayment(tx.QueryRow(ctx, `SELECT `+paymentColumns+` FROM payments WHERE money_ref = $1`, ref))
 		if err == nil {
 			if prior.InvoiceID != p.InvoiceID {
 				return &models.ValidationError{Field: "reference", Reason: fmt.Sprintf("payment %s was already recorded for invoice %s", p.Reference, prior.InvoiceID)}
 			}
-			res = SettleResult{Invoice: inv, Payment: prior, Outcome: SettledDuplicate}
+			res.Invoice, res.Payment, res.Outcome = inv, prior, SettledDuplicate
 			return nil
 		} else if !errors.Is(err, ErrNotFound) {
 			return err

@@ -145,6 +145,8 @@ type invoiceRun struct {
 	mu     workflow.Mutex
 	// cardPending: a card charge is processing; its webhook decides it.
 	cardPending bool
+	// tenantStatus is the tenant's standing at settlement, when known.
+	tenantStatus string
 }
 
 // InvoicePayment collects one invoice: a cascade of NWC, then the saved
@@ -278,10 +280,15 @@ func InvoicePayment(ctx workflow.Context, in InvoicePaymentInput) (InvoicePaymen
 	// Signals reach the current run; a workflow that is not running is no
 	// reason to fail (the grace window re-reads unpaid invoices from the store).
 	settled := InvoiceSettled{InvoiceID: in.InvoiceID, Status: final.Status}
-	for _, id := range []string{TenantWorkflowID(in.TenantID), GraceWorkflowID(in.TenantID)} {
+	tell := []string{TenantWorkflowID(in.TenantID)}
+	if r.tenantStatus != "active" {
+		// An active tenant has no grace window; signalling it would only
+		// leave a failed signal in the history.
+		tell = append(tell, GraceWorkflowID(in.TenantID))
+	}
+	for _, id := range tell {
 		if err := workflow.SignalExternalWorkflow(ctx, id, "", SignalInvoiceSettled, settled).Get(ctx, nil); err != nil {
-			// Typically no grace window is open: nothing to tell.
-			workflow.GetLogger(ctx).Debug("settlement not signalled", "workflow", id, "error", err)
+			workflow.GetLogger(ctx).Info("settlement not signalled", "workflow", id, "error", err)
 		}
 	}
 	// Again, for a report that arrived while the signals went out: it is
@@ -587,6 +594,7 @@ func (r *invoiceRun) markPaid(ctx workflow.Context, req MarkPaidRequest) (Invoic
 	}).Get(ctx, &res); err != nil {
 		return InvoicePaymentResult{}, callerError(err)
 	}
+	r.tenantStatus = res.TenantStatus
 	if res.Outcome == "overpayment" {
 		r.addAttempt(ctx, r.c.Attempt, req.Rail, "overpayment", "second payment "+shortRef(req.Reference)+" kept to refund")
 	}
