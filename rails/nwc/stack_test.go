@@ -3,9 +3,9 @@ package nwc_test
 import (
 	"bytes"
 	"context"
+	"github.com/billflow/billflow/internal/testkit"
 	"log/slog"
 	"runtime"
-	"sync"
 	"testing"
 	"time"
 
@@ -38,22 +38,7 @@ type stack struct {
 }
 
 // syncBuffer collects log output from several goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type syncBuffer struct{ testkit.SyncBuffer }
 
 func (b *syncBuffer) logger() *slog.Logger {
 	return slog.New(slog.NewJSONHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))

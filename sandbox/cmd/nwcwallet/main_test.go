@@ -3,11 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"github.com/billflow/billflow/internal/testkit"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,22 +20,8 @@ import (
 	"github.com/billflow/billflow/sandbox/relay"
 )
 
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// syncBuffer collects a command's output while the test reads it.
+type syncBuffer = testkit.SyncBuffer
 
 // startRun runs the command until the test ends or stop is called, and
 // waits for its stdout announcement.
