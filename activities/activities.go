@@ -183,6 +183,8 @@ type RenewInput struct {
 type RenewResult struct {
 	Created        int        `json:"created"`
 	RenewedThrough *time.Time `json:"renewed_through"`
+	// Suspended: the tenant is suspended, so nothing was renewed.
+	Suspended bool `json:"suspended,omitempty"`
 }
 
 // Renew writes due renewals; repeating it is a no-op.
@@ -191,7 +193,7 @@ func (a *Activities) Renew(ctx context.Context, in RenewInput) (RenewResult, err
 	if err != nil {
 		return RenewResult{}, classify(err)
 	}
-	return RenewResult{Created: res.Created, RenewedThrough: res.RenewedThrough}, nil
+	return RenewResult{Created: res.Created, RenewedThrough: res.RenewedThrough, Suspended: res.Suspended}, nil
 }
 
 // ClaimInput names one claim.
@@ -210,6 +212,13 @@ type ClaimResult struct {
 
 // Claim moves outstanding items onto an invoice when they net positive.
 func (a *Activities) Claim(ctx context.Context, in ClaimInput) (ClaimResult, error) {
+	// A suspended tenant is not invoiced: its items wait for the restore.
+	if susp, err := a.suspended(ctx, in.TenantID); err != nil {
+		return ClaimResult{}, err
+	} else if susp {
+		total, err := a.Store.Outstanding(ctx, in.TenantID)
+		return ClaimResult{Outstanding: total}, err
+	}
 	res, err := a.Store.Claim(ctx, store.ClaimParams{TenantID: in.TenantID, ClaimKey: in.ClaimKey,
 		Period: models.Period{Start: in.PeriodStart, End: in.PeriodEnd}})
 	if err != nil {

@@ -17,6 +17,11 @@ func (a *Activities) ChargeCard(ctx context.Context, in RailAttemptInput) (RailA
 	if done || err != nil {
 		return turn, err
 	}
+	if susp, err := a.suspended(ctx, inv.TenantID); err != nil {
+		return RailAttemptResult{}, err
+	} else if susp {
+		return a.record(ctx, in, "card", RailAttemptResult{Outcome: OutcomeSkipped, Summary: SuspendedSummary})
+	}
 	switch {
 	case methods.StripeCustomerID == "":
 		return a.record(ctx, in, "card", RailAttemptResult{Outcome: OutcomeSkipped, Summary: "no card on file"})

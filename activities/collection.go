@@ -160,6 +160,10 @@ type RailAttemptResult struct {
 	// Payment is set when Outcome is paid.
 	Payment *PaymentReport `json:"payment,omitempty"`
 	Summary string         `json:"summary,omitempty"`
+	// PaymentUnknown is set by the NWC rail when the wallet was asked to pay
+	// and did not say how it ended (a timeout, a lost answer): the money may
+	// still arrive, so the card must wait until the node tells.
+	PaymentUnknown bool `json:"payment_unknown,omitempty"`
 }
 
 // MaxSummary is the longest error summary a tenant is shown.
@@ -201,6 +205,20 @@ func alreadyPaid(inv store.Invoice) (RailAttemptResult, bool) {
 	}
 	return RailAttemptResult{Outcome: OutcomePaid, Summary: "already paid via " + inv.PaidRail,
 		Payment: &PaymentReport{Rail: inv.PaidRail, Reference: inv.PaidReference}}, true
+}
+
+// SuspendedSummary is the attempt table's note for a rail skipped because
+// the tenant is suspended.
+const SuspendedSummary = "tenant suspended: no automatic collection until restored"
+
+// suspended reports whether the tenant is suspended: a suspended tenant is
+// not charged or messaged; money it sends is still recorded.
+func (a *Activities) suspended(ctx context.Context, id models.TenantID) (bool, error) {
+	t, err := a.Store.GetTenant(ctx, id)
+	if err != nil {
+		return false, classify(err)
+	}
+	return t.Status == store.TenantSuspended, nil
 }
 
 func closed(inv store.Invoice) error {

@@ -26,6 +26,8 @@ type PaymentDMResult struct {
 	Outcome string `json:"outcome"`
 	EventID string `json:"event_id,omitempty"`
 	Relays  int    `json:"relays"`
+	// Reason says why a DM was skipped, when it was not for want of a robot.
+	Reason string `json:"reason,omitempty"`
 }
 
 // PaymentMessage is the DM text: the payment link and, when an automatic
@@ -55,6 +57,13 @@ func (a *Activities) SendPaymentDM(ctx context.Context, in PaymentDMInput) (Paym
 	rin := RailAttemptInput{InvoiceID: in.InvoiceID, Attempt: in.Attempt}
 	if inv.Status == store.InvoicePaid || inv.Status == store.InvoiceVoid || inv.Status == store.InvoiceUncollectible {
 		return PaymentDMResult{Outcome: OutcomeSkipped}, nil
+	}
+	if susp, err := a.suspended(ctx, inv.TenantID); err != nil {
+		return PaymentDMResult{}, err
+	} else if susp {
+		// The suspension DM said where to pay; no reminders meanwhile.
+		_, err := a.record(ctx, rin, "dm", RailAttemptResult{Outcome: OutcomeSkipped, Summary: SuspendedSummary})
+		return PaymentDMResult{Outcome: OutcomeSkipped, Reason: SuspendedSummary}, err
 	}
 	if a.Rails.DM == nil {
 		_, err := a.record(ctx, rin, "dm", RailAttemptResult{Outcome: OutcomeSkipped, Summary: "no DM robot configured"})

@@ -29,6 +29,11 @@ func (a *Activities) PayByNWC(ctx context.Context, in RailAttemptInput) (RailAtt
 	if done || err != nil {
 		return res, err
 	}
+	if susp, err := a.suspended(ctx, inv.TenantID); err != nil {
+		return RailAttemptResult{}, err
+	} else if susp {
+		return a.record(ctx, in, "nwc", RailAttemptResult{Outcome: OutcomeSkipped, Summary: SuspendedSummary})
+	}
 	switch {
 	case !methods.HasNWC():
 		return a.record(ctx, in, "nwc", RailAttemptResult{Outcome: OutcomeSkipped, Summary: "no NWC wallet connected"})
@@ -40,6 +45,10 @@ func (a *Activities) PayByNWC(ctx context.Context, in RailAttemptInput) (RailAtt
 		var fail *railFailure
 		if errors.As(err, &fail) {
 			return a.nwcFailed(ctx, in, inv.TenantID, fail.summary)
+		}
+		var found *paidBeforeSuperseded
+		if errors.As(err, &found) {
+			return a.record(ctx, in, "nwc", found.res)
 		}
 		return RailAttemptResult{}, err
 	}
@@ -98,7 +107,81 @@ func (a *Activities) PayByNWC(ctx context.Context, in RailAttemptInput) (RailAtt
 	} else if ok {
 		return a.record(ctx, in, "nwc", res)
 	}
-	return a.nwcFailed(ctx, in, inv.TenantID, "NWC: "+payErr.Error())
+	res, err = a.nwcFailed(ctx, in, inv.TenantID, "NWC: "+payErr.Error())
+	// Only a wallet's own refusal says the money did not move; a timeout or
+	// a lost answer leaves the payment possibly in flight.
+	res.PaymentUnknown = err == nil && !walletRefused(payErr)
+	return res, err
+}
+
+// walletRefused reports whether the wallet answered the pay request with
+// an error that means it did not pay (not INTERNAL or OTHER, which may
+// hide a payment in flight).
+func walletRefused(err error) bool {
+	var we *nwc.WalletError
+	if !errors.As(err, &we) {
+		return false
+	}
+	return we.Local || (we.Code != nwc.CodeInternal && we.Code != nwc.CodeOther)
+}
+
+// ResolveNWCResult is how the invoice's NWC payments ended on the node.
+type ResolveNWCResult struct {
+	// Payment is the payment found, or nil when none of them was paid.
+	Payment *PaymentReport `json:"payment,omitempty"`
+	// Checked counts the BOLT11s asked about.
+	Checked int `json:"checked"`
+}
+
+// ResolveNWC settles the question the card must not charge over: did a
+// wallet asked over NWC pay after all? For every unsettled BOLT11 a wallet
+// was asked to pay it asks the engine's node: settled is the payment; expired
+// (or unknown to the node) is unpaid. One still payable is unresolved: the
+// activity fails with a retryable error, so Temporal asks again (with
+// back-off, for as long as it takes) while the cascade waits.
+func (a *Activities) ResolveNWC(ctx context.Context, in InvoiceInput) (ResolveNWCResult, error) {
+	var out ResolveNWCResult
+	inv, _, err := a.Store.GetInvoice(ctx, in.InvoiceID)
+	if err != nil {
+		return out, classify(err)
+	}
+	if res, ok := alreadyPaid(inv); ok {
+		out.Payment = res.Payment
+		return out, nil
+	}
+	if a.Rails.Node == nil {
+		return out, nil // no node, no BOLT11: no NWC payment can have been made
+	}
+	bolts, err := a.Store.Bolt11s(ctx, inv.ID)
+	if err != nil {
+		return out, err
+	}
+	now := a.now()
+	for _, b := range bolts {
+		if b.NWCRequestedAt == nil || b.SettledAt != nil {
+			continue
+		}
+		out.Checked++
+		li, err := a.Rails.Node.LookupInvoice(ctx, b.PaymentHash)
+		if errors.Is(err, lightning.ErrInvoiceNotFound) {
+			continue
+		}
+		if err != nil {
+			return out, fmt.Errorf("NWC payment outcome unknown and the node cannot be asked: %w", err)
+		}
+		if li.Settled {
+			out.Payment = &PaymentReport{Rail: store.RailNWC, Reference: b.PaymentHash, AmountMsat: li.AmtPaidMsat}
+			return out, nil
+		}
+		expires := li.ExpiresAt
+		if expires.IsZero() {
+			expires = b.ExpiresAt
+		}
+		if now.Before(expires) {
+			return out, fmt.Errorf("NWC payment of BOLT11 %s... not resolved yet: payable until %s", b.PaymentHash[:12], expires.UTC().Format(time.RFC3339))
+		}
+	}
+	return out, nil
 }
 
 func (a *Activities) nwcFailed(ctx context.Context, in RailAttemptInput, tenant models.TenantID, summary string) (RailAttemptResult, error) {
@@ -136,6 +219,20 @@ func (a *Activities) ensureBolt11(ctx context.Context, inv store.Invoice) (store
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return store.Bolt11{}, err
 	}
+	// The expired BOLT11 about to be superseded may have been paid just as
+	// it expired: ask the node before replacing it, so money is found, not
+	// left behind a new invoice.
+	if prev, ok, err := a.supersedable(ctx, inv.ID); err != nil {
+		return store.Bolt11{}, err
+	} else if ok {
+		res, settled, err := a.settledOnNode(ctx, prev, false)
+		if err != nil {
+			return store.Bolt11{}, err
+		}
+		if settled {
+			return prev, &paidBeforeSuperseded{res: res}
+		}
+	}
 	msat, err := a.Rails.Rates.MsatFor(ctx, inv.Total, string(inv.Currency))
 	if errors.Is(err, lightning.ErrUnknownCurrency) {
 		return store.Bolt11{}, &railFailure{summary: fmt.Sprintf("no Lightning exchange rate for %s", strings.ToUpper(string(inv.Currency)))}
@@ -161,6 +258,27 @@ func (a *Activities) ensureBolt11(ctx context.Context, inv store.Invoice) (store
 	}
 	return a.Store.SaveBolt11(ctx, store.Bolt11{PaymentHash: strings.ToLower(li.PaymentHash), InvoiceID: inv.ID, PaymentRequest: li.PaymentRequest,
 		AmountMsat: msat, QuoteAmount: inv.Total, QuoteCurrency: inv.Currency, CreatedAt: li.CreatedAt, ExpiresAt: li.ExpiresAt}, now)
+}
+
+// paidBeforeSuperseded is ensureBolt11's answer when the BOLT11 it was
+// about to replace turns out to be paid.
+type paidBeforeSuperseded struct{ res RailAttemptResult }
+
+func (e *paidBeforeSuperseded) Error() string { return "the expiring lightning invoice was paid" }
+
+// supersedable returns the invoice's BOLT11 that a new one would supersede:
+// unsettled, not superseded yet (and, since there is no live one, expired).
+func (a *Activities) supersedable(ctx context.Context, invoiceID string) (store.Bolt11, bool, error) {
+	bolts, err := a.Store.Bolt11s(ctx, invoiceID)
+	if err != nil {
+		return store.Bolt11{}, false, err
+	}
+	for i := len(bolts) - 1; i >= 0; i-- {
+		if b := bolts[i]; b.SettledAt == nil && b.SupersededAt == nil {
+			return b, true, nil
+		}
+	}
+	return store.Bolt11{}, false, nil
 }
 
 // settledOnNode asks the engine's node whether a BOLT11 was paid. Money
@@ -218,6 +336,10 @@ func (a *Activities) IssueLightningInvoice(ctx context.Context, in InvoiceInput)
 	var fail *railFailure
 	if errors.As(err, &fail) {
 		return LightningInvoice{}, temporal.NewNonRetryableApplicationError(fail.summary, ErrValidation, nil)
+	}
+	var found *paidBeforeSuperseded
+	if errors.As(err, &found) {
+		return LightningInvoice{PaymentRequest: b.PaymentRequest, PaymentHash: b.PaymentHash, AmountMsat: b.AmountMsat, ExpiresAt: b.ExpiresAt, Settled: true}, nil
 	}
 	if err != nil {
 		return LightningInvoice{}, err
