@@ -307,3 +307,20 @@ func fmtRows(rows []AttemptRow) string {
 	}
 	return b.String()
 }
+
+// The signal path of a late report (signal-with-start of a run with only
+// the invoice id): the money is recorded before the run completes.
+func TestInvoiceLateReportBySignal(t *testing.T) {
+	env, acts := newEnv(t, ts("2026-03-01T00:00:00Z"))
+	env.OnActivity(acts.BeginCollection, mock.Anything, mock.Anything).Return(activities.BeginCollectionResult{
+		Invoice: activities.InvoiceRef{ID: "inv-lsig", TenantID: testTenant, Total: 2500, Currency: "usd", Status: "void"},
+		Policy:  activities.DefaultPaymentPolicy()}, nil).Once()
+	env.OnActivity(acts.Settle, mock.Anything, mock.MatchedBy(func(s activities.SettleInput) bool { return s.Payment.Reference == "pi_after_void" })).
+		Return(activities.SettleResult{Invoice: activities.InvoiceRef{Status: "void"}, Outcome: "overpayment"}, nil).Once()
+	env.OnActivity(acts.PayByNWC, mock.Anything, mock.Anything).Never()
+	env.RegisterDelayedCallback(func() {
+		env.SignalWorkflow(SignalPaid, MarkPaidRequest{Rail: "stripe", Reference: "pi_after_void", Amount: 2500, Currency: "usd"})
+	}, 0)
+	env.ExecuteWorkflow(InvoicePayment, InvoicePaymentInput{InvoiceID: "inv-lsig"})
+	require.Equal(t, "void", result(t, env).Status)
+}
