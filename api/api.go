@@ -140,6 +140,9 @@ type activityBody struct {
 	ResourceID string              `json:"resource_id"`
 	PlanID     string              `json:"plan_id,omitempty"`
 	CreatedAt  *time.Time          `json:"created_at,omitempty"`
+	// CreateTenant creates an unknown tenant (usd, calendar months) instead
+	// of answering 404.
+	CreateTenant bool `json:"create_tenant,omitempty"`
 }
 
 func (s *Server) recordActivity(w http.ResponseWriter, r *http.Request) error {
@@ -147,7 +150,7 @@ func (s *Server) recordActivity(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(r, &body); err != nil {
 		return err
 	}
-	act := billing.Activity{ID: body.ID, Type: body.Type, ResourceID: body.ResourceID, PlanID: body.PlanID}
+	act := billing.Activity{ID: body.ID, Type: body.Type, ResourceID: body.ResourceID, PlanID: body.PlanID, CreateTenant: body.CreateTenant}
 	if body.CreatedAt != nil {
 		act.CreatedAt = *body.CreatedAt
 	}
