@@ -224,3 +224,13 @@ func TestReportPaymentAfterCompletionRecordsOverpayment(t *testing.T) {
 	require.Len(t, over, 1, "the late payment is recorded")
 	assert.Equal(t, "pi_late", over[0].Reference)
 }
+
+// A payment for an invoice that does not exist is ErrInvoiceNotFound naming
+// it, although the report starts a run of the invoice's workflow.
+func TestMarkPaidUnknownInvoice(t *testing.T) {
+	e := newEnv(t)
+	ctx := ctxFor(t)
+	_, err := e.bc.MarkInvoicePaid(ctx, "inv-never-made", "manual", "wire-1")
+	require.ErrorIs(t, err, billing.ErrInvoiceNotFound)
+	assert.Contains(t, err.Error(), "inv-never-made")
+}
