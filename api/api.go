@@ -2,7 +2,8 @@
 // application endpoints that wrap the billing package, so services not
 // written in Go can signal billflow's workflows too.
 //
-//	POST /v1/tenants/{tenant}/activities   record an activity (JSON body)
+//	POST /v1/tenants/{tenant}/activities   record an activity (JSON body; an unknown
+//	                                       tenant is 404 unless "create_tenant": true)
 //	GET  /v1/tenants/{tenant}              a tenant's billing state
 //	POST /v1/invoices/{invoice}/payments   report a payment {rail, reference}
 //	POST /webhooks/stripe                  Stripe events (Stripe-Signature)

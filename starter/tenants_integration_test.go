@@ -3,7 +3,9 @@
 package main
 
 import (
+	"context"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -12,13 +14,14 @@ import (
 	"github.com/billflow/billflow/activities"
 	"github.com/billflow/billflow/billing"
 	"github.com/billflow/billflow/internal/testkit"
+	"github.com/billflow/billflow/store"
 	"github.com/billflow/billflow/workflows"
 )
 
 // startBillingWorker runs billflow's tenant and invoice workflows against a
 // fresh database on a task queue of the test's own, which the starter uses
 // through BILLFLOW_TASK_QUEUE.
-func startBillingWorker(t *testing.T) string {
+func startBillingWorker(t *testing.T) (*store.Store, string) {
 	t.Helper()
 	st, url := newTestStore(t)
 	tc := testkit.TemporalClient(t)
@@ -30,14 +33,14 @@ func startBillingWorker(t *testing.T) string {
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
 	t.Setenv("BILLFLOW_TASK_QUEUE", queue)
-	return url
+	return st, url
 }
 
 // activity record for a tenant never created fails naming it, unless
 // --create-tenant asks for the tenant to be created; tenant create refuses
 // other settings for an existing tenant.
 func TestActivityRecordUnknownTenant(t *testing.T) {
-	url := startBillingWorker(t)
+	_, url := startBillingWorker(t)
 	tenant := string(testkit.NewTenantID(t))
 	record := []string{"activity", "record", "--tenant", tenant, "--type", "resource_created", "--resource", "relay-1", "--plan", "basic", "--id", "s-1"}
 
@@ -56,4 +59,23 @@ func TestActivityRecordUnknownTenant(t *testing.T) {
 	assert.Equal(t, exitInvalid, r.code, r.stdout)
 	assert.Contains(t, r.stderr, "currency is usd, not eur")
 	assert.Contains(t, r.stderr, "period is calendar months, not 10m0s")
+}
+
+// invoice mark-paid on a paid invoice records the money as an overpayment
+// and says so, instead of "already paid" with nothing written.
+func TestMarkPaidOnPaidInvoiceSaysOverpayment(t *testing.T) {
+	ctx := context.Background()
+	st, url := startBillingWorker(t)
+	_, inv := seedInvoice(t, st, "overpaid")
+	_, err := st.Settle(ctx, store.PaymentReport{InvoiceID: inv, Rail: "manual", Reference: "wire-1", Amount: 500, Currency: "usd", ReceivedAt: time.Now()})
+	require.NoError(t, err)
+
+	r := runWithDB(t, url, "invoice", "mark-paid", "--invoice", inv, "--rail", "manual", "--reference", "wire-2")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "recorded as an overpayment")
+	ps, err := st.Payments(ctx, inv)
+	require.NoError(t, err)
+	require.Len(t, ps, 2)
+	assert.Equal(t, "wire-2", ps[1].Reference)
+	assert.False(t, ps[1].Applied)
 }
