@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/models"
 	"github.com/billflow/billflow/rails/card"
 	"github.com/billflow/billflow/rails/dm"
@@ -67,7 +68,7 @@ type Notifier interface {
 }
 
 // ErrWorkflowGone is a Notifier's answer for a workflow that has finished.
-var ErrWorkflowGone = errors.New("workflow is not running")
+var ErrWorkflowGone = contract.ErrWorkflowGone
 
 // PaymentPolicy is the collection schedule, from the worker's configuration.
 type PaymentPolicy struct {
@@ -96,24 +97,10 @@ func DefaultPaymentPolicy() PaymentPolicy {
 }
 
 // PaymentReport is money received for an invoice, as reported to its workflow.
-type PaymentReport struct {
-	Rail      string `json:"rail"`
-	Reference string `json:"reference"`
-	// Amount (fiat minor units) and AmountMsat are what the rail collected,
-	// when it says.
-	Amount     int64  `json:"amount,omitempty"`
-	Currency   string `json:"currency,omitempty"`
-	AmountMsat int64  `json:"amount_msat,omitempty"`
-}
+type PaymentReport = contract.PaymentReport
 
 // CollectionFailedInput starts or feeds a tenant's grace window.
-type CollectionFailedInput struct {
-	TenantID    models.TenantID `json:"tenant_id"`
-	InvoiceID   string          `json:"invoice_id"`
-	Reason      string          `json:"reason,omitempty"`
-	GraceWindow time.Duration   `json:"grace_window"`
-	BanFactor   int             `json:"ban_factor"`
-}
+type CollectionFailedInput = contract.CollectionFailedInput
 
 // BeginCollectionResult is the invoice and the policy to collect it under.
 type BeginCollectionResult struct {
@@ -693,15 +680,7 @@ func heartbeat(ctx context.Context) (stop func()) {
 }
 
 // LightningInvoice is a payable BOLT11 for an invoice, for the payment page.
-type LightningInvoice struct {
-	PaymentRequest string    `json:"payment_request"`
-	PaymentHash    string    `json:"payment_hash"`
-	AmountMsat     int64     `json:"amount_msat"`
-	ExpiresAt      time.Time `json:"expires_at"`
-	// Settled is true when the node reports it paid: the page should say so
-	// rather than show it.
-	Settled bool `json:"settled"`
-}
+type LightningInvoice = contract.LightningInvoice
 
 // IssueLightningInvoice returns the invoice's payable BOLT11, issuing one
 // (or replacing an expired one) on the engine's node, and checks first that

@@ -2,7 +2,8 @@
 // application endpoints that wrap the billing package, so services not
 // written in Go can signal billflow's workflows too.
 //
-//	POST /v1/tenants/{tenant}/activities   record an activity (JSON body)
+//	POST /v1/tenants/{tenant}/activities   record an activity (JSON body; an unknown
+//	                                       tenant is 404 unless "create_tenant": true)
 //	GET  /v1/tenants/{tenant}              a tenant's billing state
 //	POST /v1/invoices/{invoice}/payments   report a payment {rail, reference}
 //	POST /webhooks/stripe                  Stripe events (Stripe-Signature)
@@ -140,6 +141,9 @@ type activityBody struct {
 	ResourceID string              `json:"resource_id"`
 	PlanID     string              `json:"plan_id,omitempty"`
 	CreatedAt  *time.Time          `json:"created_at,omitempty"`
+	// CreateTenant creates an unknown tenant (usd, calendar months) instead
+	// of answering 404.
+	CreateTenant bool `json:"create_tenant,omitempty"`
 }
 
 func (s *Server) recordActivity(w http.ResponseWriter, r *http.Request) error {
@@ -147,7 +151,7 @@ func (s *Server) recordActivity(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(r, &body); err != nil {
 		return err
 	}
-	act := billing.Activity{ID: body.ID, Type: body.Type, ResourceID: body.ResourceID, PlanID: body.PlanID}
+	act := billing.Activity{ID: body.ID, Type: body.Type, ResourceID: body.ResourceID, PlanID: body.PlanID, CreateTenant: body.CreateTenant}
 	if body.CreatedAt != nil {
 		act.CreatedAt = *body.CreatedAt
 	}
