@@ -114,7 +114,10 @@ func (s *Store) Claim(ctx context.Context, p ClaimParams) (ClaimResult, error) {
 		for i, it := range items {
 			plain[i], ids[i] = it.Item, it.ID
 		}
-		total, ok := models.Claimable(plain)
+		total, ok, err := models.Claimable(plain)
+		if err != nil {
+			return err
+		}
 		if !ok {
 			res.Outstanding = total
 			return nil
