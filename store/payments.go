@@ -81,6 +81,8 @@ const (
 	RefundUnpriced = "unpriced"
 	// RefundBelowMinorUnit: Lightning money worth less than one minor unit.
 	RefundBelowMinorUnit = "below_minor_unit"
+	// RefundInvoiceVoided: a partial payment of an invoice since voided.
+	RefundInvoiceVoided = "invoice_voided"
 )
 
 // Payment is a recorded payment.
@@ -450,7 +452,9 @@ func resolveReservation(ctx context.Context, tx pgx.Tx, invoiceID, to string, at
 }
 
 // CloseInvoice voids an invoice or writes it off as uncollectible, releasing
-// its discount slot, in one transaction with its event. Closing it again the
+// its discount slot, in one transaction with its event. Voiding a partly
+// paid invoice makes its partial payments money to refund; writing one off
+// keeps them applied. Closing it again the
 // same way is a no-op; a paid invoice cannot be closed.
 func (s *Store) CloseInvoice(ctx context.Context, id, status, reason string, at time.Time) (Invoice, error) {
 	if status != InvoiceVoid && status != InvoiceUncollectible {
@@ -482,6 +486,12 @@ func (s *Store) CloseInvoice(ctx context.Context, id, status, reason string, at 
 		if err := resolveReservation(ctx, tx, id, "released", at); err != nil {
 			return err
 		}
+		if status == InvoiceVoid && inv.AmountPaid > 0 {
+			if err := unapplyVoided(ctx, tx, inv); err != nil {
+				return err
+			}
+			inv.AmountPaid = 0
+		}
 		inv.Status = status
 		typ := "invoice.voided"
 		if status == InvoiceUncollectible {
@@ -490,6 +500,32 @@ func (s *Store) CloseInvoice(ctx context.Context, id, status, reason string, at 
 		return insertEvent(ctx, tx, inv.TenantID, typ, id, map[string]any{"invoice": inv, "reason": reason})
 	})
 	return inv, err
+}
+
+// unapplyVoided turns the partial payments of an invoice being voided into
+// money owed back: a void invoice was never owed, so what was paid towards
+// it belongs to the tenant (each payment whole: its msat for Lightning, its
+// amount for fiat), with a payment.unapplied event each. Writing an invoice
+// off keeps its partial payments: the tenant did owe them.
+func unapplyVoided(ctx context.Context, tx pgx.Tx, inv Invoice) error {
+	rows, err := tx.Query(ctx, `UPDATE payments SET applied = false, applied_amount = 0, refund_status = 'to_refund', refund_reason = $2,
+			refund_msat = CASE WHEN money_ref LIKE 'lightning:%' THEN amount_msat END,
+			refund_amount = CASE WHEN money_ref LIKE 'lightning:%' AND amount_msat IS NOT NULL THEN NULL ELSE amount END
+		WHERE invoice_id = $1 AND applied
+		RETURNING `+paymentColumns, inv.ID, RefundInvoiceVoided)
+	unapplied, err := collectPayments(rows, err)
+	if err != nil {
+		return fmt.Errorf("unapply payments of voided invoice %s: %w", inv.ID, err)
+	}
+	if _, err := tx.Exec(ctx, `UPDATE invoices SET amount_paid = 0 WHERE id = $1`, inv.ID); err != nil {
+		return err
+	}
+	for _, p := range unapplied {
+		if err := insertEvent(ctx, tx, inv.TenantID, "payment.unapplied", p.ID, p); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // SetInvoiceStatus moves an invoice between the collection statuses (open,

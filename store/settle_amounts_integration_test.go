@@ -178,12 +178,12 @@ func TestSettleManualReportOnSettledInvoiceIsOverpayment(t *testing.T) {
 	assert.Equal(t, int64(500), paid)
 	assert.Equal(t, "paid", status)
 
-	// A voided invoice that was partly paid: a manual report with no amount
-	// stands for what was still due when it closed.
+	// A written-off invoice that was partly paid keeps what was paid; a
+	// manual report with no amount stands for what was still due.
 	id2 := newInvoice(t, st, tenant, "m2", "collecting")
 	_, err = st.Settle(bg(), store.PaymentReport{InvoiceID: id2, Rail: store.RailStripe, Reference: "pi_some", Amount: 100, Currency: "usd", ReceivedAt: at(30)})
 	require.NoError(t, err)
-	_, err = st.CloseInvoice(bg(), id2, store.InvoiceVoid, "duplicate invoice", at(40))
+	_, err = st.CloseInvoice(bg(), id2, store.InvoiceUncollectible, "gave up", at(40))
 	require.NoError(t, err)
 	late, err := st.Settle(bg(), store.PaymentReport{InvoiceID: id2, Rail: store.RailManual, Reference: "late cash", ReceivedAt: at(50)})
 	require.NoError(t, err)
@@ -191,7 +191,40 @@ func TestSettleManualReportOnSettledInvoiceIsOverpayment(t *testing.T) {
 	assert.Equal(t, i64(400), readRefund(t, st, late.Payment.ID).RefundAmount)
 	paid, status = paidSoFar(t, st, id2)
 	assert.Equal(t, int64(100), paid)
+	assert.Equal(t, "uncollectible", status)
+}
+
+// A void invoice was never owed: voiding one that was partly paid turns
+// its partial payments into money to refund.
+func TestVoidPartlyPaidInvoiceRefundsItsPayments(t *testing.T) {
+	st := testkit.NewStore(t)
+	tenant := newTenant(t, st, fixed)
+	id := newInvoice(t, st, tenant, "v1", "awaiting_payment")
+	b := newBolt11(id, "void part", at(10), time.Hour)
+	_, err := st.SaveBolt11(bg(), b, at(10))
+	require.NoError(t, err)
+	card, err := st.Settle(bg(), store.PaymentReport{InvoiceID: id, Rail: store.RailStripe, Reference: "pi_v", Amount: 100, Currency: "usd", ReceivedAt: at(20)})
+	require.NoError(t, err)
+	ln, err := st.Settle(bg(), store.PaymentReport{InvoiceID: id, Rail: store.RailNWC, Reference: b.PaymentHash, AmountMsat: 60_000, ReceivedAt: at(30)})
+	require.NoError(t, err)
+	require.Equal(t, store.SettledPartial, ln.Outcome)
+	paid, _ := paidSoFar(t, st, id)
+	require.Equal(t, int64(300), paid)
+
+	inv, err := st.CloseInvoice(bg(), id, store.InvoiceVoid, "billed by mistake", at(40))
+	require.NoError(t, err)
+	assert.Equal(t, int64(0), inv.AmountPaid)
+	paid, status := paidSoFar(t, st, id)
+	assert.Equal(t, int64(0), paid)
 	assert.Equal(t, "void", status)
+	assert.Equal(t, refundRow{RefundStatus: str("to_refund"), Reason: str("invoice_voided"), RefundAmount: i64(100), Amount: i64(100), Currency: str("usd")},
+		readRefund(t, st, card.Payment.ID))
+	assert.Equal(t, refundRow{RefundStatus: str("to_refund"), Reason: str("invoice_voided"), RefundMsat: i64(60_000), AmountMsat: i64(60_000)},
+		readRefund(t, st, ln.Payment.ID))
+	assert.Equal(t, int64(1), countType(t, st, "payment.unapplied", card.Payment.ID))
+	owed, err := st.ToRefund(bg(), tenant)
+	require.NoError(t, err)
+	assert.Len(t, owed, 2)
 }
 
 // Lightning money is valued at the quote stored with its BOLT11, rounded

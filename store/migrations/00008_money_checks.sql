@@ -64,7 +64,7 @@ ALTER TABLE payments
     ADD COLUMN applied_amount bigint NOT NULL DEFAULT 0 CHECK (applied_amount >= 0),
     ADD COLUMN refund_amount  bigint CHECK (refund_amount > 0),
     ADD COLUMN refund_msat    bigint CHECK (refund_msat > 0),
-    ADD COLUMN refund_reason  text CHECK (refund_reason IN ('overpaid', 'invoice_settled', 'currency_mismatch', 'unpriced', 'below_minor_unit'));
+    ADD COLUMN refund_reason  text CHECK (refund_reason IN ('overpaid', 'invoice_settled', 'currency_mismatch', 'unpriced', 'below_minor_unit', 'invoice_voided'));
 UPDATE payments p SET applied_amount = i.total FROM invoices i WHERE p.invoice_id = i.id AND p.applied;
 UPDATE payments SET refund_amount = amount, refund_msat = amount_msat, refund_reason = 'invoice_settled' WHERE refund_status IS NOT NULL;
 DROP INDEX payments_one_applied;
