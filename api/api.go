@@ -284,6 +284,12 @@ func (s *Server) settleFromStripe(ctx context.Context, eventID string, pi *card.
 	if err != nil {
 		return &billing.UnavailableError{Err: err}
 	}
+	if pi.AmountReceived <= 0 {
+		// A report without an amount would vouch for the amount due; Stripe
+		// saying nothing was received vouches for nothing.
+		s.logger().Warn("stripe payment succeeded with nothing received; not settled", "event", eventID, "payment_intent", pi.ID, "invoice", inv.ID)
+		return nil
+	}
 	if pi.AmountReceived != inv.Due() || !strings.EqualFold(pi.Currency, string(inv.Currency)) {
 		s.logger().Warn("stripe payment does not match the amount due; settling what was received", "event", eventID, "payment_intent", pi.ID,
 			"invoice", inv.ID, "received", pi.AmountReceived, "currency", pi.Currency, "due", inv.Due(), "invoice_currency", inv.Currency)

@@ -114,7 +114,13 @@ func TestStripeWebhookMismatchedAmountIsSettled(t *testing.T) {
 	// The test's clock is frozen, so both have the same received_at.
 	assert.ElementsMatch(t, []string{"pi_eur", "pi_over"}, []string{owed[0].Reference, owed[1].Reference})
 
+	// Nothing received vouches for nothing (no amount would mean "the amount due").
+	deliver("evt_zero", "pi_zero", 0, "usd")
+	pays, err = st.Payments(ctx, id)
+	require.NoError(t, err)
+	assert.Len(t, pays, 3)
+
 	var processed int
 	require.NoError(t, st.Pool().QueryRow(ctx, `SELECT count(*) FROM stripe_events WHERE invoice_id = $1`, id).Scan(&processed))
-	assert.Equal(t, 3, processed)
+	assert.Equal(t, 4, processed)
 }
