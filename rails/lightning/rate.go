@@ -131,16 +131,23 @@ func msatCeil(amount, rate int64, digits int) (int64, error) {
 	}
 	hi, lo := bits.Mul64(uint64(amount), uint64(rate))
 	if hi >= div {
-		return 0, fmt.Errorf("%w: %d minor units at %d msat per unit overflows", ErrInvalidRequest, amount, rate)
+		return 0, overflow(amount, rate)
 	}
 	q, rem := bits.Div64(hi, lo, div)
 	if rem != 0 {
 		q++
 	}
 	if q > math.MaxInt64 {
-		return 0, fmt.Errorf("%w: %d minor units at %d msat per unit overflows", ErrInvalidRequest, amount, rate)
+		return 0, overflow(amount, rate)
 	}
 	return int64(q), nil
 }
 
 var currencyCode = regexp.MustCompile(`^[a-z]{3}$`)
+
+// overflow is a price beyond int64 msat: a *models.ValidationError naming
+// the amount (what the caller can change), that is also ErrInvalidRequest.
+func overflow(amount, rate int64) error {
+	return fmt.Errorf("%w: %w", ErrInvalidRequest, &models.ValidationError{Field: "amount",
+		Reason: fmt.Sprintf("%d minor units at %d msat per major unit overflows a 64-bit msat amount", amount, rate)})
+}

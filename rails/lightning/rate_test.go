@@ -64,6 +64,10 @@ func TestStaticRateErrors(t *testing.T) {
 	}
 	_, err = rates.MsatFor(ctx, math.MaxInt64, "usd")
 	assert.ErrorIs(t, err, lightning.ErrInvalidRequest, "overflow is an error, not a wrapped amount")
+	var ve *models.ValidationError
+	require.ErrorAs(t, err, &ve, "an overflow is a validation error naming the value")
+	assert.Equal(t, "amount", ve.Field)
+	assert.Contains(t, ve.Reason, "9223372036854775807")
 
 	cancelled, cancel := context.WithCancel(ctx)
 	cancel()
