@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/models"
 	"github.com/billflow/billflow/outbound"
 	"github.com/billflow/billflow/store"
@@ -19,11 +20,11 @@ import (
 // Error types carried by non-retryable application errors.
 const (
 	// ErrValidation is bad input that reached an activity; retrying cannot fix it.
-	ErrValidation = "ValidationError"
+	ErrValidation = contract.ErrValidation
 	// ErrNotFound is a missing tenant or invoice.
-	ErrNotFound = "NotFound"
+	ErrNotFound = contract.ErrNotFound
 	// ErrInvoiceClosed is a payment for a voided or written-off invoice.
-	ErrInvoiceClosed = "InvoiceClosed"
+	ErrInvoiceClosed = contract.ErrInvoiceClosed
 )
 
 // Activities holds the dependencies of billflow's activities.
@@ -70,15 +71,7 @@ func classify(err error) error {
 }
 
 // InvoiceRef summarises an invoice for workflow state and queries.
-type InvoiceRef struct {
-	ID        string          `json:"id"`
-	TenantID  models.TenantID `json:"tenant_id"`
-	Total     int64           `json:"total"`
-	Currency  models.Currency `json:"currency"`
-	Status    string          `json:"status"`
-	CreatedAt time.Time       `json:"created_at"`
-	PaidRail  string          `json:"paid_rail,omitempty"`
-}
+type InvoiceRef = contract.InvoiceRef
 
 func invoiceRef(inv store.Invoice) InvoiceRef {
 	return InvoiceRef{ID: inv.ID, TenantID: inv.TenantID, Total: inv.Total, Currency: inv.Currency,
@@ -136,25 +129,10 @@ type RecordActivityInput struct {
 }
 
 // ItemRef summarises a line item.
-type ItemRef struct {
-	ID          string          `json:"id"`
-	Kind        models.ItemKind `json:"kind"`
-	Amount      int64           `json:"amount"`
-	PlanID      string          `json:"plan_id"`
-	PeriodStart time.Time       `json:"period_start"`
-	Description string          `json:"description"`
-}
+type ItemRef = contract.ItemRef
 
 // RecordActivityResult is the outcome of recording an activity.
-type RecordActivityResult struct {
-	ActivityID string `json:"activity_id"`
-	// Item is the line item produced, or nil when the activity bills nothing.
-	Item *ItemRef `json:"item,omitempty"`
-	// Duplicate is true when the identical activity had already been recorded.
-	Duplicate   bool      `json:"duplicate"`
-	Anchor      time.Time `json:"billing_anchor"`
-	Outstanding int64     `json:"outstanding"`
-}
+type RecordActivityResult = contract.RecordActivityResponse
 
 // RecordActivity folds one activity into the tenant's ledger in one transaction.
 func (a *Activities) RecordActivity(ctx context.Context, in RecordActivityInput) (RecordActivityResult, error) {

@@ -2,12 +2,12 @@ package activities
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
 	"unicode/utf8"
 
+	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/models"
 	"github.com/billflow/billflow/rails/card"
 	"github.com/billflow/billflow/rails/dm"
@@ -64,7 +64,7 @@ type Notifier interface {
 }
 
 // ErrWorkflowGone is a Notifier's answer for a workflow that has finished.
-var ErrWorkflowGone = errors.New("workflow is not running")
+var ErrWorkflowGone = contract.ErrWorkflowGone
 
 // PaymentPolicy is the collection schedule, from the worker's configuration.
 type PaymentPolicy struct {
@@ -93,13 +93,7 @@ func DefaultPaymentPolicy() PaymentPolicy {
 }
 
 // CollectionFailedInput starts or feeds a tenant's grace window.
-type CollectionFailedInput struct {
-	TenantID    models.TenantID `json:"tenant_id"`
-	InvoiceID   string          `json:"invoice_id"`
-	Reason      string          `json:"reason,omitempty"`
-	GraceWindow time.Duration   `json:"grace_window"`
-	BanFactor   int             `json:"ban_factor"`
-}
+type CollectionFailedInput = contract.CollectionFailedInput
 
 // BeginCollectionResult is the invoice and the policy to collect it under.
 type BeginCollectionResult struct {

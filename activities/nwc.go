@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/models"
 	"github.com/billflow/billflow/rails/lightning"
 	"github.com/billflow/billflow/rails/nwc"
@@ -305,15 +306,7 @@ func (a *Activities) settledOnNode(ctx context.Context, b store.Bolt11, afterPay
 }
 
 // LightningInvoice is a payable BOLT11 for an invoice, for the payment page.
-type LightningInvoice struct {
-	PaymentRequest string    `json:"payment_request"`
-	PaymentHash    string    `json:"payment_hash"`
-	AmountMsat     int64     `json:"amount_msat"`
-	ExpiresAt      time.Time `json:"expires_at"`
-	// Settled is true when the node reports it paid: the page should say so
-	// rather than show it.
-	Settled bool `json:"settled"`
-}
+type LightningInvoice = contract.LightningInvoice
 
 // IssueLightningInvoice returns the invoice's payable BOLT11, issuing one
 // (or replacing an expired one) on the engine's node, and checks first that

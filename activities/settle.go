@@ -5,20 +5,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/models"
 	"github.com/billflow/billflow/store"
 )
 
 // PaymentReport is money received for an invoice, as reported to its workflow.
-type PaymentReport struct {
-	Rail      string `json:"rail"`
-	Reference string `json:"reference"`
-	// Amount (fiat minor units) and AmountMsat are what the rail collected,
-	// when it says.
-	Amount     int64  `json:"amount,omitempty"`
-	Currency   string `json:"currency,omitempty"`
-	AmountMsat int64  `json:"amount_msat,omitempty"`
-}
+type PaymentReport = contract.PaymentReport
 
 // SettleInput is a payment of an invoice through a rail.
 type SettleInput struct {

@@ -2,7 +2,8 @@
 // application endpoints that wrap the billing package, so services not
 // written in Go can signal billflow's workflows too.
 //
-//	POST /v1/tenants/{tenant}/activities   record an activity (JSON body)
+//	POST /v1/tenants/{tenant}/activities   record an activity (JSON body; an unknown
+//	                                       tenant is 404 unless "create_tenant": true)
 //	GET  /v1/tenants/{tenant}              a tenant's billing state
 //	POST /v1/invoices/{invoice}/payments   report a payment {rail, reference}
 //	POST /webhooks/stripe                  Stripe events (Stripe-Signature)
@@ -140,6 +141,9 @@ type activityBody struct {
 	ResourceID string              `json:"resource_id"`
 	PlanID     string              `json:"plan_id,omitempty"`
 	CreatedAt  *time.Time          `json:"created_at,omitempty"`
+	// CreateTenant creates an unknown tenant (usd, calendar months) instead
+	// of answering 404.
+	CreateTenant bool `json:"create_tenant,omitempty"`
 }
 
 func (s *Server) recordActivity(w http.ResponseWriter, r *http.Request) error {
@@ -147,7 +151,7 @@ func (s *Server) recordActivity(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(r, &body); err != nil {
 		return err
 	}
-	act := billing.Activity{ID: body.ID, Type: body.Type, ResourceID: body.ResourceID, PlanID: body.PlanID}
+	act := billing.Activity{ID: body.ID, Type: body.Type, ResourceID: body.ResourceID, PlanID: body.PlanID, CreateTenant: body.CreateTenant}
 	if body.CreatedAt != nil {
 		act.CreatedAt = *body.CreatedAt
 	}
@@ -270,9 +274,11 @@ func (s *Server) stripeWebhook(w http.ResponseWriter, r *http.Request) {
 }
 
 // settleFromStripe reports a succeeded PaymentIntent to its invoice's
-// workflow, after checking it paid exactly the invoice's total. A mismatch
-// or an unknown invoice is logged for an operator, not retried: redelivery
-// would not change it.
+// workflow with the amount and currency Stripe received, like any payment:
+// the settlement (store.Settle) decides whether it pays the invoice, pays
+// part of it, overpays it or is money in the wrong currency to refund. An
+// unknown invoice is logged for an operator, not retried: redelivery would
+// not change it.
 func (s *Server) settleFromStripe(ctx context.Context, eventID string, pi *card.PaymentIntent) error {
 	inv, _, err := s.Store.GetInvoice(ctx, pi.InvoiceID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -282,10 +288,15 @@ func (s *Server) settleFromStripe(ctx context.Context, eventID string, pi *card.
 	if err != nil {
 		return &billing.UnavailableError{Err: err}
 	}
-	if pi.AmountReceived != inv.Total || !strings.EqualFold(pi.Currency, string(inv.Currency)) {
-		s.logger().Error("stripe payment does not match the invoice; not settled", "event", eventID, "payment_intent", pi.ID,
-			"invoice", inv.ID, "received", pi.AmountReceived, "currency", pi.Currency, "total", inv.Total, "invoice_currency", inv.Currency)
+	if pi.AmountReceived <= 0 {
+		// A report without an amount would vouch for the amount due; Stripe
+		// saying nothing was received vouches for nothing.
+		s.logger().Warn("stripe payment succeeded with nothing received; not settled", "event", eventID, "payment_intent", pi.ID, "invoice", inv.ID)
 		return nil
+	}
+	if pi.AmountReceived != inv.Due() || !strings.EqualFold(pi.Currency, string(inv.Currency)) {
+		s.logger().Warn("stripe payment does not match the amount due; settling what was received", "event", eventID, "payment_intent", pi.ID,
+			"invoice", inv.ID, "received", pi.AmountReceived, "currency", pi.Currency, "due", inv.Due(), "invoice_currency", inv.Currency)
 	}
 	err = s.Billing.ReportPayment(ctx, inv.ID, activities.PaymentReport{Rail: store.RailStripe, Reference: pi.ID,
 		Amount: pi.AmountReceived, Currency: pi.Currency})
@@ -295,7 +306,7 @@ func (s *Server) settleFromStripe(ctx context.Context, eventID string, pi *card.
 	// The invoice's workflow has finished (paid another way, voided): record
 	// the money in the store, where it becomes an overpayment to refund.
 	res, err := s.Store.Settle(ctx, store.PaymentReport{InvoiceID: inv.ID, Rail: store.RailStripe, Reference: pi.ID,
-		Amount: pi.AmountReceived, Currency: inv.Currency, ReceivedAt: s.now()})
+		Amount: pi.AmountReceived, Currency: models.Currency(strings.ToLower(pi.Currency)), ReceivedAt: s.now()})
 	if err != nil {
 		return &billing.UnavailableError{Err: err}
 	}

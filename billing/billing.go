@@ -2,6 +2,11 @@
 // typed functions over Temporal updates, signals and queries. Errors are typed
 // so callers can tell bad input (*ValidationError) from not-found and from
 // transient failures worth retrying (*UnavailableError).
+//
+// It depends only on the Temporal client and billflow's contract and models
+// packages (deps_test.go holds it to that): no payment rail, database or
+// Nostr library, so any module can import it without billflow's replace
+// directives (examples/app builds that way).
 package billing
 
 import (
@@ -16,15 +21,15 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/billflow/billflow/activities"
+	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/models"
-	"github.com/billflow/billflow/workflows"
 )
 
 // ValidationError is input billflow rejected; retrying it will not help.
-type ValidationError = models.ValidationError
+type ValidationError = contract.ValidationError
 
-// ErrTenantNotFound means no billing workflow exists for the tenant.
+// ErrTenantNotFound means the tenant was never created (no billing workflow
+// exists for it). Errors wrapping it name the tenant.
 var ErrTenantNotFound = errors.New("tenant not found")
 
 // ErrInvoiceNotFound means no payment workflow exists for the invoice.
@@ -50,26 +55,31 @@ type Client struct {
 // New returns a Client that starts workflows on taskQueue (empty: the default).
 func New(c client.Client, taskQueue string) *Client {
 	if taskQueue == "" {
-		taskQueue = workflows.DefaultTaskQueue
+		taskQueue = contract.DefaultTaskQueue
 	}
 	return &Client{temporal: c, taskQueue: taskQueue}
 }
 
 // TenantState is a tenant's billing state as its workflow sees it.
-type TenantState = workflows.TenantState
+type TenantState = contract.TenantState
+
+// DefaultCurrency is the currency of a tenant created without one.
+const DefaultCurrency models.Currency = "usd"
 
 // CreateTenantRequest creates a tenant.
 type CreateTenantRequest struct {
 	// Tenant is a Nostr public key, hex or npub.
 	Tenant string
-	// Currency defaults to "usd".
+	// Currency defaults to DefaultCurrency.
 	Currency string
 	// Period is a fixed period length; zero means calendar months.
 	Period time.Duration
 }
 
-// CreateTenant creates the tenant and starts its billing workflow, or returns
-// the existing tenant's state (an existing tenant keeps its settings).
+// CreateTenant creates the tenant and starts its billing workflow. Creating
+// an existing tenant with the same settings returns its state (idempotent);
+// with a different currency or period it is a *ValidationError naming the
+// difference, since a tenant's settings never change silently.
 func (c *Client) CreateTenant(ctx context.Context, req CreateTenantRequest) (TenantState, error) {
 	id, err := models.ParseTenantID(req.Tenant)
 	if err != nil {
@@ -77,7 +87,7 @@ func (c *Client) CreateTenant(ctx context.Context, req CreateTenantRequest) (Ten
 	}
 	cur := req.Currency
 	if cur == "" {
-		cur = "usd"
+		cur = string(DefaultCurrency)
 	}
 	currency, err := models.ParseCurrency(cur)
 	if err != nil {
@@ -86,10 +96,40 @@ func (c *Client) CreateTenant(ctx context.Context, req CreateTenantRequest) (Ten
 	if req.Period < 0 || req.Period%time.Second != 0 {
 		return TenantState{}, &ValidationError{Field: "period", Reason: fmt.Sprintf("%s is not a positive whole number of seconds", req.Period)}
 	}
-	in := workflows.TenantBillingInput{TenantID: id, Currency: currency, PeriodSeconds: int64(req.Period / time.Second)}
+	in := contract.TenantBillingInput{TenantID: id, Currency: currency, PeriodSeconds: int64(req.Period / time.Second)}
 	var st TenantState
-	err = c.updateWithStart(ctx, in, workflows.UpdateDescribe, &st)
-	return st, err
+	if err := c.updateWithStart(ctx, in, contract.UpdateDescribe, &st); err != nil {
+		return st, err
+	}
+	if err := SettingsConflict(st, in.Currency, in.PeriodSeconds); err != nil {
+		return st, err
+	}
+	return st, nil
+}
+
+// SettingsConflict compares an existing tenant's settings with the ones
+// requested for it and returns a *ValidationError naming each difference
+// (current vs requested), or nil when they agree.
+func SettingsConflict(st TenantState, currency models.Currency, periodSeconds int64) error {
+	var diffs []string
+	if st.Currency != currency {
+		diffs = append(diffs, fmt.Sprintf("currency is %s, not %s", st.Currency, currency))
+	}
+	if st.PeriodSeconds != periodSeconds {
+		diffs = append(diffs, fmt.Sprintf("period is %s, not %s", periodName(st.PeriodSeconds), periodName(periodSeconds)))
+	}
+	if len(diffs) == 0 {
+		return nil
+	}
+	return &ValidationError{Field: "tenant", Reason: fmt.Sprintf("tenant %s already exists with other settings: %s as requested; a tenant's settings are not changed by creating it again",
+		st.TenantID, strings.Join(diffs, "; "))}
+}
+
+func periodName(seconds int64) string {
+	if seconds == 0 {
+		return "calendar months"
+	}
+	return (time.Duration(seconds) * time.Second).String()
 }
 
 // Activity is one billable event for RecordActivity.
@@ -100,20 +140,25 @@ type Activity struct {
 	PlanID     string
 	// CreatedAt defaults to now.
 	CreatedAt time.Time
+	// CreateTenant creates the tenant, with DefaultCurrency and calendar
+	// months, when it does not exist yet. Without it, an activity for a
+	// tenant that was never created is ErrTenantNotFound, so a mistyped
+	// tenant id is an error rather than a new tenant.
+	CreateTenant bool
 }
 
 // RecordResult is what recording an activity produced.
-type RecordResult = workflows.RecordActivityResponse
+type RecordResult = contract.RecordActivityResponse
 
-// RecordActivity records an activity for a tenant (creating the tenant with
-// default settings if it does not exist yet) and returns the item it billed.
+// RecordActivity records an activity for an existing tenant (or creates it
+// first when act.CreateTenant is set) and returns the item it billed.
 // Recording the identical activity again returns the first outcome.
 func (c *Client) RecordActivity(ctx context.Context, tenant string, act Activity) (RecordResult, error) {
 	id, err := models.ParseTenantID(tenant)
 	if err != nil {
 		return RecordResult{}, err
 	}
-	req := workflows.RecordActivityRequest{ID: act.ID, Type: act.Type, ResourceID: act.ResourceID, PlanID: act.PlanID}
+	req := contract.RecordActivityRequest{ID: act.ID, Type: act.Type, ResourceID: act.ResourceID, PlanID: act.PlanID}
 	if !act.CreatedAt.IsZero() {
 		at := act.CreatedAt.UTC()
 		req.CreatedAt = &at
@@ -123,12 +168,21 @@ func (c *Client) RecordActivity(ctx context.Context, tenant string, act Activity
 		return RecordResult{}, err
 	}
 	var res RecordResult
-	err = c.updateWithStart(ctx, workflows.TenantBillingInput{TenantID: id, Currency: "usd"}, workflows.UpdateRecordActivity, &res, req)
+	if act.CreateTenant {
+		err = c.updateWithStart(ctx, contract.TenantBillingInput{TenantID: id, Currency: DefaultCurrency}, contract.UpdateRecordActivity, &res, req)
+	} else {
+		err = c.update(ctx, contract.TenantWorkflowID(id), contract.UpdateRecordActivity, &res, tenantNotFound(id), req)
+	}
 	return res, err
 }
 
+// tenantNotFound is ErrTenantNotFound naming the tenant.
+func tenantNotFound(id models.TenantID) error {
+	return fmt.Errorf("%w: %s", ErrTenantNotFound, id)
+}
+
 // RenewResult is the outcome of a renewal.
-type RenewResult = workflows.RenewNowResponse
+type RenewResult = contract.RenewNowResponse
 
 // RenewNow runs the tenant's current-period renewal (never twice per period)
 // and claims what is outstanding.
@@ -138,7 +192,7 @@ func (c *Client) RenewNow(ctx context.Context, tenant string) (RenewResult, erro
 		return RenewResult{}, err
 	}
 	var res RenewResult
-	err = c.update(ctx, workflows.TenantWorkflowID(id), workflows.UpdateRenewNow, &res, ErrTenantNotFound)
+	err = c.update(ctx, contract.TenantWorkflowID(id), contract.UpdateRenewNow, &res, tenantNotFound(id))
 	return res, err
 }
 
@@ -148,9 +202,9 @@ func (c *Client) Tenant(ctx context.Context, tenant string) (TenantState, error)
 	if err != nil {
 		return TenantState{}, err
 	}
-	v, err := c.temporal.QueryWorkflow(ctx, workflows.TenantWorkflowID(id), "", workflows.QueryTenant)
+	v, err := c.temporal.QueryWorkflow(ctx, contract.TenantWorkflowID(id), "", contract.QueryTenant)
 	if err != nil {
-		return TenantState{}, translate(err, ErrTenantNotFound)
+		return TenantState{}, translate(err, tenantNotFound(id))
 	}
 	var st TenantState
 	if err := v.Get(&st); err != nil {
@@ -159,38 +213,14 @@ func (c *Client) Tenant(ctx context.Context, tenant string) (TenantState, error)
 	return st, nil
 }
 
-// Payment is the outcome of reporting a payment.
-type Payment = workflows.InvoicePaymentResult
-
-// MarkInvoicePaid reports money received for an invoice through a rail
-// ("manual", "stripe", "nwc", "lightning", "oob"). The first payment wins; a
-// second report comes back with AlreadyPaid set.
-func (c *Client) MarkInvoicePaid(ctx context.Context, invoiceID, rail, reference string) (Payment, error) {
-	req := workflows.MarkPaidRequest{Rail: rail, Reference: reference}
-	if err := req.Validate(); err != nil {
-		return Payment{}, err
-	}
-	var res Payment
-	err := c.update(ctx, workflows.InvoiceWorkflowID(invoiceID), workflows.UpdateMarkPaid, &res, ErrInvoiceNotFound, req)
-	if errors.Is(err, ErrInvoiceClosed) {
-		// The workflow has finished: report its outcome rather than fail.
-		run := c.temporal.GetWorkflow(ctx, workflows.InvoiceWorkflowID(invoiceID), "")
-		if getErr := run.Get(ctx, &res); getErr == nil {
-			res.AlreadyPaid = true
-			return res, nil
-		}
-	}
-	return res, err
-}
-
-func (c *Client) updateWithStart(ctx context.Context, in workflows.TenantBillingInput, update string, out any, args ...any) error {
+func (c *Client) updateWithStart(ctx context.Context, in contract.TenantBillingInput, update string, out any, args ...any) error {
 	start := c.temporal.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
-		ID:                       workflows.TenantWorkflowID(in.TenantID),
+		ID:                       contract.TenantWorkflowID(in.TenantID),
 		TaskQueue:                c.taskQueue,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		StaticSummary:            fmt.Sprintf("Billing periods of tenant %s", in.TenantID.Short()),
 		StaticDetails:            fmt.Sprintf("Tenant `%s`. Records activities into prorated items, renews at each boundary, claims invoices and starts their payment workflows.", in.TenantID),
-	}, workflows.TenantBilling, in)
+	}, contract.WorkflowTenantBilling, in)
 	handle, err := c.temporal.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
 		StartWorkflowOperation: start,
 		UpdateOptions: client.UpdateWorkflowOptions{
@@ -198,9 +228,9 @@ func (c *Client) updateWithStart(ctx context.Context, in workflows.TenantBilling
 		},
 	})
 	if err != nil {
-		return translate(err, ErrTenantNotFound)
+		return translate(err, tenantNotFound(in.TenantID))
 	}
-	return translate(handle.Get(ctx, out), ErrTenantNotFound)
+	return translate(handle.Get(ctx, out), tenantNotFound(in.TenantID))
 }
 
 func (c *Client) update(ctx context.Context, workflowID, update string, out any, notFound error, args ...any) error {
@@ -221,18 +251,18 @@ func translate(err error, notFound error) error {
 	var appErr *temporal.ApplicationError
 	if errors.As(err, &appErr) {
 		switch appErr.Type() {
-		case activities.ErrValidation:
+		case contract.ErrValidation:
 			return &ValidationError{Reason: appErr.Message()}
-		case activities.ErrNotFound:
-			return fmt.Errorf("%w: %s", notFound, appErr.Message())
-		case activities.ErrInvoiceClosed:
+		case contract.ErrNotFound:
+			return fmt.Errorf("%w (%s)", notFound, appErr.Message())
+		case contract.ErrInvoiceClosed:
 			return fmt.Errorf("%w: %s", ErrInvoiceClosed, appErr.Message())
 		}
 		return err
 	}
 	var nf *serviceerror.NotFound
 	if errors.As(err, &nf) {
-		if notFound == ErrInvoiceNotFound && isCompleted(err) {
+		if errors.Is(notFound, ErrInvoiceNotFound) && isCompleted(err) {
 			return ErrInvoiceClosed
 		}
 		return notFound

@@ -49,7 +49,12 @@ func TestAPIAndStripeWebhookSettlesInvoice(t *testing.T) {
 	code, body := post("/v1/tenants/"+string(tenant)+"/activities", token, map[string]any{"id": "h1", "type": "resource_exploded", "resource_id": "r"})
 	require.Equal(t, http.StatusBadRequest, code)
 	require.Contains(t, body["message"], "resource_exploded")
+	// A tenant that was never created is not created by its first activity
+	// unless the caller asks for it.
 	code, body = post("/v1/tenants/"+string(tenant)+"/activities", token, map[string]any{"id": "h2", "type": "resource_created", "resource_id": "relay-1", "plan_id": "pro"})
+	require.Equal(t, http.StatusNotFound, code, body)
+	require.Contains(t, body["message"], string(tenant))
+	code, body = post("/v1/tenants/"+string(tenant)+"/activities", token, map[string]any{"id": "h2", "type": "resource_created", "resource_id": "relay-1", "plan_id": "pro", "create_tenant": true})
 	require.Equal(t, http.StatusOK, code, body)
 	require.Equal(t, float64(2000), body["item"].(map[string]any)["amount"])
 

@@ -115,8 +115,12 @@ func (l *Ledger) apply(a Activity, field string, catalog Catalog) (*Item, error)
 		if err != nil {
 			return nil, err
 		}
+		amount, err := prorate(field, plan, period, a.At)
+		if err != nil {
+			return nil, err
+		}
 		res = Resource{PlanID: plan.ID, Active: true}
-		out = item(plan, Prorate(plan.Amount, period, a.At),
+		out = item(plan, amount,
 			fmt.Sprintf("%s created on %s (prorated)", a.ResourceID, plan.Name))
 	case ResourceActivated:
 		if !res.Active {
@@ -124,8 +128,12 @@ func (l *Ledger) apply(a Activity, field string, catalog Catalog) (*Item, error)
 			if err != nil {
 				return nil, err
 			}
+			amount, err := prorate(field, plan, period, a.At)
+			if err != nil {
+				return nil, err
+			}
 			res.Active = true
-			out = item(plan, Prorate(plan.Amount, period, a.At),
+			out = item(plan, amount,
 				fmt.Sprintf("%s reactivated on %s (prorated)", a.ResourceID, plan.Name))
 		}
 	case ResourceDeactivated:
@@ -134,8 +142,12 @@ func (l *Ledger) apply(a Activity, field string, catalog Catalog) (*Item, error)
 			if err != nil {
 				return nil, err
 			}
+			amount, err := prorate(field, plan, period, a.At)
+			if err != nil {
+				return nil, err
+			}
 			res.Active = false
-			out = item(plan, -Prorate(plan.Amount, period, a.At),
+			out = item(plan, -amount,
 				fmt.Sprintf("%s deactivated (prorated credit for %s)", a.ResourceID, plan.Name))
 		}
 	case ResourcePlanChanged:
@@ -148,7 +160,19 @@ func (l *Ledger) apply(a Activity, field string, catalog Catalog) (*Item, error)
 			if err != nil {
 				return nil, err
 			}
-			out = item(next, Prorate(next.Amount, period, a.At)-Prorate(prev.Amount, period, a.At),
+			up, err := prorate(field, next, period, a.At)
+			if err != nil {
+				return nil, err
+			}
+			down, err := prorate(field, prev, period, a.At)
+			if err != nil {
+				return nil, err
+			}
+			amount, err := SubAmount(field, up, down)
+			if err != nil {
+				return nil, err
+			}
+			out = item(next, amount,
 				fmt.Sprintf("%s changed plan from %s to %s (prorated)", a.ResourceID, prev.Name, next.Name))
 		}
 		res.PlanID = next.ID
@@ -156,6 +180,16 @@ func (l *Ledger) apply(a Activity, field string, catalog Catalog) (*Item, error)
 	res.LastAt = a.At
 	l.Resources[a.ResourceID] = res
 	return out, nil
+}
+
+// prorate is ProrateAmount for an activity, with an overflow naming the
+// activity and the plan.
+func prorate(field string, plan Plan, period Period, t time.Time) (int64, error) {
+	v, err := ProrateAmount(plan.Amount, period, t)
+	if err != nil {
+		return 0, invalid(field, "plan %q amount %d: %s", plan.ID, plan.Amount, err.(*ValidationError).Reason)
+	}
+	return v, nil
 }
 
 // plan looks a plan up and checks its currency against the tenant's. An

@@ -128,7 +128,11 @@ func Preview(in PreviewInput, at time.Time) (PreviewResult, error) {
 	if err != nil {
 		return PreviewResult{}, err
 	}
-	out := PreviewResult{At: at, Currency: ledger.Currency, Items: make([]PreviewItem, 0, len(items)), Total: Total(items)}
+	total, err := SumItems(items)
+	if err != nil {
+		return PreviewResult{}, err
+	}
+	out := PreviewResult{At: at, Currency: ledger.Currency, Items: make([]PreviewItem, 0, len(items)), Total: total}
 	if ledger.Anchored() {
 		a := ledger.Schedule.Anchor
 		out.BillingAnchor = &a

@@ -162,7 +162,7 @@ var previewCases = []previewCase{
 				items[i] = models.Item{Kind: it.Kind, Amount: it.Amount, PeriodStart: it.PeriodStart}
 			}
 			invoices, outstanding := simulateClaims(items)
-			total, ok := models.Claimable(outstanding)
+			total, ok, _ := models.Claimable(outstanding)
 			if len(invoices) != 1 || models.Total(invoices[0]) != 9000 || ok || total != -2500 {
 				t.Errorf("claims: invoices %v, outstanding %d (claimable %v); want one 9000 invoice and -2500 carried", invoices, total, ok)
 			}
@@ -187,6 +187,10 @@ var previewCases = []previewCase{
 	{name: "error_currency_mismatch", at: "2026-05-01T00:00:00Z", field: "activity a2", mentions: []string{`plan "euro"`, "eur", "usd"}},
 	{name: "error_duplicate_activity_id", at: "2026-05-01T00:00:00Z", field: "activity a1", mentions: []string{"more than once"}},
 	{name: "error_duplicate_create", at: "2026-05-01T00:00:00Z", field: "activity a2", mentions: []string{`resource "r1"`, "already exists"}},
+	// Two resources on a 5e18 plan used to total 1e19, which wrapped to a
+	// negative int64 total printed as if it were a credit. The catalog now
+	// refuses a plan above models.MaxPlanAmount, naming it.
+	{name: "error_plan_amount_overflow", at: "2026-04-15T00:00:00Z", field: "plan huge", mentions: []string{"5000000000000000000", "above the limit"}},
 	{name: "error_missing_plan_id", at: "2026-05-01T00:00:00Z", field: "activity a1", mentions: []string{"plan_id is required"}},
 }
 

@@ -1,6 +1,7 @@
 package models
 
 import (
+	"fmt"
 	"slices"
 	"time"
 )
@@ -55,18 +56,42 @@ func Timeline(l *Ledger, activities []Activity, catalog Catalog, upTo time.Time)
 	return items, nil
 }
 
-// Total sums item amounts.
-func Total(items []Item) int64 {
+// SumItems adds item amounts with checked arithmetic: a sum that does not
+// fit in int64 is a ValidationError naming the item it overflowed at, never
+// a wrapped total.
+func SumItems(items []Item) (int64, error) {
 	var sum int64
-	for _, it := range items {
-		sum += it.Amount
+	for i, it := range items {
+		s, err := AddAmount("total", sum, it.Amount)
+		if err != nil {
+			name := it.ActivityID
+			if name == "" {
+				name = fmt.Sprintf("renewal of %s at %s", it.ResourceID, it.PeriodStart.Format(time.RFC3339))
+			}
+			return 0, invalid("total", "adding item %d (%s, amount %d) to %d overflows a 64-bit amount", i, name, it.Amount, sum)
+		}
+		sum = s
+	}
+	return sum, nil
+}
+
+// Total sums item amounts. It panics rather than return a wrapped total;
+// callers summing input they have not bounded use SumItems.
+func Total(items []Item) int64 {
+	sum, err := SumItems(items)
+	if err != nil {
+		panic(err)
 	}
 	return sum
 }
 
 // Claimable reports whether outstanding items may become an invoice: only a
-// positive net is invoiced; zero or a credit carries to the next claim.
-func Claimable(outstanding []Item) (total int64, ok bool) {
-	total = Total(outstanding)
-	return total, total > 0
+// positive net is invoiced; zero or a credit carries to the next claim. A
+// sum that overflows is an error, not a claim.
+func Claimable(outstanding []Item) (total int64, ok bool, err error) {
+	total, err = SumItems(outstanding)
+	if err != nil {
+		return 0, false, err
+	}
+	return total, total > 0, nil
 }

@@ -332,7 +332,7 @@ func TestClaimable(t *testing.T) {
 		{items(-1500, 500, 3000), 2000, true},
 	}
 	for _, c := range cases {
-		total, ok := models.Claimable(c.items)
+		total, ok, _ := models.Claimable(c.items)
 		if total != c.total || ok != c.ok {
 			t.Errorf("Claimable(%v) = %d, %v; want %d, %v", c.items, total, ok, c.total, c.ok)
 		}
@@ -352,7 +352,7 @@ func simulateClaims(items []models.Item) (invoices [][]models.Item, outstanding 
 			items[i+1].PeriodStart.Equal(it.PeriodStart) {
 			continue // the claim comes after the boundary's last renewal
 		}
-		if _, ok := models.Claimable(outstanding); ok {
+		if _, ok, _ := models.Claimable(outstanding); ok {
 			invoices = append(invoices, outstanding)
 			outstanding = nil
 		}
@@ -394,7 +394,7 @@ func TestClaimsCarryCreditForward(t *testing.T) {
 	}
 	// At each step before the renewal, the outstanding net was not claimable.
 	for n, want := range map[int]int64{2: -3000, 3: -2500, 4: -3000, 5: -2500} {
-		if total, ok := models.Claimable(items[1:n]); ok || total != want {
+		if total, ok, _ := models.Claimable(items[1:n]); ok || total != want {
 			t.Errorf("after %d items: Claimable = %d, %v; want %d, false", n, total, ok, want)
 		}
 	}
@@ -768,7 +768,7 @@ func TestPropertyTimelineConservation(t *testing.T) {
 		invoices, outstanding := simulateClaims(items)
 		var invoiced, onInvoices int64
 		for _, inv := range invoices {
-			total, ok := models.Claimable(inv)
+			total, ok, _ := models.Claimable(inv)
 			if !ok || total <= 0 {
 				t.Fatalf("invoice with total %d", total)
 			}

@@ -3,7 +3,7 @@
 # THE test command: builds, lints and runs every test tier, failing on the
 # first problem. CI runs it through .ci/run.
 #
-#   1. go build ./...
+#   1. go build ./..., and examples/app (an outside module importing billing)
 #   2. go vet (plain + integration tag), workflowcheck, staticcheck (lint.sh)
 #   3. go test -race ./...   unit and Temporal testsuite tests: no servers
 #   4. a private PostgreSQL cluster and an in-memory Temporal dev server,
@@ -64,6 +64,14 @@ command -v go >/dev/null || die "Go is not installed (billflow needs Go 1.26: ht
 local_stack_env
 
 run_step "go build ./..." go build ./...
+
+# An application's module imports package billing through a replace of
+# billflow alone: it must build without billflow's own replace directives
+# (lnd's protobuf fork, the btcec pin), so billing must not reach them.
+# -mod=mod resolves from examples/app/go.sum via the module proxy, or from
+# the module cache when offline (GOPROXY=off) after a first run.
+run_step "examples/app builds against billing (outside module, no replaces but billflow's)" \
+  bash -c 'cd examples/app && GOFLAGS="-mod=mod -buildvcs=false" go build -o /dev/null ./...'
 
 bash scripts/lint.sh
 

@@ -151,9 +151,12 @@ func (a *app) invoiceMarkPaid() *cobra.Command {
 			if asJSON {
 				return a.printJSON(res)
 			}
-			if res.AlreadyPaid {
+			switch {
+			case res.Outcome == "overpayment":
+				fmt.Fprintf(a.stdout, "invoice %s was already paid via %s; this payment was recorded as an overpayment to refund\n", res.InvoiceID, res.Rail)
+			case res.AlreadyPaid:
 				fmt.Fprintf(a.stdout, "invoice %s was already paid via %s\n", res.InvoiceID, res.Rail)
-			} else {
+			default:
 				fmt.Fprintf(a.stdout, "invoice %s paid via %s\n", res.InvoiceID, res.Rail)
 			}
 			return nil

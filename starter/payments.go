@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -152,6 +151,18 @@ func paymentAmount(p store.Payment) string {
 		return "-"
 	}
 	return strings.Join(parts, " / ")
+}
+
+// refundAmount renders the part of a payment owed back: all of it for an
+// overpayment, the difference beyond the amount due for one that paid.
+func refundAmount(p store.Payment) string {
+	switch {
+	case p.RefundMsat != 0:
+		return fmt.Sprintf("%d msat", p.RefundMsat)
+	case p.RefundAmount != 0:
+		return workflows.FormatAmount(p.RefundAmount, p.Currency)
+	}
+	return paymentAmount(p)
 }
 
 // paymentState says whether a payment paid the invoice or is owed back.
@@ -332,7 +343,7 @@ func (a *app) invoiceRefunds() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "refunds [--tenant PUBKEY]",
 		Short: "List overpayments owed back to tenants, oldest first (from the database)",
-		Long:  "Lists payments that arrived for an invoice already paid, voided or written off (refund status to_refund): money billflow kept on record to return.",
+		Long:  "Lists money billflow kept on record to return (refund status to_refund): payments for an invoice already paid, voided or written off, the part of a payment beyond the amount due, and money in another currency than the invoice's.",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var tid models.TenantID
@@ -346,33 +357,13 @@ func (a *app) invoiceRefunds() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			invoices, err := st.ListInvoices(cmd.Context(), tid)
+			// Every payment with money owed back, whatever its invoice's
+			// status (money in the wrong currency is owed back on an open
+			// invoice too), oldest first.
+			owed, err := st.ToRefund(cmd.Context(), tid)
 			if err != nil {
 				return err
 			}
-			owed := []store.Payment{}
-			for _, inv := range invoices {
-				// Only money for a paid or closed invoice is kept to refund,
-				// and such an invoice never reopens.
-				if inv.Status != store.InvoicePaid && inv.Status != store.InvoiceVoid && inv.Status != store.InvoiceUncollectible {
-					continue
-				}
-				pays, err := st.Payments(cmd.Context(), inv.ID)
-				if err != nil {
-					return fmt.Errorf("read payments of invoice %s: %w", inv.ID, err)
-				}
-				for _, p := range pays {
-					if p.RefundStatus == "to_refund" {
-						owed = append(owed, p)
-					}
-				}
-			}
-			sort.SliceStable(owed, func(i, j int) bool {
-				if !owed[i].ReceivedAt.Equal(owed[j].ReceivedAt) {
-					return owed[i].ReceivedAt.Before(owed[j].ReceivedAt)
-				}
-				return owed[i].ID < owed[j].ID
-			})
 			if asJSON {
 				return a.printJSON(owed)
 			}
@@ -381,9 +372,9 @@ func (a *app) invoiceRefunds() *cobra.Command {
 				return nil
 			}
 			w := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "INVOICE\tTENANT\tRAIL\tREFERENCE\tAMOUNT\tRECEIVED")
+			fmt.Fprintln(w, "INVOICE\tTENANT\tRAIL\tREFERENCE\tTO REFUND\tREASON\tRECEIVED")
 			for _, p := range owed {
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", p.InvoiceID, p.TenantID.Short(), p.Rail, dash(p.Reference), paymentAmount(p), p.ReceivedAt.Format(time.RFC3339))
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.InvoiceID, p.TenantID.Short(), p.Rail, dash(p.Reference), refundAmount(p), dash(p.RefundReason), p.ReceivedAt.Format(time.RFC3339))
 			}
 			return w.Flush()
 		},

@@ -28,7 +28,7 @@ func (a *app) tenantCreate() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "create --tenant PUBKEY [--currency usd] [--period 10m]",
 		Short: "Create a tenant and start its billing workflow",
-		Long:  "Creates the tenant (a Nostr public key, hex or npub) and starts its TenantBilling workflow. Without --period, periods are calendar months from the first activity; with it, fixed-length periods (for trials and demos). Creating an existing tenant shows it unchanged.",
+		Long:  "Creates the tenant (a Nostr public key, hex or npub) and starts its TenantBilling workflow. Without --period, periods are calendar months from the first activity; with it, fixed-length periods (for trials and demos). Creating an existing tenant with the same settings shows it unchanged; with a different currency or period it is an error naming the difference.",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := requireFlag(cmd, "tenant"); err != nil {
@@ -160,18 +160,18 @@ func (a *app) activityCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "activity", Short: "Record billable activity"}
 	var (
 		tenant, id, typ, resource, plan, at string
-		asJSON                              bool
+		asJSON, createTenant                bool
 	)
 	record := &cobra.Command{
 		Use:   "record --tenant PUBKEY --type TYPE --resource ID [--plan PLAN] [--at RFC3339] [--id ID]",
 		Short: "Record one activity and print the item it billed",
-		Long:  "Types: resource_created and resource_plan_changed (both need --plan), resource_activated, resource_deactivated. --id makes the call idempotent: recording the same activity again returns the first outcome. Without --id a fresh id is generated.",
+		Long:  "Types: resource_created and resource_plan_changed (both need --plan), resource_activated, resource_deactivated. --id makes the call idempotent: recording the same activity again returns the first outcome. Without --id a fresh id is generated. The tenant must exist (tenant create) unless --create-tenant is given.",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := requireFlag(cmd, "tenant", "type", "resource"); err != nil {
 				return err
 			}
-			act := billing.Activity{ID: id, Type: models.ActivityType(typ), ResourceID: resource, PlanID: plan}
+			act := billing.Activity{ID: id, Type: models.ActivityType(typ), ResourceID: resource, PlanID: plan, CreateTenant: createTenant}
 			if act.ID == "" {
 				act.ID = "cli-" + newID()
 			}
@@ -212,6 +212,7 @@ func (a *app) activityCommand() *cobra.Command {
 	record.Flags().StringVar(&plan, "plan", "", "plan id (resource_created, resource_plan_changed)")
 	record.Flags().StringVar(&at, "at", "", "instant of the activity, RFC3339 (default now)")
 	record.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	record.Flags().BoolVar(&createTenant, "create-tenant", false, "create the tenant (usd, calendar months) if it does not exist; otherwise an unknown tenant is an error")
 	cmd.AddCommand(record)
 	return cmd
 }

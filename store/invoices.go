@@ -25,24 +25,31 @@ const (
 
 // Invoice is a claim of outstanding items, to be collected.
 type Invoice struct {
-	ID            string          `json:"id"`
-	TenantID      models.TenantID `json:"tenant_id"`
-	Currency      models.Currency `json:"currency"`
-	Total         int64           `json:"total"`
-	Status        string          `json:"status"`
-	PeriodStart   time.Time       `json:"period_start"`
-	PeriodEnd     time.Time       `json:"period_end"`
-	CreatedAt     time.Time       `json:"created_at"`
-	PaidAt        *time.Time      `json:"paid_at,omitempty"`
-	PaidRail      string          `json:"paid_rail,omitempty"`
-	PaidReference string          `json:"paid_reference,omitempty"`
+	ID       string          `json:"id"`
+	TenantID models.TenantID `json:"tenant_id"`
+	Currency models.Currency `json:"currency"`
+	Total    int64           `json:"total"`
+	// AmountPaid is what applied payments have credited so far, in the
+	// invoice's currency: total while paid, less while partially paid.
+	AmountPaid    int64      `json:"amount_paid"`
+	Status        string     `json:"status"`
+	PeriodStart   time.Time  `json:"period_start"`
+	PeriodEnd     time.Time  `json:"period_end"`
+	CreatedAt     time.Time  `json:"created_at"`
+	PaidAt        *time.Time `json:"paid_at,omitempty"`
+	PaidRail      string     `json:"paid_rail,omitempty"`
+	PaidReference string     `json:"paid_reference,omitempty"`
 }
 
-const invoiceColumns = `id, tenant_id, currency, total, status, period_start, period_end, created_at, paid_at, coalesce(paid_rail, ''), coalesce(paid_reference, '')`
+// Due is what remains to collect: total minus what payments have credited
+// (zero once paid). Collection charges or invoices this, not the total.
+func (inv Invoice) Due() int64 { return inv.Total - inv.AmountPaid }
+
+const invoiceColumns = `id, tenant_id, currency, total, amount_paid, status, period_start, period_end, created_at, paid_at, coalesce(paid_rail, ''), coalesce(paid_reference, '')`
 
 func scanInvoice(row pgx.Row) (Invoice, error) {
 	var inv Invoice
-	err := row.Scan(&inv.ID, &inv.TenantID, &inv.Currency, &inv.Total, &inv.Status, &inv.PeriodStart, &inv.PeriodEnd,
+	err := row.Scan(&inv.ID, &inv.TenantID, &inv.Currency, &inv.Total, &inv.AmountPaid, &inv.Status, &inv.PeriodStart, &inv.PeriodEnd,
 		&inv.CreatedAt, &inv.PaidAt, &inv.PaidRail, &inv.PaidReference)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Invoice{}, ErrNotFound
@@ -114,7 +121,10 @@ func (s *Store) Claim(ctx context.Context, p ClaimParams) (ClaimResult, error) {
 		for i, it := range items {
 			plain[i], ids[i] = it.Item, it.ID
 		}
-		total, ok := models.Claimable(plain)
+		total, ok, err := models.Claimable(plain)
+		if err != nil {
+			return err
+		}
 		if !ok {
 			res.Outstanding = total
 			return nil

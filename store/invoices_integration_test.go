@@ -450,6 +450,9 @@ func TestSettleFirstPaymentWins(t *testing.T) {
 	id := seedInvoice(t, st, tenant, "awaiting_payment")
 	paidAt := ts("2026-01-01T00:05:00.123456789Z")
 	hash1 := payHash("first payment")
+	// NWC pays the invoice's BOLT11, whose stored quote values the msat.
+	_, err := st.SaveBolt11(bg(), newBolt11(id, "first payment", at(60), time.Hour), at(60))
+	require.NoError(t, err)
 
 	first, err := st.Settle(bg(), store.PaymentReport{InvoiceID: id, Rail: store.RailNWC, Reference: hash1, AmountMsat: 150_000, ReceivedAt: paidAt})
 	require.NoError(t, err)

@@ -23,7 +23,10 @@ const (
 	RailManual    = "manual"
 )
 
-var paymentHashRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
+var (
+	paymentHashRE  = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	currencyCodeRE = regexp.MustCompile(`^[a-z]{3}$`)
+)
 
 // PaymentReport is money received for an invoice through a rail.
 type PaymentReport struct {
@@ -32,8 +35,11 @@ type PaymentReport struct {
 	// Reference identifies the money on its rail: the payment hash for nwc,
 	// lightning and oob; the PaymentIntent id for stripe; free text for manual.
 	Reference string
-	// Amount and Currency are what the rail collected in fiat (card), and
-	// AmountMsat in millisatoshis (Lightning), when the rail says.
+	// Amount and Currency are what a fiat rail (stripe, manual) collected, in
+	// minor units of Currency; an empty Currency means the invoice's.
+	// AmountMsat is what a Lightning rail (nwc, lightning, oob) collected.
+	// A report without its rail's amount vouches for the amount due: see
+	// Settle.
 	Amount     int64
 	Currency   models.Currency
 	AmountMsat int64
@@ -62,26 +68,55 @@ func (p PaymentReport) moneyRef() (string, error) {
 	return "", &models.ValidationError{Field: "rail", Reason: fmt.Sprintf("%q is not one of nwc, lightning, oob, stripe, manual", p.Rail)}
 }
 
+// Why money, or part of it, is owed back (payments.refund_reason).
+const (
+	// RefundOverpaid: the part of a payment beyond the amount due.
+	RefundOverpaid = "overpaid"
+	// RefundInvoiceSettled: the invoice was already paid, voided or written off.
+	RefundInvoiceSettled = "invoice_settled"
+	// RefundCurrencyMismatch: the money is not in the invoice's currency.
+	RefundCurrencyMismatch = "currency_mismatch"
+	// RefundUnpriced: Lightning money for a payment hash with no stored
+	// quote, so its worth in the invoice's currency is unknown.
+	RefundUnpriced = "unpriced"
+	// RefundBelowMinorUnit: Lightning money worth less than one minor unit.
+	RefundBelowMinorUnit = "below_minor_unit"
+	// RefundInvoiceVoided: a partial payment of an invoice since voided.
+	RefundInvoiceVoided = "invoice_voided"
+)
+
 // Payment is a recorded payment.
 type Payment struct {
-	ID           string          `json:"id"`
-	InvoiceID    string          `json:"invoice_id"`
-	TenantID     models.TenantID `json:"tenant_id"`
-	Rail         string          `json:"rail"`
-	Reference    string          `json:"reference"`
-	Amount       int64           `json:"amount,omitempty"`
-	Currency     models.Currency `json:"currency,omitempty"`
-	AmountMsat   int64           `json:"amount_msat,omitempty"`
-	ReceivedAt   time.Time       `json:"received_at"`
-	Applied      bool            `json:"applied"`
-	RefundStatus string          `json:"refund_status,omitempty"`
+	ID         string          `json:"id"`
+	InvoiceID  string          `json:"invoice_id"`
+	TenantID   models.TenantID `json:"tenant_id"`
+	Rail       string          `json:"rail"`
+	Reference  string          `json:"reference"`
+	Amount     int64           `json:"amount,omitempty"`
+	Currency   models.Currency `json:"currency,omitempty"`
+	AmountMsat int64           `json:"amount_msat,omitempty"`
+	ReceivedAt time.Time       `json:"received_at"`
+	// Applied is true when the payment credited the invoice: AppliedAmount,
+	// in the invoice's currency.
+	Applied       bool  `json:"applied"`
+	AppliedAmount int64 `json:"applied_amount"`
+	// RefundStatus (to_refund, refunded) is set when some or all of the
+	// money is owed back: RefundAmount in Currency for fiat, RefundMsat for
+	// Lightning, for RefundReason. A payment can be both applied and owed
+	// back in part (the difference of an overpayment).
+	RefundStatus string `json:"refund_status,omitempty"`
+	RefundAmount int64  `json:"refund_amount,omitempty"`
+	RefundMsat   int64  `json:"refund_msat,omitempty"`
+	RefundReason string `json:"refund_reason,omitempty"`
 }
 
-const paymentColumns = `id, invoice_id, tenant_id, rail, reference, coalesce(amount, 0), coalesce(currency, ''), coalesce(amount_msat, 0), received_at, applied, coalesce(refund_status, '')`
+const paymentColumns = `id, invoice_id, tenant_id, rail, reference, coalesce(amount, 0), coalesce(currency, ''), coalesce(amount_msat, 0), received_at,
+	applied, applied_amount, coalesce(refund_status, ''), coalesce(refund_amount, 0), coalesce(refund_msat, 0), coalesce(refund_reason, '')`
 
 func scanPayment(row pgx.Row) (Payment, error) {
 	var p Payment
-	err := row.Scan(&p.ID, &p.InvoiceID, &p.TenantID, &p.Rail, &p.Reference, &p.Amount, &p.Currency, &p.AmountMsat, &p.ReceivedAt, &p.Applied, &p.RefundStatus)
+	err := row.Scan(&p.ID, &p.InvoiceID, &p.TenantID, &p.Rail, &p.Reference, &p.Amount, &p.Currency, &p.AmountMsat, &p.ReceivedAt,
+		&p.Applied, &p.AppliedAmount, &p.RefundStatus, &p.RefundAmount, &p.RefundMsat, &p.RefundReason)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return p, ErrNotFound
 	}
@@ -89,53 +124,126 @@ func scanPayment(row pgx.Row) (Payment, error) {
 	return p, err
 }
 
-// Payments lists an invoice's payments, oldest first.
-func (s *Store) Payments(ctx context.Context, invoiceID string) ([]Payment, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+paymentColumns+` FROM payments WHERE invoice_id = $1 ORDER BY received_at, id`, invoiceID)
+func collectPayments(rows pgx.Rows, err error) ([]Payment, error) {
 	if err != nil {
 		return nil, err
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Payment, error) { return scanPayment(r) })
 }
 
+// Payments lists an invoice's payments, oldest first.
+func (s *Store) Payments(ctx context.Context, invoiceID string) ([]Payment, error) {
+	return collectPayments(s.pool.Query(ctx, `SELECT `+paymentColumns+` FROM payments WHERE invoice_id = $1 ORDER BY received_at, id`, invoiceID))
+}
+
+// ToRefund lists every payment with money owed back (refund status
+// to_refund), oldest first, for one tenant or all when tenantID is empty:
+// overpayments of paid or closed invoices, the difference of an
+// overpayment, and money that could not be applied (wrong currency,
+// unpriced Lightning), whatever the invoice's status.
+func (s *Store) ToRefund(ctx context.Context, tenantID models.TenantID) ([]Payment, error) {
+	return collectPayments(s.pool.Query(ctx, `SELECT `+paymentColumns+` FROM payments
+		WHERE refund_status = 'to_refund' AND ($1 = '' OR tenant_id = $1) ORDER BY received_at, id`, string(tenantID)))
+}
+
 // Settlement outcomes.
 const (
-	// SettledApplied: this payment paid the invoice.
+	// SettledApplied: this payment paid the invoice (in full, with any
+	// earlier partial payments); a part beyond the amount due is owed back.
 	SettledApplied = "applied"
+	// SettledPartial: this payment credited less than the amount due; the
+	// invoice stays open for the remainder (Invoice.Due).
+	SettledPartial = "partial"
 	// SettledDuplicate: this money was already recorded; nothing changed.
 	SettledDuplicate = "duplicate"
 	// SettledOverpayment: the invoice was already paid (or closed); the money
 	// is recorded as owed back to the tenant.
 	SettledOverpayment = "overpayment"
+	// SettledUnapplied: the invoice is open but the money cannot count
+	// against it (another currency, no quote to price Lightning money, less
+	// than one minor unit); it is recorded as owed back and the invoice is
+	// unchanged.
+	SettledUnapplied = "unapplied"
 )
 
 // SettleResult is the outcome of recording a payment.
 type SettleResult struct {
 	Invoice Invoice
 	Payment Payment
-	// Outcome is SettledApplied, SettledDuplicate or SettledOverpayment.
+	// Outcome is SettledApplied, SettledPartial, SettledDuplicate,
+	// SettledOverpayment or SettledUnapplied.
 	Outcome string
 	// TenantStatus is the tenant's standing (active, grace, suspended) as
 	// of this payment: only a tenant not active has a grace window to tell.
 	TenantStatus string
+	// settledBefore: the invoice was paid, voided or written off before
+	// this report.
+	settledBefore bool
 }
 
-// AlreadyPaid reports whether the invoice had been paid before this report.
-func (r SettleResult) AlreadyPaid() bool { return r.Outcome != SettledApplied }
+// AlreadyPaid reports whether the invoice had been paid (or closed) before
+// this report.
+func (r SettleResult) AlreadyPaid() bool { return r.settledBefore }
 
-// Settle records money received for an invoice, in one transaction. The
-// first payment pays the invoice: status paid, its Lightning invoice marked
-// settled, exactly one entitlement granted, a reserved discount slot
-// consumed, and the invoice.paid event written. The same money reported again
-// (by another rail, a replayed signal, a reconciliation) changes nothing;
-// other money for an invoice already paid or closed is kept as an
-// overpayment to refund, with a payment.overpaid event, never dropped.
+func settledStatus(status string) bool {
+	return status == InvoicePaid || status == InvoiceVoid || status == InvoiceUncollectible
+}
+
+// Settle is the one place money received is counted against an invoice
+// (card and Stripe webhooks, reconciliation, the Lightning settlement stream,
+// NWC and application reports all end here), in one transaction under the
+// invoice's row lock.
+//
+// The money is valued in the invoice's currency: a fiat report by its Amount
+// (its Currency must be the invoice's); Lightning money by AmountMsat
+// converted at the quote stored with its BOLT11 (quote_amount minor units
+// for amount_msat), rounded down so it never credits more than it is worth.
+// A report that carries no amount for its rail is the reporter vouching that
+// the amount due was received: a manual report (starter invoice mark-paid,
+// POST /v1/invoices/{id}/payments) with no amount means the full remaining
+// amount due (Invoice.Due), or the invoice's total when nothing is due any
+// more; a Lightning report with no msat means its BOLT11's amount (a settled
+// BOLT11 received at least that).
+//
+// Then:
+//   - less than due: a partial payment. The payment is applied, the
+//     invoice's amount_paid grows and it stays open for the remainder, with
+//     an invoice.partially_paid event (outcome partial).
+//   - the amount due or more: the invoice is paid, with all that goes with it
+//     (its live BOLT11 superseded, exactly one entitlement, the reserved
+//     discount slot consumed, invoice.paid); a part beyond the amount due is
+//     recorded on the payment as owed back (refund_status to_refund,
+//     reason overpaid, a payment.overpaid event) (outcome applied).
+//   - the invoice already paid, voided or written off: the whole amount is
+//     an overpayment to refund, with payment.overpaid, whatever the rail,
+//     manual reports included (outcome overpayment).
+//   - money in another currency than the invoice's (or Lightning money
+//     with no stored quote, or worth less than one minor unit): recorded
+//     whole as unapplied money to refund, with a payment.unapplied event;
+//     never applied, never dropped (outcome unapplied).
+//   - the same money reported again (same money reference, whichever rail
+//     reports it) is a duplicate and changes nothing (outcome duplicate).
+//
+// Sub-minor-unit remainders of a partial Lightning payment are not credited
+// (rounding down) and not refunded: they are below what the invoice's
+// currency can express.
 func (s *Store) Settle(ctx context.Context, p PaymentReport) (SettleResult, error) {
 	var res SettleResult
 	ref, err := p.moneyRef()
 	if err != nil {
 		return res, err
 	}
+	if p.Amount < 0 {
+		return res, &models.ValidationError{Field: "amount", Reason: fmt.Sprintf("%d is negative", p.Amount)}
+	}
+	if p.AmountMsat < 0 {
+		return res, &models.ValidationError{Field: "amount_msat", Reason: fmt.Sprintf("%d is negative", p.AmountMsat)}
+	}
+	cur := models.Currency(strings.ToLower(strings.TrimSpace(string(p.Currency))))
+	if cur != "" && !currencyCodeRE.MatchString(string(cur)) {
+		return res, &models.ValidationError{Field: "currency", Reason: fmt.Sprintf("%q is not a three-letter ISO 4217 code", p.Currency)}
+	}
+	lightning := strings.HasPrefix(ref, "lightning:")
 	if p.Rail != RailManual {
 		p.Reference = strings.ToLower(p.Reference)
 		if p.Rail == RailStripe {
@@ -151,6 +259,7 @@ func (s *Store) Settle(ctx context.Context, p PaymentReport) (SettleResult, erro
 		if err := tx.QueryRow(ctx, `SELECT status FROM tenants WHERE id = $1`, inv.TenantID).Scan(&res.TenantStatus); err != nil {
 			return err
 		}
+		res.settledBefore = settledStatus(inv.Status)
 		prior, err := scanPayment(tx.QueryRow(ctx, `SELECT `+paymentColumns+` FROM payments WHERE money_ref = $1`, ref))
 		if err == nil {
 			if prior.InvoiceID != p.InvoiceID {
@@ -161,37 +270,141 @@ func (s *Store) Settle(ctx context.Context, p PaymentReport) (SettleResult, erro
 		} else if !errors.Is(err, ErrNotFound) {
 			return err
 		}
-		pay := Payment{ID: uuid.NewString(), InvoiceID: inv.ID, TenantID: inv.TenantID, Rail: p.Rail, Reference: p.Reference,
-			Amount: p.Amount, Currency: p.Currency, AmountMsat: p.AmountMsat, ReceivedAt: at, Applied: inv.Status != InvoicePaid && inv.Status != InvoiceVoid && inv.Status != InvoiceUncollectible}
-		if !pay.Applied {
-			pay.RefundStatus = "to_refund"
-		}
-		if _, err := tx.Exec(ctx, `INSERT INTO payments (id, invoice_id, tenant_id, rail, money_ref, reference, amount, currency, amount_msat, received_at, applied, refund_status)
-			VALUES ($1, $2, $3, $4, $5, $6, NULLIF($7::bigint, 0), NULLIF($8, ''), NULLIF($9::bigint, 0), $10, $11, NULLIF($12, ''))`,
-			pay.ID, pay.InvoiceID, pay.TenantID, pay.Rail, ref, pay.Reference, pay.Amount, string(pay.Currency), pay.AmountMsat, at, pay.Applied, pay.RefundStatus); err != nil {
-			return fmt.Errorf("record payment: %w", err)
-		}
-		if strings.HasPrefix(ref, "lightning:") {
-			var owner string
-			err := tx.QueryRow(ctx, `SELECT invoice_id FROM bolt11_invoices WHERE payment_hash = $1`, p.Reference).Scan(&owner)
-			if err == nil && owner != inv.ID {
-				return &models.ValidationError{Field: "reference", Reason: fmt.Sprintf("payment hash %s belongs to invoice %s", p.Reference, owner)}
-			} else if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		var bolt *Bolt11
+		if lightning {
+			b, err := scanBolt11(tx.QueryRow(ctx, `SELECT `+bolt11Columns+` FROM bolt11_invoices WHERE payment_hash = $1`, p.Reference))
+			switch {
+			case err == nil && b.InvoiceID != inv.ID:
+				return &models.ValidationError{Field: "reference", Reason: fmt.Sprintf("payment hash %s belongs to invoice %s", p.Reference, b.InvoiceID)}
+			case err == nil:
+				bolt = &b
+			case !errors.Is(err, ErrNotFound):
 				return err
 			}
-			if _, err := tx.Exec(ctx, `UPDATE bolt11_invoices SET settled_at = $2, amt_paid_msat = coalesce(NULLIF($3::bigint, 0), amount_msat)
-				WHERE payment_hash = $1 AND invoice_id = $4 AND settled_at IS NULL`, p.Reference, at, p.AmountMsat, inv.ID); err != nil {
+		}
+
+		pay := Payment{ID: uuid.NewString(), InvoiceID: inv.ID, TenantID: inv.TenantID, Rail: p.Rail, Reference: p.Reference,
+			Amount: p.Amount, Currency: cur, AmountMsat: p.AmountMsat, ReceivedAt: at}
+		// vouched is what a report without an amount stands for.
+		vouched := inv.Due()
+		if vouched <= 0 {
+			vouched = inv.Total
+		}
+		// credit is the money's worth in the invoice's currency; unapplied
+		// says why it cannot count at all.
+		var credit int64
+		unapplied := ""
+		if lightning {
+			if pay.AmountMsat == 0 && bolt != nil {
+				pay.AmountMsat = bolt.AmountMsat
+			}
+			switch {
+			case pay.AmountMsat == 0:
+				pay.Amount, pay.Currency, credit = vouched, inv.Currency, vouched
+			case bolt == nil:
+				unapplied = RefundUnpriced
+			case bolt.QuoteCurrency != inv.Currency:
+				unapplied = RefundCurrencyMismatch
+			default:
+				if credit, err = models.MsatToMinor(pay.AmountMsat, bolt.QuoteAmount, bolt.AmountMsat); err != nil {
+					return err
+				}
+				if credit == 0 {
+					unapplied = RefundBelowMinorUnit
+				}
+			}
+		} else {
+			if pay.Currency == "" {
+				pay.Currency = inv.Currency
+			}
+			if pay.Amount == 0 {
+				if pay.Currency != inv.Currency {
+					return &models.ValidationError{Field: "amount", Reason: fmt.Sprintf("a payment in %s needs its amount (invoice %s is in %s)", pay.Currency, inv.ID, inv.Currency)}
+				}
+				pay.Amount = vouched
+			}
+			if pay.Currency != inv.Currency {
+				unapplied = RefundCurrencyMismatch
+			} else {
+				credit = pay.Amount
+			}
+		}
+
+		outcome := SettledApplied
+		switch {
+		case res.settledBefore || unapplied != "":
+			pay.RefundStatus, pay.RefundReason = "to_refund", unapplied
+			if pay.RefundReason == "" {
+				pay.RefundReason = RefundInvoiceSettled
+			}
+			if lightning && pay.AmountMsat > 0 {
+				pay.RefundMsat = pay.AmountMsat
+			} else {
+				pay.RefundAmount = pay.Amount
+			}
+			outcome = SettledUnapplied
+			if res.settledBefore {
+				outcome = SettledOverpayment
+			}
+		default:
+			due := inv.Due()
+			pay.Applied, pay.AppliedAmount = true, min(credit, due)
+			if credit > due {
+				pay.RefundStatus, pay.RefundReason = "to_refund", RefundOverpaid
+				if lightning && bolt != nil {
+					kept, err := models.MinorToMsat(pay.AppliedAmount, bolt.QuoteAmount, bolt.AmountMsat)
+					if err != nil {
+						return err
+					}
+					pay.RefundMsat = pay.AmountMsat - kept
+				} else {
+					pay.RefundAmount = pay.Amount - pay.AppliedAmount
+				}
+				if pay.RefundMsat == 0 && pay.RefundAmount == 0 {
+					pay.RefundStatus, pay.RefundReason = "", ""
+				}
+			}
+			if inv.AmountPaid, err = models.AddAmount("invoice "+inv.ID+" amount_paid", inv.AmountPaid, pay.AppliedAmount); err != nil {
+				return err
+			}
+			if inv.AmountPaid < inv.Total {
+				outcome = SettledPartial
+			}
+		}
+
+		if _, err := tx.Exec(ctx, `INSERT INTO payments (id, invoice_id, tenant_id, rail, money_ref, reference, amount, currency, amount_msat, received_at,
+				applied, applied_amount, refund_status, refund_amount, refund_msat, refund_reason)
+			VALUES ($1, $2, $3, $4, $5, $6, NULLIF($7::bigint, 0), NULLIF($8, ''), NULLIF($9::bigint, 0), $10,
+				$11, $12, NULLIF($13, ''), NULLIF($14::bigint, 0), NULLIF($15::bigint, 0), NULLIF($16, ''))`,
+			pay.ID, pay.InvoiceID, pay.TenantID, pay.Rail, ref, pay.Reference, pay.Amount, string(pay.Currency), pay.AmountMsat, at,
+			pay.Applied, pay.AppliedAmount, pay.RefundStatus, pay.RefundAmount, pay.RefundMsat, pay.RefundReason); err != nil {
+			return fmt.Errorf("record payment: %w", err)
+		}
+		if bolt != nil {
+			if _, err := tx.Exec(ctx, `UPDATE bolt11_invoices SET settled_at = $2, amt_paid_msat = $3
+				WHERE payment_hash = $1 AND settled_at IS NULL`, bolt.PaymentHash, at, pay.AmountMsat); err != nil {
 				return fmt.Errorf("mark lightning invoice settled: %w", err)
 			}
 		}
-		res.Payment = pay
-		if !pay.Applied {
-			res.Invoice, res.Outcome = inv, SettledOverpayment
+		res.Payment, res.Outcome = pay, outcome
+		switch outcome {
+		case SettledOverpayment:
+			res.Invoice = inv
 			return insertEvent(ctx, tx, inv.TenantID, "payment.overpaid", pay.ID, pay)
+		case SettledUnapplied:
+			res.Invoice = inv
+			return insertEvent(ctx, tx, inv.TenantID, "payment.unapplied", pay.ID, pay)
+		case SettledPartial:
+			if _, err := tx.Exec(ctx, `UPDATE invoices SET amount_paid = $2 WHERE id = $1`, inv.ID, inv.AmountPaid); err != nil {
+				return err
+			}
+			res.Invoice = inv
+			return insertEvent(ctx, tx, inv.TenantID, "invoice.partially_paid", pay.ID,
+				map[string]any{"invoice": inv, "payment": pay, "due": inv.Due()})
 		}
 		inv.Status, inv.PaidAt, inv.PaidRail, inv.PaidReference = InvoicePaid, &at, p.Rail, p.Reference
-		if _, err := tx.Exec(ctx, `UPDATE invoices SET status = 'paid', paid_at = $2, paid_rail = $3, paid_reference = $4, needs_action_at = NULL WHERE id = $1`,
-			inv.ID, at, p.Rail, p.Reference); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE invoices SET status = 'paid', amount_paid = $5, paid_at = $2, paid_rail = $3, paid_reference = $4, needs_action_at = NULL WHERE id = $1`,
+			inv.ID, at, p.Rail, p.Reference, inv.AmountPaid); err != nil {
 			return err
 		}
 		// A paid invoice offers no Lightning invoice any more.
@@ -208,7 +421,12 @@ func (s *Store) Settle(ctx context.Context, p PaymentReport) (SettleResult, erro
 		if err := insertEvent(ctx, tx, inv.TenantID, "invoice.paid", inv.ID, inv); err != nil {
 			return err
 		}
-		res.Invoice, res.Outcome = inv, SettledApplied
+		if pay.RefundStatus != "" {
+			if err := insertEvent(ctx, tx, inv.TenantID, "payment.overpaid", pay.ID, pay); err != nil {
+				return err
+			}
+		}
+		res.Invoice = inv
 		return nil
 	})
 	return res, err
@@ -234,7 +452,9 @@ func resolveReservation(ctx context.Context, tx pgx.Tx, invoiceID, to string, at
 }
 
 // CloseInvoice voids an invoice or writes it off as uncollectible, releasing
-// its discount slot, in one transaction with its event. Closing it again the
+// its discount slot, in one transaction with its event. Voiding a partly
+// paid invoice makes its partial payments money to refund; writing one off
+// keeps them applied. Closing it again the
 // same way is a no-op; a paid invoice cannot be closed.
 func (s *Store) CloseInvoice(ctx context.Context, id, status, reason string, at time.Time) (Invoice, error) {
 	if status != InvoiceVoid && status != InvoiceUncollectible {
@@ -266,6 +486,12 @@ func (s *Store) CloseInvoice(ctx context.Context, id, status, reason string, at 
 		if err := resolveReservation(ctx, tx, id, "released", at); err != nil {
 			return err
 		}
+		if status == InvoiceVoid && inv.AmountPaid > 0 {
+			if err := unapplyVoided(ctx, tx, inv); err != nil {
+				return err
+			}
+			inv.AmountPaid = 0
+		}
 		inv.Status = status
 		typ := "invoice.voided"
 		if status == InvoiceUncollectible {
@@ -274,6 +500,32 @@ func (s *Store) CloseInvoice(ctx context.Context, id, status, reason string, at 
 		return insertEvent(ctx, tx, inv.TenantID, typ, id, map[string]any{"invoice": inv, "reason": reason})
 	})
 	return inv, err
+}
+
+// unapplyVoided turns the partial payments of an invoice being voided into
+// money owed back: a void invoice was never owed, so what was paid towards
+// it belongs to the tenant (each payment whole: its msat for Lightning, its
+// amount for fiat), with a payment.unapplied event each. Writing an invoice
+// off keeps its partial payments: the tenant did owe them.
+func unapplyVoided(ctx context.Context, tx pgx.Tx, inv Invoice) error {
+	rows, err := tx.Query(ctx, `UPDATE payments SET applied = false, applied_amount = 0, refund_status = 'to_refund', refund_reason = $2,
+			refund_msat = CASE WHEN money_ref LIKE 'lightning:%' THEN amount_msat END,
+			refund_amount = CASE WHEN money_ref LIKE 'lightning:%' AND amount_msat IS NOT NULL THEN NULL ELSE amount END
+		WHERE invoice_id = $1 AND applied
+		RETURNING `+paymentColumns, inv.ID, RefundInvoiceVoided)
+	unapplied, err := collectPayments(rows, err)
+	if err != nil {
+		return fmt.Errorf("unapply payments of voided invoice %s: %w", inv.ID, err)
+	}
+	if _, err := tx.Exec(ctx, `UPDATE invoices SET amount_paid = 0 WHERE id = $1`, inv.ID); err != nil {
+		return err
+	}
+	for _, p := range unapplied {
+		if err := insertEvent(ctx, tx, inv.TenantID, "payment.unapplied", p.ID, p); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // SetInvoiceStatus moves an invoice between the collection statuses (open,

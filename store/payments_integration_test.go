@@ -210,7 +210,10 @@ func TestSettleAppliedGrantsOneEntitlementAndSettlesBolt11(t *testing.T) {
 	assert.Equal(t, b.PaymentHash, p.Reference)
 	assert.Nil(t, p.Amount)
 	assert.Nil(t, p.Currency)
-	assert.Nil(t, p.AmountMsat, "the report had no msat")
+	// The report had no msat: a settled BOLT11 received at least its amount,
+	// which is what the payment records and is valued at.
+	require.NotNil(t, p.AmountMsat)
+	assert.Equal(t, int64(150_000), *p.AmountMsat)
 	assert.True(t, p.Applied)
 	assert.Nil(t, p.RefundStatus)
 	assert.True(t, p.ReceivedAt.Equal(paidAt.Truncate(time.Microsecond)))
@@ -466,9 +469,11 @@ func TestSettleOtherMoneyAfterPaidIsOverpayment(t *testing.T) {
 	assert.Equal(t, int64(1), countType(t, st, "invoice.paid", id))
 	assert.Equal(t, int64(1), scalar(t, st, `SELECT count(*) FROM entitlements WHERE invoice_id = $1`, id))
 	assert.Equal(t, int64(2), scalar(t, st, `SELECT count(*) FROM payments WHERE tenant_id = $1 AND refund_status = 'to_refund'`, tenant))
-	// At most one applied payment per invoice, even against a raw update.
-	_, err = st.Pool().Exec(bg(), `UPDATE payments SET applied = true, refund_status = NULL WHERE id = $1`, op.ID)
-	requirePgCode(t, err, "23505")
+	// What payments apply always adds up to the invoice's amount_paid, even
+	// against a raw update (checked at commit).
+	_, err = st.Pool().Exec(bg(), `UPDATE payments SET applied = true, applied_amount = 1, refund_status = NULL, refund_reason = NULL WHERE id = $1`, op.ID)
+	pgErr := requirePgCode(t, err, "23514")
+	assert.Contains(t, pgErr.Message, "does not equal the sum of its applied payments")
 }
 
 func TestSettleVoidedInvoiceIsOverpayment(t *testing.T) {

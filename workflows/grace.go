@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/billflow/billflow/activities"
+	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/models"
 )
 
@@ -21,14 +22,14 @@ const (
 // Grace window signals and query.
 const (
 	// SignalCollectionFailed starts (signal-with-start) or feeds the grace window.
-	SignalCollectionFailed = "collection-failed"
-	QueryGrace             = "grace"
+	SignalCollectionFailed = contract.SignalCollectionFailed
+	QueryGrace             = contract.QueryGrace
 	// SignalTenantStatus tells the tenant workflow its standing changed.
-	SignalTenantStatus = "tenant-status"
+	SignalTenantStatus = contract.SignalTenantStatus
 )
 
 // GraceWorkflowID is the ID of a tenant's GraceWindow workflow.
-func GraceWorkflowID(id models.TenantID) string { return "grace/" + string(id) }
+func GraceWorkflowID(id models.TenantID) string { return contract.GraceWorkflowID(id) }
 
 // GraceWindowInput configures a grace window.
 type GraceWindowInput struct {
@@ -58,15 +59,10 @@ type GraceCarry struct {
 }
 
 // CollectionFailed is the collection-failed signal's payload.
-type CollectionFailed struct {
-	InvoiceID string `json:"invoice_id"`
-	Reason    string `json:"reason,omitempty"`
-}
+type CollectionFailed = contract.CollectionFailed
 
 // TenantStatus is the tenant-status signal's payload.
-type TenantStatus struct {
-	Status string `json:"status"`
-}
+type TenantStatus = contract.TenantStatus
 
 // GraceWindowResult is the grace window's outcome: the tenant is active again.
 type GraceWindowResult = activities.GraceResult

@@ -3,7 +3,6 @@ package workflows
 import (
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 
@@ -11,21 +10,22 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/billflow/billflow/activities"
+	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/models"
 )
 
 // Rails a payment can be recorded through.
-var Rails = []string{"nwc", "lightning", "oob", "stripe", "manual"}
+var Rails = contract.Rails
 
 // Invoice workflow signals and updates beyond mark-paid.
 const (
 	// UpdateCloseInvoice voids an invoice or writes it off.
-	UpdateCloseInvoice = "close-invoice"
+	UpdateCloseInvoice = contract.UpdateCloseInvoice
 	// UpdateLightningInvoice returns a payable BOLT11 for the payment page.
-	UpdateLightningInvoice = "lightning-invoice"
+	UpdateLightningInvoice = contract.UpdateLightningInvoice
 	// SignalCardFailed reports a failed PaymentIntent of this invoice
 	// (Stripe's payment_intent.payment_failed webhook).
-	SignalCardFailed = "card-failed"
+	SignalCardFailed = contract.SignalCardFailed
 )
 
 // InvoicePaymentInput starts the collection of one invoice. A run started
@@ -83,83 +83,24 @@ type AttemptRow struct {
 }
 
 // MarkPaidRequest reports money received for an invoice.
-type MarkPaidRequest struct {
-	Rail      string `json:"rail"`
-	Reference string `json:"reference"`
-	// Amount (minor units) with Currency, or AmountMsat: what the rail
-	// collected, when it says.
-	Amount     int64  `json:"amount,omitempty"`
-	Currency   string `json:"currency,omitempty"`
-	AmountMsat int64  `json:"amount_msat,omitempty"`
-}
+type MarkPaidRequest = contract.MarkPaidRequest
 
-var paymentHash = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
-
-// Validate checks a payment report.
-func (m MarkPaidRequest) Validate() error {
-	known := false
-	for _, r := range Rails {
-		known = known || r == m.Rail
-	}
-	switch {
-	case !known:
-		return &models.ValidationError{Field: "rail", Reason: fmt.Sprintf("%q is not one of %s", m.Rail, strings.Join(Rails, ", "))}
-	case len(m.Reference) > 256:
-		return &models.ValidationError{Field: "reference", Reason: "is longer than 256 characters"}
-	case (m.Rail == "nwc" || m.Rail == "lightning" || m.Rail == "oob") && !paymentHash.MatchString(m.Reference):
-		return &models.ValidationError{Field: "reference", Reason: fmt.Sprintf("a %s payment's reference must be its 64-hex payment hash", m.Rail)}
-	case m.Rail == "stripe" && !strings.HasPrefix(m.Reference, "pi_"):
-		return &models.ValidationError{Field: "reference", Reason: "a stripe payment's reference must be its PaymentIntent id (pi_...)"}
-	case m.Amount < 0 || m.AmountMsat < 0:
-		return &models.ValidationError{Field: "amount", Reason: "must not be negative"}
-	}
-	return nil
-}
-
-func (m MarkPaidRequest) report() activities.PaymentReport {
-	return activities.PaymentReport{Rail: m.Rail, Reference: m.Reference, Amount: m.Amount, Currency: m.Currency, AmountMsat: m.AmountMsat}
+func paymentReport(m MarkPaidRequest) activities.PaymentReport {
+	return activities.PaymentReport(m)
 }
 
 func markPaidRequest(p activities.PaymentReport) MarkPaidRequest {
-	return MarkPaidRequest{Rail: p.Rail, Reference: p.Reference, Amount: p.Amount, Currency: p.Currency, AmountMsat: p.AmountMsat}
+	return MarkPaidRequest(p)
 }
 
 // CloseInvoiceRequest voids an invoice ("void") or writes it off ("uncollectible").
-type CloseInvoiceRequest struct {
-	Status string `json:"status"`
-	Reason string `json:"reason,omitempty"`
-}
-
-// Validate checks a close request.
-func (c CloseInvoiceRequest) Validate() error {
-	if c.Status != "void" && c.Status != "uncollectible" {
-		return &models.ValidationError{Field: "status", Reason: fmt.Sprintf("an invoice is closed as void or uncollectible, not %q", c.Status)}
-	}
-	if len(c.Reason) > 500 {
-		return &models.ValidationError{Field: "reason", Reason: "is longer than 500 characters"}
-	}
-	return nil
-}
+type CloseInvoiceRequest = contract.CloseInvoiceRequest
 
 // CardFailed is the card-failed signal's payload.
-type CardFailed struct {
-	PaymentIntentID string `json:"payment_intent_id"`
-	Reason          string `json:"reason,omitempty"`
-}
+type CardFailed = contract.CardFailed
 
 // InvoicePaymentResult is the invoice's final state.
-type InvoicePaymentResult struct {
-	InvoiceID   string     `json:"invoice_id"`
-	Status      string     `json:"status"`
-	Rail        string     `json:"rail,omitempty"`
-	Reference   string     `json:"reference,omitempty"`
-	PaidAt      *time.Time `json:"paid_at,omitempty"`
-	AlreadyPaid bool       `json:"already_paid"`
-	// Outcome of this report: applied, duplicate or overpayment (mark-paid).
-	Outcome string `json:"outcome,omitempty"`
-	// NeedsAction is the step waiting for a retry, if any (query only).
-	NeedsAction *NeedsAction `json:"needs_action,omitempty"`
-}
+type InvoicePaymentResult = contract.InvoicePaymentResult
 
 type invoiceVersions struct {
 	needsAction, oneTimer, attemptOnce, resolveNWC, lateReport bool
@@ -981,7 +922,7 @@ func (r *invoiceRun) markPaid(ctx workflow.Context, req MarkPaidRequest) (Invoic
 	// store tells the same money from a second payment, kept to refund.
 	var res activities.SettleResult
 	if err := workflow.ExecuteActivity(durable(ctx, "settle via "+req.Rail), a.Settle, activities.SettleInput{
-		InvoiceID: r.in.InvoiceID, Payment: req.report(), PaidAt: workflow.Now(ctx),
+		InvoiceID: r.in.InvoiceID, Payment: paymentReport(req), PaidAt: workflow.Now(ctx),
 	}).Get(ctx, &res); err != nil {
 		return InvoicePaymentResult{}, callerError(err)
 	}

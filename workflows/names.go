@@ -10,30 +10,32 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/billflow/billflow/activities"
+	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/models"
 )
 
 // DefaultTaskQueue is the task queue billflow's worker polls.
-const DefaultTaskQueue = "billflow"
+const DefaultTaskQueue = contract.DefaultTaskQueue
 
-// Workflow, update, query and signal names: part of the public contract.
+// Workflow, update, query and signal names: part of the public contract,
+// defined in package contract.
 const (
-	UpdateRecordActivity = "record-activity"
-	UpdateRenewNow       = "renew-now"
-	UpdateDescribe       = "describe"
-	QueryTenant          = "tenant"
-	SignalInvoiceSettled = "invoice-settled"
+	UpdateRecordActivity = contract.UpdateRecordActivity
+	UpdateRenewNow       = contract.UpdateRenewNow
+	UpdateDescribe       = contract.UpdateDescribe
+	QueryTenant          = contract.QueryTenant
+	SignalInvoiceSettled = contract.SignalInvoiceSettled
 
-	UpdateMarkPaid = "mark-paid"
-	SignalPaid     = "invoice-paid"
-	QueryInvoice   = "invoice"
+	UpdateMarkPaid = contract.UpdateMarkPaid
+	SignalPaid     = contract.SignalPaid
+	QueryInvoice   = contract.QueryInvoice
 )
 
 // TenantWorkflowID is the ID of a tenant's TenantBilling workflow.
-func TenantWorkflowID(id models.TenantID) string { return "tenant/" + string(id) }
+func TenantWorkflowID(id models.TenantID) string { return contract.TenantWorkflowID(id) }
 
 // InvoiceWorkflowID is the ID of an invoice's InvoicePayment workflow.
-func InvoiceWorkflowID(invoiceID string) string { return "invoice/" + invoiceID }
+func InvoiceWorkflowID(invoiceID string) string { return contract.InvoiceWorkflowID(invoiceID) }
 
 // Search attributes, registered on the server at start (see scripts/lib.sh).
 var (

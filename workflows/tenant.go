@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/billflow/billflow/activities"
+	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/models"
 )
 
@@ -39,16 +40,10 @@ type TenantBillingInput struct {
 }
 
 // RecordActivityRequest is the record-activity update's argument.
-type RecordActivityRequest struct {
-	ID         string              `json:"id"`
-	Type       models.ActivityType `json:"type"`
-	ResourceID string              `json:"resource_id"`
-	PlanID     string              `json:"plan_id,omitempty"`
-	// CreatedAt defaults to the time the workflow accepts the update.
-	CreatedAt *time.Time `json:"created_at,omitempty"`
-}
+type RecordActivityRequest = contract.RecordActivityRequest
 
-func (r RecordActivityRequest) activity(now time.Time) models.Activity {
+// requestedActivity is the activity a request records, at now when it names no instant.
+func requestedActivity(r RecordActivityRequest, now time.Time) models.Activity {
 	at := now
 	if r.CreatedAt != nil {
 		at = *r.CreatedAt
@@ -57,43 +52,16 @@ func (r RecordActivityRequest) activity(now time.Time) models.Activity {
 }
 
 // RecordActivityResponse is the record-activity update's result.
-type RecordActivityResponse = activities.RecordActivityResult
+type RecordActivityResponse = contract.RecordActivityResponse
 
 // RenewNowResponse is the renew-now update's result.
-type RenewNowResponse struct {
-	// InvoiceID is the invoice made, or empty when nothing is owed.
-	InvoiceID   string          `json:"invoice_id,omitempty"`
-	Total       int64           `json:"total,omitempty"`
-	Currency    models.Currency `json:"currency"`
-	NothingOwed bool            `json:"nothing_owed"`
-	// Renewed counts renewal items written; 0 when the period was already renewed.
-	Renewed     int       `json:"renewed"`
-	PeriodStart time.Time `json:"period_start,omitzero"`
-	Outstanding int64     `json:"outstanding"`
-}
+type RenewNowResponse = contract.RenewNowResponse
 
 // TenantState is the tenant query's result.
-type TenantState struct {
-	TenantID       models.TenantID         `json:"tenant_id"`
-	Currency       models.Currency         `json:"currency"`
-	Status         string                  `json:"status"`
-	PeriodSeconds  int64                   `json:"period_seconds"`
-	Anchor         *time.Time              `json:"billing_anchor"`
-	Period         *models.Period          `json:"current_period"`
-	NextBoundary   *time.Time              `json:"next_boundary"`
-	RenewedThrough *time.Time              `json:"renewed_through"`
-	Outstanding    int64                   `json:"outstanding"`
-	OpenInvoices   []activities.InvoiceRef `json:"open_invoices"`
-	ClaimPending   bool                    `json:"claim_pending"`
-	// NeedsAction is the billing step waiting for a retry, if any.
-	NeedsAction *NeedsAction `json:"needs_action,omitempty"`
-}
+type TenantState = contract.TenantState
 
 // InvoiceSettled is the invoice-settled signal's payload.
-type InvoiceSettled struct {
-	InvoiceID string `json:"invoice_id"`
-	Status    string `json:"status"`
-}
+type InvoiceSettled = contract.InvoiceSettled
 
 type tenantRun struct {
 	in       TenantBillingInput
@@ -369,7 +337,7 @@ func (r *tenantRun) registerHandlers(ctx workflow.Context) error {
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateRecordActivity, r.recordActivity,
 		workflow.UpdateHandlerOptions{Description: "Records one activity and returns the item it billed.", Validator: func(ctx workflow.Context, req RecordActivityRequest) error {
 			now := workflow.Now(ctx)
-			act := req.activity(now)
+			act := requestedActivity(req, now)
 			if err := act.Validate(); err != nil {
 				return rejected(err)
 			}
@@ -394,7 +362,7 @@ func (r *tenantRun) recordActivity(ctx workflow.Context, req RecordActivityReque
 		return RecordActivityResponse{}, err
 	}
 	defer r.mu.Unlock()
-	act := req.activity(workflow.Now(ctx))
+	act := requestedActivity(req, workflow.Now(ctx))
 	var res RecordActivityResponse
 	err := workflow.ExecuteActivity(interactive(ctx, "record "+string(act.Type)+" "+act.ResourceID), a.RecordActivity,
 		activities.RecordActivityInput{TenantID: r.snap.TenantID, Activity: act, InstantDefaulted: req.CreatedAt == nil}).Get(ctx, &res)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/billflow/billflow/contract"
 	"go.temporal.io/sdk/workflow"
 )
 
@@ -57,16 +58,10 @@ func patched(ctx workflow.Context, change string) bool {
 
 // SignalRetry asks a workflow to re-run the step that needs action, after an
 // operator or the application fixed its cause.
-const SignalRetry = "retry"
+const SignalRetry = contract.SignalRetry
 
-// NeedsAction is a step that failed for good and waits for someone to act:
-// shown in the workflow's current details and query, and written to the
-// store as status needs_action with an outbound event.
-type NeedsAction struct {
-	Step   string    `json:"step"`
-	Reason string    `json:"reason"`
-	At     time.Time `json:"at"`
-}
+// NeedsAction is a step that failed for good and waits for someone to act.
+type NeedsAction = contract.NeedsAction
 
 // needsActionRow renders a NeedsAction for the current details.
 func needsActionRow(n *NeedsAction) string {

@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/billflow/billflow/models"
 )
 
 // RateSource converts a fiat amount in minor units (cents) to millisatoshis
@@ -43,6 +45,9 @@ func NewStaticRate(msatPerMajor map[string]int64) (*StaticRate, error) {
 		c := strings.ToLower(strings.TrimSpace(code))
 		if !currencyCode.MatchString(c) {
 			return nil, fmt.Errorf("%w: %q is not a three-letter ISO 4217 code", ErrInvalidRequest, code)
+		}
+		if _, ok := models.MinorUnits(models.Currency(c)); !ok {
+			return nil, fmt.Errorf("%w: %q is not an ISO 4217 currency billflow supports", ErrInvalidRequest, code)
 		}
 		if rate <= 0 {
 			return nil, fmt.Errorf("%w: rate for %s must be positive, got %d msat", ErrInvalidRequest, c, rate)
@@ -95,7 +100,8 @@ func (s *StaticRate) Currencies() []string {
 }
 
 // MsatFor implements RateSource: ceil(amountMinor * rate / 10^digits),
-// exactly, where digits is the currency's ISO 4217 minor-unit exponent.
+// exactly, where digits is the currency's ISO 4217 minor-unit exponent from
+// models.MinorUnits, the table formatting and messages use too.
 func (s *StaticRate) MsatFor(ctx context.Context, amountMinor int64, currency string) (int64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
@@ -108,7 +114,11 @@ func (s *StaticRate) MsatFor(ctx context.Context, amountMinor int64, currency st
 	if amountMinor <= 0 {
 		return 0, fmt.Errorf("%w: amount %d %s is not positive", ErrInvalidRequest, amountMinor, c)
 	}
-	return msatCeil(amountMinor, rate, minorDigits(c))
+	digits, ok := models.MinorUnits(models.Currency(c))
+	if !ok {
+		return 0, fmt.Errorf("%w %q", ErrUnknownCurrency, currency)
+	}
+	return msatCeil(amountMinor, rate, digits)
 }
 
 // msatCeil computes ceil(amount*rate / 10^digits) in 128-bit integer
@@ -121,31 +131,23 @@ func msatCeil(amount, rate int64, digits int) (int64, error) {
 	}
 	hi, lo := bits.Mul64(uint64(amount), uint64(rate))
 	if hi >= div {
-		return 0, fmt.Errorf("%w: %d minor units at %d msat per unit overflows", ErrInvalidRequest, amount, rate)
+		return 0, overflow(amount, rate)
 	}
 	q, rem := bits.Div64(hi, lo, div)
 	if rem != 0 {
 		q++
 	}
 	if q > math.MaxInt64 {
-		return 0, fmt.Errorf("%w: %d minor units at %d msat per unit overflows", ErrInvalidRequest, amount, rate)
+		return 0, overflow(amount, rate)
 	}
 	return int64(q), nil
 }
 
 var currencyCode = regexp.MustCompile(`^[a-z]{3}$`)
 
-// minorDigits is the ISO 4217 minor-unit exponent: most currencies have
-// cents, these few have none or thousandths. Fiat amounts reach billflow in
-// minor units, so the exponent decides what "1" means.
-func minorDigits(currency string) int {
-	switch currency {
-	case "bif", "clp", "djf", "gnf", "isk", "jpy", "kmf", "krw", "pyg",
-		"rwf", "ugx", "uyi", "vnd", "vuv", "xaf", "xof", "xpf":
-		return 0
-	case "bhd", "iqd", "jod", "kwd", "lyd", "omr", "tnd":
-		return 3
-	default:
-		return 2
-	}
+// overflow is a price beyond int64 msat: a *models.ValidationError naming
+// the amount (what the caller can change), that is also ErrInvalidRequest.
+func overflow(amount, rate int64) error {
+	return fmt.Errorf("%w: %w", ErrInvalidRequest, &models.ValidationError{Field: "amount",
+		Reason: fmt.Sprintf("%d minor units at %d msat per major unit overflows a 64-bit msat amount", amount, rate)})
 }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"math"
 	"math/big"
+	"strings"
 	"testing"
 
+	"github.com/billflow/billflow/models"
 	"github.com/billflow/billflow/rails/lightning"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -62,6 +64,10 @@ func TestStaticRateErrors(t *testing.T) {
 	}
 	_, err = rates.MsatFor(ctx, math.MaxInt64, "usd")
 	assert.ErrorIs(t, err, lightning.ErrInvalidRequest, "overflow is an error, not a wrapped amount")
+	var ve *models.ValidationError
+	require.ErrorAs(t, err, &ve, "an overflow is a validation error naming the value")
+	assert.Equal(t, "amount", ve.Field)
+	assert.Contains(t, ve.Reason, "9223372036854775807")
 
 	cancelled, cancel := context.WithCancel(ctx)
 	cancel()
@@ -108,4 +114,28 @@ func TestStaticRateIsExactCeiling(t *testing.T) {
 			t.Fatalf("not the ceiling: %d msat for %d minor at %d", got, amount, rate)
 		}
 	})
+}
+
+// TestStaticRateUsesTheModelsCurrencyTable: the rate source and formatting
+// read one ISO 4217 exponent table. For every supported currency, the minor
+// units FormatAmount shows as exactly one major unit cost exactly the
+// msat-per-major rate, and a currency outside the table has no rate.
+// (Before there was one table, bhd formatted 1000 fils as "10.00 BHD" while
+// the rate source priced them as 1 BHD, and bif/djf/pyg... disagreed the
+// other way.)
+func TestStaticRateUsesTheModelsCurrencyTable(t *testing.T) {
+	const rate = 1_000_003 // msat per major unit; odd so scale errors show
+	for _, c := range models.Currencies() {
+		per, ok := models.MinorPerMajor(c)
+		require.True(t, ok, c)
+		require.Regexp(t, `^1(\.0+)? `+strings.ToUpper(string(c))+`$`, models.FormatAmount(per, c), "one major unit of %s", c)
+		rates, err := lightning.NewStaticRate(map[string]int64{string(c): rate})
+		require.NoError(t, err, c)
+		got, err := rates.MsatFor(context.Background(), per, string(c))
+		require.NoError(t, err, c)
+		assert.Equal(t, int64(rate), got, "msat for one major unit (%d minor) of %s", per, c)
+	}
+	_, err := lightning.NewStaticRate(map[string]int64{"xxx": rate})
+	require.ErrorIs(t, err, lightning.ErrInvalidRequest)
+	assert.Contains(t, err.Error(), `"xxx"`)
 }

@@ -1,0 +1,126 @@
+//go:build integration
+
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/stripe/stripe-go/v76"
+
+	"github.com/billflow/billflow/api"
+	"github.com/billflow/billflow/billing"
+	"github.com/billflow/billflow/internal/testkit"
+	"github.com/billflow/billflow/models"
+	stripesandbox "github.com/billflow/billflow/sandbox/stripe"
+	"github.com/billflow/billflow/store"
+)
+
+// A succeeded PaymentIntent whose amount or currency does not match the
+// invoice used to be logged and marked processed, its money recorded
+// nowhere. It is now reported like any payment and the settlement decides:
+// here the invoice's workflow has finished, so the webhook records it in
+// the store directly (the same store.Settle the workflow's activity calls).
+func TestStripeWebhookMismatchedAmountIsSettled(t *testing.T) {
+	ctx := context.Background()
+	st := testkit.NewStore(t)
+	const whsec = "whsec_api_test"
+	signedAt := time.Unix(1_760_000_000, 0)
+	srv := &api.Server{Billing: billing.New(testkit.TemporalClient(t), testkit.TaskQueue(t)), Store: st, Token: "t", StripeWebhookSecret: whsec,
+		Now: func() time.Time { return signedAt }}
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(hs.Close)
+
+	tenant := testkit.NewTenantID(t)
+	_, _, err := st.EnsureTenant(ctx, tenant, "usd", 600)
+	require.NoError(t, err)
+	anchor := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	_, err = st.RecordActivity(ctx, tenant, models.Activity{ID: "a1", Type: models.ResourceCreated, ResourceID: "r1", PlanID: "pro", At: anchor}, false)
+	require.NoError(t, err)
+	claim, err := st.Claim(ctx, store.ClaimParams{TenantID: tenant, ClaimKey: "k1", Period: models.Period{Start: anchor, End: anchor.Add(10 * time.Minute)}})
+	require.NoError(t, err)
+	require.NotNil(t, claim.Invoice)
+	id := claim.Invoice.ID
+	require.Equal(t, int64(2000), claim.Invoice.Total)
+
+	deliver := func(evID, piID string, received int64, currency string) {
+		t.Helper()
+		payload, err := json.Marshal(map[string]any{
+			"id": evID, "object": "event", "api_version": stripe.APIVersion, "created": signedAt.Unix(),
+			"type": "payment_intent.succeeded", "livemode": false, "pending_webhooks": 1,
+			"data": map[string]any{"object": map[string]any{
+				"id": piID, "object": "payment_intent", "amount": received, "amount_received": received, "currency": currency,
+				"status": "succeeded", "metadata": map[string]string{"invoice_id": id},
+			}},
+		})
+		require.NoError(t, err)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, hs.URL+"/webhooks/stripe", bytes.NewReader(payload))
+		req.Header.Set("Stripe-Signature", stripesandbox.SignatureHeader(payload, whsec, signedAt))
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+	}
+
+	// Less than due: a partial payment, the invoice stays open for the rest.
+	deliver("evt_part", "pi_part", 1500, "usd")
+	inv, _, err := st.GetInvoice(ctx, id)
+	require.NoError(t, err)
+	assert.Equal(t, store.InvoiceOpen, inv.Status)
+	assert.Equal(t, int64(1500), inv.AmountPaid)
+	assert.Equal(t, int64(500), inv.Due())
+
+	// The wrong currency: recorded whole, to refund, never applied.
+	deliver("evt_eur", "pi_eur", 500, "eur")
+	// More than the remainder: pays the invoice, the difference to refund.
+	deliver("evt_over", "pi_over", 800, "usd")
+
+	inv, _, err = st.GetInvoice(ctx, id)
+	require.NoError(t, err)
+	assert.Equal(t, store.InvoicePaid, inv.Status)
+	assert.Equal(t, int64(2000), inv.AmountPaid)
+	assert.Equal(t, "pi_over", inv.PaidReference)
+
+	pays, err := st.Payments(ctx, id)
+	require.NoError(t, err)
+	require.Len(t, pays, 3)
+	byRef := map[string]store.Payment{}
+	for _, p := range pays {
+		byRef[p.Reference] = p
+	}
+	assert.Equal(t, int64(1500), byRef["pi_part"].AppliedAmount)
+	assert.Empty(t, byRef["pi_part"].RefundStatus)
+	eur := byRef["pi_eur"]
+	assert.False(t, eur.Applied)
+	assert.Equal(t, models.Currency("eur"), eur.Currency)
+	assert.Equal(t, "to_refund", eur.RefundStatus)
+	assert.Equal(t, store.RefundCurrencyMismatch, eur.RefundReason)
+	assert.Equal(t, int64(500), eur.RefundAmount)
+	over := byRef["pi_over"]
+	assert.Equal(t, int64(500), over.AppliedAmount)
+	assert.Equal(t, "to_refund", over.RefundStatus)
+	assert.Equal(t, int64(300), over.RefundAmount)
+
+	owed, err := st.ToRefund(ctx, tenant)
+	require.NoError(t, err)
+	require.Len(t, owed, 2)
+	// The test's clock is frozen, so both have the same received_at.
+	assert.ElementsMatch(t, []string{"pi_eur", "pi_over"}, []string{owed[0].Reference, owed[1].Reference})
+
+	// Nothing received vouches for nothing (no amount would mean "the amount due").
+	deliver("evt_zero", "pi_zero", 0, "usd")
+	pays, err = st.Payments(ctx, id)
+	require.NoError(t, err)
+	assert.Len(t, pays, 3)
+
+	var processed int
+	require.NoError(t, st.Pool().QueryRow(ctx, `SELECT count(*) FROM stripe_events WHERE invoice_id = $1`, id).Scan(&processed))
+	assert.Equal(t, 4, processed)
+}
