@@ -40,8 +40,10 @@ func (a *Activities) ChargeCard(ctx context.Context, in RailAttemptInput) (RailA
 		return a.record(ctx, in, "card", RailAttemptResult{Outcome: OutcomeSkipped, Summary: "no saved card to charge"})
 	}
 	key := card.IdempotencyKey(inv.ID, in.Attempt)
+	// What is still due: a partially paid invoice is charged its remainder.
+	due := inv.Due()
 	res, err := a.Rails.Cards.ChargeOffSession(ctx, card.ChargeRequest{CustomerID: methods.StripeCustomerID, PaymentMethodID: pm,
-		AmountMinor: inv.Total, Currency: string(inv.Currency), InvoiceID: inv.ID, IdempotencyKey: key})
+		AmountMinor: due, Currency: string(inv.Currency), InvoiceID: inv.ID, IdempotencyKey: key})
 	var retry *card.RetryableError
 	switch {
 	case errors.As(err, &retry) && retry.Replayed:
@@ -58,13 +60,13 @@ func (a *Activities) ChargeCard(ctx context.Context, in RailAttemptInput) (RailA
 		return a.record(ctx, in, "card", RailAttemptResult{Outcome: OutcomeFailed, Summary: "card: " + err.Error()})
 	}
 	if err := a.Store.RecordCardPayment(ctx, store.CardPayment{PaymentIntentID: res.PaymentIntentID, InvoiceID: inv.ID, IdempotencyKey: key,
-		Attempt: in.Attempt, Amount: inv.Total, Currency: inv.Currency, Status: res.Status, Outcome: string(res.Outcome), DeclineCode: res.DeclineCode}); err != nil {
+		Attempt: in.Attempt, Amount: due, Currency: inv.Currency, Status: res.Status, Outcome: string(res.Outcome), DeclineCode: res.DeclineCode}); err != nil {
 		return RailAttemptResult{}, err
 	}
 	switch res.Outcome {
 	case card.OutcomeSucceeded:
 		return a.record(ctx, in, "card", RailAttemptResult{Outcome: OutcomePaid, Summary: "charged the saved card",
-			Payment: &PaymentReport{Rail: store.RailStripe, Reference: res.PaymentIntentID, Amount: inv.Total, Currency: string(inv.Currency)}})
+			Payment: &PaymentReport{Rail: store.RailStripe, Reference: res.PaymentIntentID, Amount: due, Currency: string(inv.Currency)}})
 	case card.OutcomeProcessing:
 		return a.record(ctx, in, "card", RailAttemptResult{Outcome: OutcomeProcessing, Summary: "card charge processing; waiting for Stripe"})
 	case card.OutcomeAuthenticationRequired:

@@ -38,7 +38,7 @@ func PaymentMessage(appURL string, inv store.Invoice, failure string, reminder b
 		b.WriteString("Reminder: ")
 	}
 	fmt.Fprintf(&b, "payment of %s is due for invoice %s. Open the link below to review it and pay by Lightning or card:\n\n%s/account?invoice=%s",
-		models.FormatAmount(inv.Total, inv.Currency), inv.ID, strings.TrimRight(appURL, "/"), inv.ID)
+		models.FormatAmount(inv.Due(), inv.Currency), inv.ID, strings.TrimRight(appURL, "/"), inv.ID)
 	if s := Summarize(failure); s != "" {
 		b.WriteString("\n\nAuto-payment failed: " + s)
 	}
@@ -109,7 +109,7 @@ func SuspensionMessage(appURL string, unpaid []store.Invoice) string {
 	var b strings.Builder
 	b.WriteString("Your service is suspended because of unpaid invoices:\n")
 	for _, inv := range unpaid {
-		fmt.Fprintf(&b, "\n- %s: %s", inv.ID, models.FormatAmount(inv.Total, inv.Currency))
+		fmt.Fprintf(&b, "\n- %s: %s", inv.ID, models.FormatAmount(inv.Due(), inv.Currency))
 	}
 	fmt.Fprintf(&b, "\n\nPay them at %s/account to restore it.", strings.TrimRight(appURL, "/"))
 	return b.String()

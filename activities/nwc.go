@@ -215,8 +215,24 @@ func (e *railFailure) Error() string { return e.summary }
 // one expired unpaid.
 func (a *Activities) ensureBolt11(ctx context.Context, inv store.Invoice) (store.Bolt11, error) {
 	now := a.now()
+	due := inv.Due()
 	if b, err := a.Store.LiveBolt11(ctx, inv.ID, now); err == nil {
-		return b, nil
+		if b.QuoteAmount == due && b.QuoteCurrency == inv.Currency {
+			return b, nil
+		}
+		// A partial payment since it was issued: the live BOLT11 asks for
+		// more than is due. Ask the node first (it may have been paid),
+		// then replace it with one for the remainder.
+		res, settled, err := a.settledOnNode(ctx, b, false)
+		if err != nil {
+			return store.Bolt11{}, err
+		}
+		if settled {
+			return b, &paidBeforeSuperseded{res: res}
+		}
+		if err := a.Store.SupersedeBolt11(ctx, b.PaymentHash, now); err != nil {
+			return store.Bolt11{}, err
+		}
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return store.Bolt11{}, err
 	}
@@ -234,7 +250,7 @@ func (a *Activities) ensureBolt11(ctx context.Context, inv store.Invoice) (store
 			return prev, &paidBeforeSuperseded{res: res}
 		}
 	}
-	msat, err := a.Rails.Rates.MsatFor(ctx, inv.Total, string(inv.Currency))
+	msat, err := a.Rails.Rates.MsatFor(ctx, due, string(inv.Currency))
 	if errors.Is(err, lightning.ErrUnknownCurrency) {
 		return store.Bolt11{}, &railFailure{summary: fmt.Sprintf("no Lightning exchange rate for %s", strings.ToUpper(string(inv.Currency)))}
 	}
@@ -258,7 +274,7 @@ func (a *Activities) ensureBolt11(ctx context.Context, inv store.Invoice) (store
 		}
 	}
 	return a.Store.SaveBolt11(ctx, store.Bolt11{PaymentHash: strings.ToLower(li.PaymentHash), InvoiceID: inv.ID, PaymentRequest: li.PaymentRequest,
-		AmountMsat: msat, QuoteAmount: inv.Total, QuoteCurrency: inv.Currency, CreatedAt: li.CreatedAt, ExpiresAt: li.ExpiresAt}, now)
+		AmountMsat: msat, QuoteAmount: due, QuoteCurrency: inv.Currency, CreatedAt: li.CreatedAt, ExpiresAt: li.ExpiresAt}, now)
 }
 
 // paidBeforeSuperseded is ensureBolt11's answer when the BOLT11 it was

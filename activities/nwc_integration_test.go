@@ -122,3 +122,27 @@ func TestExpiringBolt11LookedUpBeforeSuperseded(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, bolts, 1, "no new BOLT11 issued")
 }
+
+// After a partial payment the Lightning rail asks for the remainder: the
+// live BOLT11 for the whole amount is looked up, superseded, and replaced by
+// one priced for what is still due.
+func TestBolt11ForTheRemainderAfterPartialPayment(t *testing.T) {
+	ctx := context.Background()
+	a, _, clk, inv := lightningWorld(t) // 20.00 USD at 2,000,000 msat per dollar
+	first, err := a.IssueLightningInvoice(ctx, InvoiceInput{InvoiceID: inv.ID})
+	require.NoError(t, err)
+	require.Equal(t, int64(40_000_000), first.AmountMsat)
+	res, err := a.Store.Settle(ctx, store.PaymentReport{InvoiceID: inv.ID, Rail: store.RailManual, Reference: "part", Amount: 500, Currency: "usd", ReceivedAt: clk.Now()})
+	require.NoError(t, err)
+	require.Equal(t, store.SettledPartial, res.Outcome)
+	rest, err := a.IssueLightningInvoice(ctx, InvoiceInput{InvoiceID: inv.ID})
+	require.NoError(t, err)
+	require.False(t, rest.Settled)
+	require.NotEqual(t, first.PaymentHash, rest.PaymentHash)
+	require.Equal(t, int64(30_000_000), rest.AmountMsat, "15.00 USD still due")
+	bolts, err := a.Store.Bolt11s(ctx, inv.ID)
+	require.NoError(t, err)
+	require.Len(t, bolts, 2)
+	require.NotNil(t, bolts[0].SupersededAt)
+	require.Equal(t, int64(1500), bolts[1].QuoteAmount)
+}

@@ -103,7 +103,7 @@ type CardFailed = contract.CardFailed
 type InvoicePaymentResult = contract.InvoicePaymentResult
 
 type invoiceVersions struct {
-	needsAction, oneTimer, attemptOnce, resolveNWC, lateReport bool
+	needsAction, oneTimer, attemptOnce, resolveNWC, lateReport, partial bool
 }
 
 type invoiceRun struct {
@@ -141,6 +141,7 @@ func InvoicePayment(ctx workflow.Context, in InvoicePaymentInput) (InvoicePaymen
 		attemptOnce: patched(ctx, changeInvoiceAttemptOnce),
 		resolveNWC:  patched(ctx, changeInvoiceResolveNWC),
 		lateReport:  patched(ctx, changeInvoiceLateReport),
+		partial:     patched(ctx, changeInvoicePartial),
 	}
 	if in.Carry != nil {
 		r.c, r.status = *in.Carry, "awaiting_payment"
@@ -365,6 +366,12 @@ func (r *invoiceRun) begin(ctx workflow.Context) (*InvoicePaymentResult, error) 
 // wait sleeps until money, a card failure, a retry or the next reconcile or
 // dunning check. fired is true when the check is due; dunning says which.
 func (r *invoiceRun) wait(ctx workflow.Context, paid, cardFailed workflow.ReceiveChannel) (fired, dunning bool, err error) {
+	if r.v.needsAction && r.c.WaitingSince.IsZero() {
+		// The cascade ended without starting the reconciliation clock (a
+		// payment it could not record, a partial one): start it now, so
+		// checks are spread out instead of all due at once.
+		r.c.WaitingSince = workflow.Now(ctx)
+	}
 	at, dunning, summary := r.nextCheck()
 	wait := at.Sub(workflow.Now(ctx))
 	if wait < time.Millisecond {
@@ -671,12 +678,17 @@ func (r *invoiceRun) cascade(ctx workflow.Context, reminder bool) error {
 		r.addAttempt(ctx, n, step.rail, res.Outcome, res.Summary)
 		switch res.Outcome {
 		case activities.OutcomePaid:
-			if res.Payment != nil {
-				// A payment that cannot be recorded is kept and retried;
-				// either way the cascade stops: the money was taken.
-				return r.report(ctx, markPaidRequest(*res.Payment))
+			if res.Payment == nil {
+				return nil
 			}
-			return nil
+			// A payment that cannot be recorded is kept and retried; the
+			// cascade stops: the money was taken.
+			if err := r.report(ctx, markPaidRequest(*res.Payment)); err != nil || !r.v.partial || !r.open() || len(r.c.Reports) > 0 {
+				return err
+			}
+			// A partial payment: the next rail collects the remainder
+			// (the activities charge or invoice what is still due).
+			failure = activities.Summarize(step.rail + " paid part of the invoice; the rest is still due")
 		case activities.OutcomeProcessing:
 			// The card was accepted and settles later: its webhook (or a
 			// reconciliation) decides; no DM while money may be moving.

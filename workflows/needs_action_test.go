@@ -324,3 +324,44 @@ func TestInvoiceLateReportBySignal(t *testing.T) {
 	env.ExecuteWorkflow(InvoicePayment, InvoicePaymentInput{InvoiceID: "inv-lsig"})
 	require.Equal(t, "void", result(t, env).Status)
 }
+
+// NWC pays only part of the invoice (the store reports a partial payment):
+// the invoice stays open and the card is charged in the same attempt (the
+// card activity charges what is still due).
+func TestInvoicePartialPaymentContinuesCascade(t *testing.T) {
+	env, acts, in := invoiceEnv(t, "inv-part")
+	env.OnActivity(acts.PayByNWC, mock.Anything, mock.Anything).Return(rail("paid", "paid from the tenant's wallet",
+		&activities.PaymentReport{Rail: "nwc", Reference: testHash, AmountMsat: 10_000_000}), nil).Once()
+	env.OnActivity(acts.Settle, mock.Anything, mock.MatchedBy(func(s activities.SettleInput) bool { return s.Payment.Rail == "nwc" })).
+		Return(activities.SettleResult{Invoice: activities.InvoiceRef{ID: "inv-part", Status: "collecting"}, Outcome: "partial"}, nil).Once()
+	env.OnActivity(acts.ChargeCard, mock.Anything, activities.RailAttemptInput{InvoiceID: "inv-part", Attempt: 1}).
+		Return(rail("paid", "charged the saved card", &activities.PaymentReport{Rail: "stripe", Reference: "pi_rest", Amount: 2000, Currency: "usd"}), nil).Once()
+	env.OnActivity(acts.Settle, mock.Anything, mock.MatchedBy(func(s activities.SettleInput) bool { return s.Payment.Rail == "stripe" })).
+		Return(settled("stripe"), nil).Once()
+	env.OnActivity(acts.SendPaymentDM, mock.Anything, mock.Anything).Never()
+	// Bound the test: an invoice left waiting for the remainder is cancelled.
+	env.RegisterDelayedCallback(env.CancelWorkflow, time.Hour)
+	env.ExecuteWorkflow(InvoicePayment, in)
+	res := result(t, env)
+	require.Equal(t, "paid", res.Status)
+	require.Equal(t, "stripe", res.Rail)
+}
+
+// The wallet paid but the payment cannot be recorded: the card is not
+// charged, the report is kept and retried at the next check, and the
+// checks are spread out on the reconcile schedule (not fired back to back).
+func TestInvoiceRailPaidSettleFailsKeepsReport(t *testing.T) {
+	env, acts, in := invoiceEnv(t, "inv-keep")
+	pay := &activities.PaymentReport{Rail: "nwc", Reference: testHash, AmountMsat: 50_000_000}
+	env.OnActivity(acts.PayByNWC, mock.Anything, mock.Anything).Return(rail("paid", "paid from the tenant's wallet", pay), nil).Once()
+	env.OnActivity(acts.Settle, mock.Anything, mock.Anything).Return(activities.SettleResult{}, fatal("store rejected the report")).Once()
+	env.OnActivity(acts.RecordNeedsAction, mock.Anything, mock.Anything).Return(nil).Once()
+	env.OnActivity(acts.Settle, mock.Anything, mock.Anything).Return(settled("nwc"), nil).Once()
+	env.OnActivity(acts.ChargeCard, mock.Anything, mock.Anything).Never()
+	env.OnActivity(acts.SendPaymentDM, mock.Anything, mock.Anything).Never()
+	env.RegisterDelayedCallback(env.CancelWorkflow, 24*time.Hour)
+	start := env.Now()
+	env.ExecuteWorkflow(InvoicePayment, in)
+	require.Equal(t, "nwc", result(t, env).Rail)
+	require.Equal(t, time.Minute, env.Now().Sub(start), "the report was recorded at the first check, a minute on")
+}

@@ -31,6 +31,10 @@ const (
 	// changeInvoiceLateReport: a run started only to record money for a
 	// finished invoice (input with just the invoice id) records it and ends.
 	changeInvoiceLateReport = "invoice-late-report"
+	// changeInvoicePartial: a rail's payment that leaves part of the
+	// invoice due does not end the cascade: the next rail (or the DM)
+	// collects the remainder.
+	changeInvoicePartial = "invoice-partial-payments"
 
 	// changeTenantNeedsAction: a failed load, renewal or claim parks the
 	// tenant as needs_action; a "retry" signal or the next boundary re-runs it.
