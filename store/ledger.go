@@ -321,7 +321,10 @@ func restoreItems(ctx context.Context, tx pgx.Tx, id models.TenantID, now time.T
 		if !ok || plan.Amount == 0 || plan.Currency != tenant.Currency {
 			continue
 		}
-		amount := models.Prorate(plan.Amount, period, now)
+		amount, err := models.ProrateAmount(plan.Amount, period, now)
+		if err != nil {
+			return created, err
+		}
 		if amount == 0 {
 			continue
 		}
