@@ -234,6 +234,9 @@ func (s *Server) tenant(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := FreshenTenantState(r.Context(), s.Store, &st); err != nil {
+		return &billing.UnavailableError{Err: err}
+	}
 	writeJSON(w, http.StatusOK, st)
 	return nil
 }
@@ -395,5 +398,45 @@ func (s *Server) settleFromStripe(ctx context.Context, eventID string, pi *card.
 		return &billing.UnavailableError{Err: err}
 	}
 	s.logger().Warn("stripe payment for an invoice that is not collecting", "invoice", inv.ID, "payment_intent", pi.ID, "outcome", res.Outcome)
+	return nil
+}
+
+// closedStatuses are the invoice statuses after which an invoice is no
+// longer open.
+var closedStatuses = map[string]bool{"paid": true, "void": true, "uncollectible": true}
+
+// FreshenTenantState replaces what a tenant's workflow remembers of its
+// standing and its open invoices' statuses with Postgres' rows, the system
+// of record: the workflow keeps each invoice as it was when claimed, so
+// without this `tenant show` and `invoice list` would disagree about an
+// invoice that has moved on (awaiting_payment, paid). An invoice the store
+// says is closed is dropped from the open list.
+func FreshenTenantState(ctx context.Context, st *store.Store, state *billing.TenantState) error {
+	t, err := st.GetTenant(ctx, state.TenantID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	state.Status = t.Status
+	invoices, err := st.ListInvoices(ctx, state.TenantID)
+	if err != nil {
+		return err
+	}
+	status := make(map[string]string, len(invoices))
+	for _, inv := range invoices {
+		status[inv.ID] = inv.Status
+	}
+	open := state.OpenInvoices[:0]
+	for _, inv := range state.OpenInvoices {
+		if s, ok := status[inv.ID]; ok {
+			inv.Status = s
+		}
+		if !closedStatuses[inv.Status] {
+			open = append(open, inv)
+		}
+	}
+	state.OpenInvoices = open
 	return nil
 }

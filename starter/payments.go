@@ -346,6 +346,11 @@ func (a *app) invoiceRefunds() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if tid != "" {
+				if err := requireTenant(cmd.Context(), st, tid); err != nil {
+					return err
+				}
+			}
 			invoices, err := st.ListInvoices(cmd.Context(), tid)
 			if err != nil {
 				return err
