@@ -65,8 +65,11 @@ func TestWorkerDefaultsMatchTheEngine(t *testing.T) {
 	assert.False(t, c.LightningOn())
 
 	// Empty values keep the defaults, as before (docker compose passes "").
-	c, err = config.LoadWorker(with(nil, "BILLFLOW_APP_URL=", "BILLFLOW_DUNNING="))
+	c, err = config.LoadWorker(with(nil, "BILLFLOW_APP_URL=", "BILLFLOW_DUNNING=", "BILLFLOW_NWC_ENABLED=", "BILLFLOW_BAN_FACTOR=", "BILLFLOW_NWC_TIMEOUT="))
 	require.NoError(t, err)
+	assert.Nil(t, c.NWC)
+	assert.Equal(t, 50, c.BanFactor)
+	assert.Equal(t, 60*time.Second, c.NWCTimeout)
 	assert.Equal(t, "http://localhost:3000", c.AppURL)
 	assert.Equal(t, def.Dunning, []time.Duration(c.Dunning))
 }
