@@ -210,7 +210,8 @@ func TestEffectiveConfigurationRedactsSecrets(t *testing.T) {
 		assert.NotContains(t, out, leak)
 	}
 	// The rest is shown, so the log says what the program runs with.
-	for _, shown := range []string{"config.DATABASE_URL=postgres://billflow:xxxxx@db:5432/billflow", "config.BILLFLOW_LND_NETWORK=regtest",
+	for _, shown := range []string{"config.DATABASE_URL=\"postgres://billflow:xxxxx@db:5432/billflow?password=xxxxx&sslmode=disable\"",
+		"config.BILLFLOW_WEBHOOK_URL=\"https://user:xxxxx@app.example/hook?token=xxxxx\"", "config.BILLFLOW_LND_NETWORK=regtest",
 		"config.BILLFLOW_DUNNING=24h0m0s,72h0m0s,120h0m0s", "config.BILLFLOW_NOSTR_RELAYS=wss://relay.example", "config.BILLFLOW_API_ADDR=127.0.0.1:8090",
 		"config.BILLFLOW_NWC_ENABLED=unset", "config.BILLFLOW_LND_PUBKEY=" + pubkey} {
 		assert.Contains(t, out, shown)

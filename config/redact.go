@@ -23,7 +23,7 @@ func (c Starter) LogValue() slog.Value { return slog.GroupValue(Effective(c)...)
 
 // Effective lists a configuration struct's variables and values in field
 // order, for the start-up log: a secret shows only whether it is set, and a
-// URL loses its password and query string (which may carry tokens).
+// URL loses its password and any query parameter that may carry a credential.
 func Effective(c any) []slog.Attr {
 	var out []slog.Attr
 	v := reflect.ValueOf(c)
@@ -70,6 +70,13 @@ func show(v reflect.Value, redact string) string {
 	return fmt.Sprint(v.Interface())
 }
 
+// safeParams are query parameters shown as they are; any other may carry a
+// credential (password=, token=, sslkey=...), so only its name is shown.
+var safeParams = map[string]bool{
+	"sslmode": true, "connect_timeout": true, "application_name": true, "search_path": true,
+	"target_session_attrs": true, "pool_max_conns": true, "pool_min_conns": true,
+}
+
 // redactURL keeps a URL's scheme, user, host and path: enough to tell which
 // server, never its password or query parameters.
 func redactURL(s string) string {
@@ -86,7 +93,13 @@ func redactURL(s string) string {
 		u.User = url.UserPassword(u.User.Username(), "xxxxx")
 	}
 	if u.RawQuery != "" {
-		u.RawQuery = "redacted"
+		q := u.Query()
+		for k := range q {
+			if !safeParams[strings.ToLower(k)] {
+				q[k] = []string{"xxxxx"}
+			}
+		}
+		u.RawQuery = q.Encode()
 	}
 	u.Fragment = ""
 	return u.String()
