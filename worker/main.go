@@ -1,6 +1,8 @@
-// Command worker runs billflow's Temporal worker: it reads its configuration
-// from the environment, applies database migrations, loads the plan catalog,
-// registers the workflows and activities and runs until SIGINT or SIGTERM.
+// Command worker runs billflow's Temporal worker: it reads and validates its
+// configuration (config.Worker) and logs it with secrets redacted, applies
+// database migrations, loads the plan catalog, registers the workflows and
+// activities, serves /metrics and /healthz when BILLFLOW_WORKER_HTTP_ADDR is
+// set, and runs until SIGINT or SIGTERM.
 package main
 
 import (
