@@ -15,6 +15,7 @@ require (
 	github.com/btcsuite/btcd/btcec/v2 v2.3.4 // secp256k1 keys: Nostr and Lightning (pinned by the replace above)
 	github.com/btcsuite/btcd/btcutil v1.1.5 // BOLT11 amounts and encodings
 	github.com/btcsuite/btcd/chaincfg/chainhash v1.1.0 // payment hashes
+	github.com/caarlos0/env/v11 v11.4.2 // the typed configuration (config)
 	github.com/google/uuid v1.6.0 // invoice and item ids
 	github.com/gorilla/websocket v1.5.0 // the sandbox relay and the DM rail's small relay client
 	github.com/jackc/pgx/v5 v5.12.0 // Postgres, the system of record
@@ -22,13 +23,17 @@ require (
 	github.com/lightningnetwork/lnd/cert v1.2.2 // TLS for the LND sandbox
 	github.com/nbd-wtf/go-nostr v0.38.2 // Nostr events, NIP-04/17/44/59 (design card)
 	github.com/pressly/goose/v3 v3.24.1 // embedded SQL migrations
+	github.com/prometheus/client_golang v1.23.2 // /metrics and the billing collector (metrics)
 	github.com/schollz/progressbar/v3 v3.19.1 // starter renew --all progress
 	github.com/spf13/cobra v1.10.2 // the starter CLI
 	github.com/stretchr/testify v1.12.1 // test assertions and Temporal testsuite mocks
 	github.com/stripe/stripe-go/v76 v76.25.0 // the card rail (design card)
+	go.opentelemetry.io/otel/exporters/prometheus v0.66.0 // the Temporal SDK's metrics for Prometheus; v0.66 matches otel v1.44, newer needs otel v1.47 (measured: builds on lnd's protobuf fork)
+	go.opentelemetry.io/otel/sdk/metric v1.44.0 // meter provider behind the exporter
 	go.temporal.io/api v1.63.5 // Temporal enums and history JSON
 	go.temporal.io/sdk v1.50.0 // workflows, activities, worker, client (design card)
 	go.temporal.io/sdk/contrib/envconfig v1.0.2 // Temporal address/namespace/TLS/API key from the environment
+	go.temporal.io/sdk/contrib/opentelemetry v0.8.1 // the SDK's MetricsHandler over OpenTelemetry
 	google.golang.org/grpc v1.84.0 // lnrpc transport
 	gopkg.in/macaroon-bakery.v2 v2.0.1 // macaroon checks in the LND sandbox
 	gopkg.in/macaroon.v2 v2.0.0 // LND macaroons
@@ -109,7 +114,7 @@ require (
 	github.com/jonboulle/clockwork v0.4.0 // indirect
 	github.com/josharian/intern v1.0.0 // indirect
 	github.com/jrick/logrotate v1.0.0 // indirect
-	github.com/json-iterator/go v1.1.11 // indirect
+	github.com/json-iterator/go v1.1.12 // indirect
 	github.com/juju/clock v1.1.1 // indirect
 	github.com/juju/loggo v1.0.0 // indirect
 	github.com/juju/testing v1.0.2 // indirect
@@ -132,14 +137,13 @@ require (
 	github.com/ltcsuite/ltcd v0.0.0-20190101042124-f37f8bf35796 // indirect
 	github.com/mailru/easyjson v0.7.7 // indirect
 	github.com/mattn/go-isatty v0.0.22 // indirect
-	github.com/matttproud/golang_protobuf_extensions v1.0.1 // indirect
 	github.com/mfridman/interpolate v0.0.2 // indirect
 	github.com/miekg/dns v1.1.43 // indirect
 	github.com/mitchellh/colorstring v0.0.0-20190213212951-d06e56a500db // indirect
 	github.com/mitchellh/mapstructure v1.4.1 // indirect
 	github.com/moby/term v0.5.0 // indirect
 	github.com/modern-go/concurrent v0.0.0-20180306012644-bacd9c7ef1dd // indirect
-	github.com/modern-go/reflect2 v1.0.1 // indirect
+	github.com/modern-go/reflect2 v1.0.2 // indirect
 	github.com/ncruces/go-strftime v0.1.9 // indirect
 	github.com/nexus-rpc/nexus-proto-annotations v0.1.0 // indirect
 	github.com/nexus-rpc/sdk-go v0.7.0 // indirect
@@ -148,10 +152,9 @@ require (
 	github.com/opencontainers/runc v1.1.12 // indirect
 	github.com/ory/dockertest/v3 v3.10.0 // indirect
 	github.com/pkg/errors v0.9.1 // indirect
-	github.com/prometheus/client_golang v1.11.1 // indirect
-	github.com/prometheus/client_model v0.2.0 // indirect
-	github.com/prometheus/common v0.26.0 // indirect
-	github.com/prometheus/procfs v0.12.0 // indirect
+	github.com/prometheus/client_model v0.6.2 // indirect
+	github.com/prometheus/common v0.67.5 // indirect
+	github.com/prometheus/procfs v0.20.1 // indirect
 	github.com/puzpuzpuz/xsync/v3 v3.4.0 // indirect
 	github.com/remyoudompheng/bigfft v0.0.0-20230129092748-24d4a6f8daec // indirect
 	github.com/rivo/uniseg v0.4.7 // indirect
@@ -218,4 +221,10 @@ require (
 	modernc.org/strutil v1.2.0 // indirect
 	modernc.org/token v1.1.0 // indirect
 	sigs.k8s.io/yaml v1.2.0 // indirect
+)
+
+require (
+	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
+	github.com/prometheus/otlptranslator v1.0.0 // indirect
+	go.yaml.in/yaml/v2 v2.4.4 // indirect
 )

@@ -7,8 +7,12 @@
 //	GET  /v1/tenants/{tenant}              a tenant's billing state
 //	POST /v1/invoices/{invoice}/payments   report a payment {rail, reference}
 //	POST /webhooks/stripe                  Stripe events (Stripe-Signature)
+//	GET  /healthz                          readiness: Postgres and Temporal reachable
+//	GET  /metrics                          Prometheus metrics
 //
 // Application endpoints need "Authorization: Bearer <BILLFLOW_API_TOKEN>".
+// Every error, including an unknown path (404), a wrong method (405) and an
+// oversized body (413), is the JSON errorBody.
 package api
 
 import (
@@ -16,6 +20,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -24,13 +29,18 @@ import (
 
 	"github.com/billflow/billflow/activities"
 	"github.com/billflow/billflow/billing"
+	"github.com/billflow/billflow/metrics"
 	"github.com/billflow/billflow/models"
 	"github.com/billflow/billflow/rails/card"
 	"github.com/billflow/billflow/store"
 )
 
-// maxBody bounds request bodies; billflow's requests are small.
+// maxBody bounds request bodies; billflow's requests are small, and Stripe's
+// events are well under it.
 const maxBody = 1 << 20
+
+// errTooLarge is a body over maxBody.
+var errTooLarge = fmt.Errorf("request body is larger than %d bytes", maxBody)
 
 // Server serves the HTTP ingress.
 type Server struct {
@@ -43,6 +53,11 @@ type Server struct {
 	Logger              *slog.Logger
 	// Now is the clock for webhook tolerance; tests replace it.
 	Now func() time.Time
+	// Checks are what /healthz reports (metrics.Readiness: Postgres and
+	// Temporal); none means always ready.
+	Checks []metrics.Check
+	// Metrics serves GET /metrics when set.
+	Metrics http.Handler
 }
 
 // Handler returns the routes.
@@ -54,8 +69,42 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/invoices/{invoice}/close", s.app(s.closeInvoice))
 	mux.HandleFunc("POST /v1/invoices/{invoice}/lightning", s.app(s.lightningInvoice))
 	mux.HandleFunc("POST /webhooks/stripe", s.stripeWebhook)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
-	return mux
+	mux.Handle("GET /healthz", metrics.Health(5*time.Second, s.Checks...))
+	if s.Metrics != nil {
+		mux.Handle("GET /metrics", s.Metrics)
+	}
+	return s.routed(mux)
+}
+
+// methods are those a request is tried with to tell a wrong method (405)
+// from an unknown path (404).
+var methods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+
+// routed answers requests no route takes with the JSON error shape: Go's
+// ServeMux would answer them in plain text.
+func (s *Server) routed(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := mux.Handler(r); pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		var allowed []string
+		for _, m := range methods {
+			probe := r.Clone(r.Context())
+			probe.Method = m
+			if _, pattern := mux.Handler(probe); pattern != "" {
+				allowed = append(allowed, m)
+			}
+		}
+		s.logger().Info("rejected request", "method", r.Method, "path", r.URL.Path, "allowed", allowed)
+		if len(allowed) > 0 {
+			w.Header().Set("Allow", strings.Join(allowed, ", "))
+			writeError(w, http.StatusMethodNotAllowed, "method_not_allowed",
+				fmt.Sprintf("%s is not allowed on %s; use %s", r.Method, r.URL.Path, strings.Join(allowed, " or ")), "")
+			return
+		}
+		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path), "")
+	})
 }
 
 func (s *Server) logger() *slog.Logger {
@@ -109,7 +158,11 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var ve *models.ValidationError
 	var ue *billing.UnavailableError
 	switch {
+	case errors.Is(err, errTooLarge):
+		s.logger().Info("rejected request", "path", r.URL.Path, "error", err)
+		writeError(w, http.StatusRequestEntityTooLarge, "too_large", err.Error(), "body")
 	case errors.As(err, &ve):
+		s.logger().Info("rejected request", "path", r.URL.Path, "error", err)
 		writeError(w, http.StatusBadRequest, "invalid", ve.Error(), ve.Field)
 	case errors.Is(err, billing.ErrTenantNotFound), errors.Is(err, billing.ErrInvoiceNotFound):
 		writeError(w, http.StatusNotFound, "not_found", err.Error(), "")
@@ -124,14 +177,31 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	}
 }
 
-// decode reads a JSON body strictly, so misspelt fields are reported.
-func decode(r *http.Request, v any) error {
-	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody))
+// decode reads a JSON body strictly, so misspelt fields are reported. A body
+// over maxBody is refused whole (413), never cut to fit.
+func decode(w http.ResponseWriter, r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
+		if tooLarge(err) {
+			return errTooLarge
+		}
 		return &models.ValidationError{Field: "body", Reason: "not valid JSON for this endpoint: " + err.Error()}
 	}
+	// Anything after the JSON value is a second value, or more of the body
+	// than the limit allows.
+	var extra json.RawMessage
+	if err := dec.Decode(&extra); tooLarge(err) {
+		return errTooLarge
+	} else if err != io.EOF {
+		return &models.ValidationError{Field: "body", Reason: "not valid JSON for this endpoint: more than one JSON value"}
+	}
 	return nil
+}
+
+func tooLarge(err error) bool {
+	var mbe *http.MaxBytesError
+	return errors.As(err, &mbe)
 }
 
 // activityBody is the record-activity request.
@@ -148,7 +218,7 @@ type activityBody struct {
 
 func (s *Server) recordActivity(w http.ResponseWriter, r *http.Request) error {
 	var body activityBody
-	if err := decode(r, &body); err != nil {
+	if err := decode(w, r, &body); err != nil {
 		return err
 	}
 	act := billing.Activity{ID: body.ID, Type: body.Type, ResourceID: body.ResourceID, PlanID: body.PlanID, CreateTenant: body.CreateTenant}
@@ -168,6 +238,9 @@ func (s *Server) tenant(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := FreshenTenantState(r.Context(), s.Store, &st); err != nil {
+		return &billing.UnavailableError{Err: err}
+	}
 	writeJSON(w, http.StatusOK, st)
 	return nil
 }
@@ -180,7 +253,7 @@ type paymentBody struct {
 
 func (s *Server) reportPayment(w http.ResponseWriter, r *http.Request) error {
 	var body paymentBody
-	if err := decode(r, &body); err != nil {
+	if err := decode(w, r, &body); err != nil {
 		return err
 	}
 	res, err := s.Billing.MarkInvoicePaid(r.Context(), r.PathValue("invoice"), body.Rail, body.Reference)
@@ -209,7 +282,7 @@ type closeBody struct {
 // closeInvoice voids an invoice or writes it off.
 func (s *Server) closeInvoice(w http.ResponseWriter, r *http.Request) error {
 	var body closeBody
-	if err := decode(r, &body); err != nil {
+	if err := decode(w, r, &body); err != nil {
 		return err
 	}
 	res, err := s.Billing.CloseInvoice(r.Context(), r.PathValue("invoice"), body.Status, body.Reason)
@@ -226,15 +299,20 @@ func (s *Server) closeInvoice(w http.ResponseWriter, r *http.Request) error {
 // would turn a failure to act into a lost payment. A failure answers 5xx so
 // Stripe delivers again.
 func (s *Server) stripeWebhook(w http.ResponseWriter, r *http.Request) {
-	payload, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
+	payload, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if tooLarge(err) {
+		s.fail(w, r, errTooLarge)
+		return
+	}
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "invalid", "unreadable body", "")
 		return
 	}
 	ev, err := card.VerifyWebhook(payload, r.Header.Get("Stripe-Signature"), s.StripeWebhookSecret, s.now())
 	if err != nil {
-		s.logger().Warn("rejected stripe webhook", "error", err)
-		writeError(w, http.StatusBadRequest, "invalid_signature", err.Error(), "")
+		status, code := webhookRejection(err)
+		s.logger().Warn("rejected stripe webhook", "code", code, "error", err)
+		writeError(w, status, code, err.Error(), "")
 		return
 	}
 	ctx := r.Context()
@@ -271,6 +349,26 @@ func (s *Server) stripeWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"received": true})
+}
+
+// webhookRejection maps a refused delivery to its answer, so an operator
+// reading Stripe's dashboard sees what is wrong: a signature that does not
+// match is not the same fix as an endpoint pinned to another API version.
+// A missing secret answers 503, so Stripe keeps the events for redelivery
+// once the api is configured.
+func webhookRejection(err error) (int, string) {
+	switch {
+	case errors.Is(err, card.ErrWebhookNoSecret):
+		return http.StatusServiceUnavailable, "webhook_not_configured"
+	case errors.Is(err, card.ErrWebhookAPIVersion):
+		return http.StatusBadRequest, "api_version_mismatch"
+	case errors.Is(err, card.ErrWebhookTooOld), errors.Is(err, card.ErrWebhookFromFuture):
+		return http.StatusBadRequest, "timestamp_out_of_tolerance"
+	case errors.Is(err, card.ErrWebhookMalformed):
+		return http.StatusBadRequest, "malformed_webhook"
+	default:
+		return http.StatusBadRequest, "invalid_signature"
+	}
 }
 
 // settleFromStripe reports a succeeded PaymentIntent to its invoice's
@@ -311,5 +409,45 @@ func (s *Server) settleFromStripe(ctx context.Context, eventID string, pi *card.
 		return &billing.UnavailableError{Err: err}
 	}
 	s.logger().Warn("stripe payment for an invoice that is not collecting", "invoice", inv.ID, "payment_intent", pi.ID, "outcome", res.Outcome)
+	return nil
+}
+
+// closedStatuses are the invoice statuses after which an invoice is no
+// longer open.
+var closedStatuses = map[string]bool{"paid": true, "void": true, "uncollectible": true}
+
+// FreshenTenantState replaces what a tenant's workflow remembers of its
+// standing and its open invoices' statuses with Postgres' rows, the system
+// of record: the workflow keeps each invoice as it was when claimed, so
+// without this `tenant show` and `invoice list` would disagree about an
+// invoice that has moved on (awaiting_payment, paid). An invoice the store
+// says is closed is dropped from the open list.
+func FreshenTenantState(ctx context.Context, st *store.Store, state *billing.TenantState) error {
+	t, err := st.GetTenant(ctx, state.TenantID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	state.Status = t.Status
+	invoices, err := st.ListInvoices(ctx, state.TenantID)
+	if err != nil {
+		return err
+	}
+	status := make(map[string]string, len(invoices))
+	for _, inv := range invoices {
+		status[inv.ID] = inv.Status
+	}
+	open := state.OpenInvoices[:0]
+	for _, inv := range state.OpenInvoices {
+		if s, ok := status[inv.ID]; ok {
+			inv.Status = s
+		}
+		if !closedStatuses[inv.Status] {
+			open = append(open, inv)
+		}
+	}
+	state.OpenInvoices = open
 	return nil
 }

@@ -132,9 +132,10 @@ func TestStarterAgainstStack(t *testing.T) {
 	out, errOut, code = s.starter("renew", "--tenant", string(a))
 	require.Zero(t, code, errOut)
 	require.Contains(t, out, "nothing owed")
-	_, errOut, code = s.starter("renew", "--tenant", string(testkit.NewTenantID(t)))
-	require.Equal(t, 1, code)
-	require.Contains(t, errOut, "tenant not found")
+	missing := string(testkit.NewTenantID(t))
+	_, errOut, code = s.starter("renew", "--tenant", missing)
+	require.Equal(t, 3, code, "exit code 3: tenant not found")
+	require.Contains(t, errOut, "tenant "+missing+" not found")
 
 	// Payment methods: the NWC URL goes in through a file, is stored sealed,
 	// and no output shows its secret.

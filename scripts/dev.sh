@@ -17,9 +17,12 @@
 #     sandbox relay)
 #   - the billflow api (HTTP ingress for Stripe's webhooks)
 # then seeds a demo tenant and three payment-demo tenants (NWC, card after an
-# NWC failure, grace then suspension: scripts/seed-demo.sh), writes .data/env
-# for the starter CLI, and runs until Ctrl-C, when it stops everything it
-# started.
+# NWC failure, grace then suspension: scripts/seed-demo.sh) and runs until
+# Ctrl-C, when it stops everything it started.
+#
+# .data/env exports every variable the stack runs with (write_env below): the
+# worker and the api are started from it, so it cannot leave one out. Source
+# it to use the starter CLI, the temporal CLI or curl against the stack.
 #
 # The collection schedule is shortened so a whole dunning cycle plays out in
 # minutes (production defaults are days). Each can be overridden from the
@@ -114,25 +117,61 @@ export BILLFLOW_PLANS=${BILLFLOW_PLANS:-$BILLFLOW_ROOT/config/plans.json}
 [[ -f $BILLFLOW_PLANS ]] || warn "plan catalog $BILLFLOW_PLANS does not exist"
 TASK_QUEUE=${BILLFLOW_TASK_QUEUE:-billflow}
 
-# Everything the starter CLI (or the temporal CLI) needs to reach this stack.
-# The key itself stays in secret.key; the env file only reads it.
-(
-  umask 077
-  {
-    echo "# Written by scripts/dev.sh while the dev stack runs; removed when it stops."
-    echo "# Use: source .data/env"
-    printf 'export DATABASE_URL=%q\n' "$DATABASE_URL"
-    printf 'export TEMPORAL_ADDRESS=%q\n' "$TEMPORAL_ADDRESS"
-    printf 'export TEMPORAL_NAMESPACE=%q\n' "$TEMPORAL_NAMESPACE"
-    printf 'export TEMPORAL_UI_URL=%q\n' "$TEMPORAL_UI_URL"
-    printf 'export BILLFLOW_PLANS=%q\n' "$BILLFLOW_PLANS"
-    # shellcheck disable=SC2016 # expanded when the file is sourced
-    printf 'export BILLFLOW_SECRET_KEY="$(cat %q)"\n' "$DATA/secret.key"
-    if [[ -n ${BILLFLOW_TASK_QUEUE:-} ]]; then
-      printf 'export BILLFLOW_TASK_QUEUE=%q\n' "$BILLFLOW_TASK_QUEUE"
-    fi
-  } >"$ENV_FILE"
-)
+# write_env FILE: every variable the dev stack runs with, as exports. The
+# worker and the api are started by sourcing it, and `source .data/env` gives
+# a shell the same settings. Secrets stay in their 0600 files under .data;
+# the env file only reads them when it is sourced, so it names no secret.
+# Needs DATA, TASK_QUEUE, API_PORT, WORKER_HTTP_PORT, RELAY_PORT, STRIPE_PORT,
+# LNNODE (the node's settings) and the schedule variables set.
+write_env() {
+  (
+    umask 077
+    {
+      echo "# Written by scripts/dev.sh while the dev stack runs; removed when it stops."
+      echo "# Use: source .data/env"
+      printf 'export DATABASE_URL=%q\n' "$DATABASE_URL"
+      printf 'export TEMPORAL_ADDRESS=%q\n' "$TEMPORAL_ADDRESS"
+      printf 'export TEMPORAL_NAMESPACE=%q\n' "$TEMPORAL_NAMESPACE"
+      printf 'export TEMPORAL_UI_URL=%q\n' "$TEMPORAL_UI_URL"
+      printf 'export BILLFLOW_PLANS=%q\n' "$BILLFLOW_PLANS"
+      printf 'export BILLFLOW_TASK_QUEUE=%q\n' "$TASK_QUEUE"
+      # shellcheck disable=SC2016 # expanded when the file is sourced
+      printf 'export BILLFLOW_SECRET_KEY="$(cat %q)"\n' "$DATA/secret.key"
+      # The worker: its metrics and health, and its rails (the sandboxes).
+      printf 'export BILLFLOW_WORKER_HTTP_ADDR=%q\n' "127.0.0.1:$WORKER_HTTP_PORT"
+      printf 'export BILLFLOW_LND_ADDR=%q\n' "${LNNODE[LNNODE_GRPC_ADDR]}"
+      printf 'export BILLFLOW_LND_TLS_CERT=%q\n' "${LNNODE[LNNODE_TLS_CERT]}"
+      printf 'export BILLFLOW_LND_MACAROON=%q\n' "${LNNODE[LNNODE_MACAROON]}"
+      printf 'export BILLFLOW_LND_NETWORK=%q\n' "${LNNODE[LNNODE_NETWORK]}"
+      printf 'export BILLFLOW_LND_PUBKEY=%q\n' "${LNNODE[LNNODE_PUBKEY]}"
+      printf 'export BILLFLOW_RATES=%q\n' "$BILLFLOW_RATES"
+      printf 'export BILLFLOW_APP_URL=%q\n' "$BILLFLOW_APP_URL"
+      printf 'export BILLFLOW_STRIPE_API_URL=%q\n' "http://127.0.0.1:$STRIPE_PORT"
+      # shellcheck disable=SC2016 # expanded when the file is sourced
+      printf 'export BILLFLOW_STRIPE_API_KEY="sk_test_$(cat %q)"\n' "$DATA/stripe-api.key"
+      # shellcheck disable=SC2016 # expanded when the file is sourced
+      printf 'export BILLFLOW_ROBOT_KEY="$(cat %q)"\n' "$DATA/robot.key"
+      printf 'export BILLFLOW_NOSTR_RELAYS=%q\n' "ws://127.0.0.1:$RELAY_PORT"
+      # The demo collection schedule (see the header).
+      printf 'export BILLFLOW_GRACE_WINDOW=%q\n' "$BILLFLOW_GRACE_WINDOW"
+      printf 'export BILLFLOW_DUNNING=%q\n' "$BILLFLOW_DUNNING"
+      printf 'export BILLFLOW_RECONCILE=%q\n' "$BILLFLOW_RECONCILE"
+      printf 'export BILLFLOW_RECONCILE_EVERY=%q\n' "$BILLFLOW_RECONCILE_EVERY"
+      printf 'export BILLFLOW_NWC_TIMEOUT=%q\n' "$BILLFLOW_NWC_TIMEOUT"
+      # The api: where it listens, its token and Stripe's webhook signing
+      # secret (the Stripe sandbox signs its deliveries with it).
+      printf 'export BILLFLOW_API_ADDR=%q\n' "127.0.0.1:$API_PORT"
+      printf 'export BILLFLOW_API_URL=%q\n' "http://127.0.0.1:$API_PORT"
+      # shellcheck disable=SC2016 # expanded when the file is sourced
+      printf 'export BILLFLOW_API_TOKEN="$(cat %q)"\n' "$DATA/api.token"
+      # shellcheck disable=SC2016 # expanded when the file is sourced
+      printf 'export BILLFLOW_STRIPE_WEBHOOK_SECRET="whsec_$(cat %q)"\n' "$DATA/stripe-webhook.key"
+      # LNNODE_* (engine's node: address, cert, macaroon, pay URL) and NWC_*
+      # (the sandbox wallet; its connection URLs stay in a 0600 file, never here).
+      cat "$DATA/lnnode/lnnode.env" "$DATA/nwcwallet/nwcwallet.env"
+    } >"$1"
+  )
+}
 
 # sandbox_up NAME READY_CHECK CMD...: starts one sandbox rail in the
 # background and waits until READY_CHECK (a shell command) succeeds.
@@ -192,18 +231,6 @@ sandbox_up lnnode "[[ -s $DATA/lnnode/lnnode.env ]]" "$BIN_DIR/lnnode" serve --d
   --grpc-addr "127.0.0.1:$LN_GRPC_PORT" --http-addr "127.0.0.1:$LN_HTTP_PORT"
 sandbox_up nwcwallet "[[ -s $DATA/nwcwallet/nwcwallet.env ]]" "$BIN_DIR/nwcwallet" --dir "$DATA/nwcwallet" \
   --relay "ws://127.0.0.1:$RELAY_PORT" --lnnode-dir "$DATA/lnnode" --balance-msat 1000000000
-{
-  printf 'export BILLFLOW_NOSTR_RELAYS=%q\n' "ws://127.0.0.1:$RELAY_PORT"
-  printf 'export BILLFLOW_STRIPE_API_URL=%q\n' "http://127.0.0.1:$STRIPE_PORT"
-  # shellcheck disable=SC2016 # expanded when the file is sourced
-  printf 'export BILLFLOW_STRIPE_API_KEY="sk_test_$(cat %q)"\n' "$DATA/stripe-api.key"
-  printf 'export BILLFLOW_API_URL=%q\n' "http://127.0.0.1:$API_PORT"
-  # shellcheck disable=SC2016 # expanded when the file is sourced
-  printf 'export BILLFLOW_API_TOKEN="$(cat %q)"\n' "$DATA/api.token"
-  # LNNODE_* (engine's node: address, cert, macaroon, pay URL) and NWC_* (the
-  # sandbox wallet; its connection URLs stay in a 0600 file, never here).
-  cat "$DATA/lnnode/lnnode.env" "$DATA/nwcwallet/nwcwallet.env"
-} >>"$ENV_FILE"
 log "sandboxes: Nostr relay ws://127.0.0.1:$RELAY_PORT, Stripe http://127.0.0.1:$STRIPE_PORT, Lightning 127.0.0.1:$LN_GRPC_PORT, NWC wallet"
 
 # The worker's payment rails are the sandboxes above. The schedule is the
@@ -215,8 +242,10 @@ BILLFLOW_DUNNING=${BILLFLOW_DUNNING:-1m,2m,4m}
 BILLFLOW_RECONCILE=${BILLFLOW_RECONCILE:-30s,1m,2m}
 BILLFLOW_RECONCILE_EVERY=${BILLFLOW_RECONCILE_EVERY:-5m}
 BILLFLOW_NWC_TIMEOUT=${BILLFLOW_NWC_TIMEOUT:-15s}
-# The DM robot's Nostr secret key: 32 random bytes, generated once.
+# The DM robot's Nostr secret key: 32 random bytes, generated once; and the
+# api's bearer token.
 dev_secret "$DATA/robot.key" 32 >/dev/null
+dev_secret "$DATA/api.token" >/dev/null
 # LNNODE_* as the node wrote them (KEY=VALUE lines), read without sourcing.
 declare -A LNNODE=()
 while IFS='=' read -r key value; do
@@ -225,22 +254,19 @@ done <"$DATA/lnnode/lnnode.env"
 for key in LNNODE_GRPC_ADDR LNNODE_TLS_CERT LNNODE_MACAROON LNNODE_NETWORK LNNODE_PUBKEY; do
   [[ -n ${LNNODE[$key]:-} ]] || die "$key is missing from .data/lnnode/lnnode.env"
 done
+# The worker's /metrics and /healthz.
+free_port WORKER_HTTP_PORT
+write_env "$ENV_FILE"
 
 log "starting the worker (log: .data/logs/worker.log)"
 log "worker schedule: grace window $BILLFLOW_GRACE_WINDOW, dunning $BILLFLOW_DUNNING, reconcile $BILLFLOW_RECONCILE then every $BILLFLOW_RECONCILE_EVERY, NWC timeout $BILLFLOW_NWC_TIMEOUT"
 # setsid: Ctrl-C reaches only this script, which stops the worker before the
-# servers it depends on. The subshell's exports reach the worker alone (the
-# robot key is read from its file there, never passed as an argument), and
+# servers it depends on. The worker runs with exactly what .data/env exports
+# (secrets are read from their files there, never passed as arguments), and
 # exec keeps its pid the worker's.
 (
-  export BILLFLOW_LND_ADDR=${LNNODE[LNNODE_GRPC_ADDR]} BILLFLOW_LND_TLS_CERT=${LNNODE[LNNODE_TLS_CERT]} \
-    BILLFLOW_LND_MACAROON=${LNNODE[LNNODE_MACAROON]} BILLFLOW_LND_NETWORK=${LNNODE[LNNODE_NETWORK]} \
-    BILLFLOW_LND_PUBKEY=${LNNODE[LNNODE_PUBKEY]} BILLFLOW_RATES BILLFLOW_APP_URL \
-    BILLFLOW_STRIPE_API_URL="http://127.0.0.1:$STRIPE_PORT" BILLFLOW_STRIPE_API_KEY=$STRIPE_SANDBOX_API_KEY \
-    BILLFLOW_NOSTR_RELAYS="ws://127.0.0.1:$RELAY_PORT" BILLFLOW_GRACE_WINDOW BILLFLOW_DUNNING \
-    BILLFLOW_RECONCILE BILLFLOW_RECONCILE_EVERY BILLFLOW_NWC_TIMEOUT
-  BILLFLOW_ROBOT_KEY=$(<"$DATA/robot.key")
-  export BILLFLOW_ROBOT_KEY
+  # shellcheck disable=SC1090 # written just above
+  source "$ENV_FILE"
   exec setsid "$BIN_DIR/worker" >>"$LOG_DIR/worker.log" 2>&1 9>&-
 ) &
 WORKER_PID=$!
@@ -265,9 +291,8 @@ done
 ((ready)) || warn "the worker does not poll task queue '$TASK_QUEUE' yet; seeding anyway (log: .data/logs/worker.log)"
 
 log "starting the api (log: .data/logs/sandbox-api.log)"
-BILLFLOW_API_ADDR="127.0.0.1:$API_PORT" BILLFLOW_API_TOKEN=$(dev_secret "$DATA/api.token") \
-  BILLFLOW_STRIPE_WEBHOOK_SECRET=$STRIPE_SANDBOX_WEBHOOK_SECRET \
-  sandbox_up api "port_in_use $API_PORT" "$BIN_DIR/api"
+# shellcheck disable=SC2016 # $1 and $2 are the inner shell's
+sandbox_up api "port_in_use $API_PORT" bash -c 'source "$1" && exec "$2"' api "$ENV_FILE" "$BIN_DIR/api"
 
 if ! BILLFLOW_GRACE_WINDOW=$BILLFLOW_GRACE_WINDOW bash scripts/seed-demo.sh; then
   warn "seeding the demo data failed (see above and .data/logs/worker.log); the stack keeps running"
@@ -282,7 +307,9 @@ billflow dev stack is running.
   Temporal gRPC    $TEMPORAL_ADDRESS  (namespace $TEMPORAL_NAMESPACE, task queue $TASK_QUEUE)
   PostgreSQL       $DATABASE_URL
   Nostr relay      ws://127.0.0.1:$RELAY_PORT   (sandbox)
-  billflow api     http://127.0.0.1:$API_PORT   (Stripe webhooks + application endpoints; token in .data/api.token)
+  billflow api     http://127.0.0.1:$API_PORT   (Stripe webhooks + application endpoints; token in .data/api.token;
+                   /metrics and /healthz)
+  worker metrics   http://127.0.0.1:$WORKER_HTTP_PORT/metrics   (and /healthz)
   Stripe API       http://127.0.0.1:$STRIPE_PORT   (sandbox; delivers webhooks to the api)
   Lightning (LND)  127.0.0.1:$LN_GRPC_PORT   (sandbox; pay an invoice: .bin/lnnode pay --dir .data/lnnode BOLT11)
   NWC wallet       connection URL in .data/nwcwallet/connection.url   (sandbox)

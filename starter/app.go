@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -15,6 +14,7 @@ import (
 	tlog "go.temporal.io/sdk/log"
 
 	"github.com/billflow/billflow/billing"
+	"github.com/billflow/billflow/config"
 	"github.com/billflow/billflow/models"
 	"github.com/billflow/billflow/store"
 )
@@ -22,6 +22,7 @@ import (
 // app holds lazily opened connections: offline commands (preview) open none.
 type app struct {
 	stdout, stderr io.Writer
+	cfg            config.Starter
 	temporal       client.Client
 	billing        *billing.Client
 	store          *store.Store
@@ -57,7 +58,7 @@ func (a *app) billingClient(ctx context.Context) (*billing.Client, error) {
 		return nil, fmt.Errorf("connect to temporal at %q (set TEMPORAL_ADDRESS): %w", opts.HostPort, err)
 	}
 	a.temporal = tc
-	a.billing = billing.New(tc, os.Getenv("BILLFLOW_TASK_QUEUE"))
+	a.billing = billing.New(tc, a.cfg.TaskQueue)
 	return a.billing, nil
 }
 
@@ -66,7 +67,7 @@ func (a *app) db(ctx context.Context) (*store.Store, error) {
 	if a.store != nil {
 		return a.store, nil
 	}
-	url := os.Getenv("DATABASE_URL")
+	url := a.cfg.DatabaseURL
 	if url == "" {
 		return nil, fmt.Errorf("DATABASE_URL is not set: this command reads or writes billflow's Postgres database")
 	}
@@ -88,7 +89,7 @@ func (a *app) rootCommand() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "starter",
 		Short:         "Operate billflow: tenants, activity, renewals, invoices, discount codes",
-		Long:          "starter drives billflow's Temporal workflows and reads its Postgres database.\n\nIt reaches Temporal through TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE (and TLS or API key variables, as the temporal CLI does) and Postgres through DATABASE_URL. `invoice preview` needs neither.",
+		Long:          "starter drives billflow's Temporal workflows and reads its Postgres database.\n\nIt reaches Temporal through TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE (and TLS or API key variables, as the temporal CLI does) and Postgres through DATABASE_URL. `invoice preview` needs neither.\n\nExit codes: 0 success, 1 failure, 2 bad input (usage, validation or configuration), 3 tenant not found.",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -145,5 +146,8 @@ func (a *app) tenantInDB(cmd *cobra.Command, tenant string) (models.TenantID, *s
 		return "", nil, err
 	}
 	st, err := a.db(cmd.Context())
-	return id, st, err
+	if err != nil {
+		return "", nil, err
+	}
+	return id, st, requireTenant(cmd.Context(), st, id)
 }

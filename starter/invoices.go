@@ -43,6 +43,11 @@ func (a *app) invoiceList() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if id != "" {
+				if err := requireTenant(cmd.Context(), st, id); err != nil {
+					return err
+				}
+			}
 			invoices, err := st.ListInvoices(cmd.Context(), id)
 			if err != nil {
 				return err

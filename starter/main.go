@@ -12,6 +12,7 @@ import (
 	"os/signal"
 
 	"github.com/billflow/billflow/billing"
+	"github.com/billflow/billflow/config"
 )
 
 func main() {
@@ -20,19 +21,26 @@ func main() {
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// Exit codes: 0 success, 1 failure, 2 bad input (usage or validation).
+// Exit codes: 0 success, 1 failure, 2 bad input (usage, validation or
+// configuration), 3 tenant not found (exitNotFound).
 const (
 	exitFailure = 1
 	exitInvalid = 2
 )
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cfg, err := config.LoadStarter(nil)
+	if err != nil {
+		fmt.Fprintln(stderr, "error:", err)
+		return exitInvalid
+	}
 	app := newApp(stdout, stderr)
+	app.cfg = cfg
 	root := app.rootCommand()
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	err := root.ExecuteContext(ctx)
+	err = root.ExecuteContext(ctx)
 	app.close()
 	if err == nil {
 		return 0
@@ -40,7 +48,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintln(stderr, "error:", err)
 	var ve *billing.ValidationError
 	var ue *usageError
-	if errors.As(err, &ve) || errors.As(err, &ue) {
+	switch {
+	case errors.Is(err, billing.ErrTenantNotFound):
+		return exitNotFound
+	case errors.As(err, &ve) || errors.As(err, &ue):
 		return exitInvalid
 	}
 	return exitFailure

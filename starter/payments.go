@@ -357,6 +357,11 @@ func (a *app) invoiceRefunds() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if tid != "" {
+				if err := requireTenant(cmd.Context(), st, tid); err != nil {
+					return err
+				}
+			}
 			// Every payment with money owed back, whatever its invoice's
 			// status (money in the wrong currency is owed back on an open
 			// invoice too), oldest first.

@@ -155,9 +155,16 @@ func TestInvoiceShowCollectionAndRefunds(t *testing.T) {
 	require.Equal(t, 0, r.code, r.stderr)
 	assert.Contains(t, r.stdout, "pi_late")
 	assert.Contains(t, r.stdout, "5.00 USD")
-	r = runWithDB(t, url, "invoice", "refunds", "--tenant", string(testkit.NewTenantID(t)), "--json")
+	// A tenant with nothing owed back lists nothing; one that does not
+	// exist is not found (TestTenantNotFoundIsOneAnswer).
+	quiet := testkit.NewTenantID(t)
+	_, _, err = st.EnsureTenant(ctx, quiet, "usd", 600)
+	require.NoError(t, err)
+	r = runWithDB(t, url, "invoice", "refunds", "--tenant", string(quiet), "--json")
 	require.Equal(t, 0, r.code, r.stderr)
 	assert.JSONEq(t, `[]`, r.stdout)
+	r = runWithDB(t, url, "invoice", "refunds", "--tenant", string(testkit.NewTenantID(t)), "--json")
+	assert.Equal(t, exitNotFound, r.code, r.stderr)
 }
 
 func TestDiscountCommands(t *testing.T) {

@@ -46,6 +46,9 @@ func (a *app) tenantSetNWC() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := requireTenant(cmd.Context(), a.store, id); err != nil {
+				return err
+			}
 			if clear {
 				if err := v.ClearNWC(cmd.Context(), id); err != nil {
 					return err
@@ -93,7 +96,7 @@ func readSecretLine(stdin io.Reader, file string) (string, error) {
 
 // vault opens the database and the sealing key (BILLFLOW_SECRET_KEY).
 func (a *app) vault(cmd *cobra.Command) (*vault.Vault, error) {
-	raw := os.Getenv("BILLFLOW_SECRET_KEY")
+	raw := a.cfg.SecretKey
 	if raw == "" {
 		return nil, fmt.Errorf("BILLFLOW_SECRET_KEY is not set: it seals payment secrets (scripts/dev.sh writes one into .data/env)")
 	}
@@ -128,6 +131,9 @@ func (a *app) tenantSetStripe() *cobra.Command {
 			}
 			st, err := a.db(cmd.Context())
 			if err != nil {
+				return err
+			}
+			if err := requireTenant(cmd.Context(), st, id); err != nil {
 				return err
 			}
 			if err := st.SetStripeCustomer(cmd.Context(), id, customer); err != nil {

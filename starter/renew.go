@@ -41,7 +41,7 @@ func (a *app) renewCommand() *cobra.Command {
 			if !all {
 				res, err := bc.RenewNow(cmd.Context(), tenant)
 				if err != nil {
-					return err
+					return asTenantNotFound(tenant, err)
 				}
 				if asJSON {
 					return a.printJSON(renewOutcome{Tenant: tenant, RenewResult: res})

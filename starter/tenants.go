@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/billflow/billflow/api"
 	"github.com/billflow/billflow/billing"
 	"github.com/billflow/billflow/models"
 	"github.com/billflow/billflow/workflows"
@@ -64,6 +65,7 @@ func (a *app) tenantShow() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "show --tenant PUBKEY",
 		Short: "Show a tenant's billing state: anchor, period, next boundary, outstanding, open invoices",
+		Long:  "Shows the tenant's billing state from its workflow (anchor, period, next boundary, outstanding) with its standing and its open invoices' statuses from the database, the system of record: the same statuses invoice list shows.",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := requireFlag(cmd, "tenant"); err != nil {
@@ -75,6 +77,17 @@ func (a *app) tenantShow() *cobra.Command {
 			}
 			st, err := bc.Tenant(cmd.Context(), tenant)
 			if err != nil {
+				return asTenantNotFound(tenant, err)
+			}
+			// Invoice statuses and the tenant's standing come from Postgres,
+			// the system of record, so this agrees with invoice list and
+			// tenant grace: the workflow's copy is what it knew when it
+			// claimed the invoice.
+			db, err := a.db(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if err := api.FreshenTenantState(cmd.Context(), db, &st); err != nil {
 				return err
 			}
 			if asJSON {
@@ -188,7 +201,7 @@ func (a *app) activityCommand() *cobra.Command {
 			}
 			res, err := bc.RecordActivity(cmd.Context(), tenant, act)
 			if err != nil {
-				return err
+				return asTenantNotFound(tenant, err)
 			}
 			if asJSON {
 				return a.printJSON(res)

@@ -45,8 +45,8 @@ func TestActivityRecordUnknownTenant(t *testing.T) {
 	record := []string{"activity", "record", "--tenant", tenant, "--type", "resource_created", "--resource", "relay-1", "--plan", "basic", "--id", "s-1"}
 
 	r := runWithDB(t, url, record...)
-	assert.Equal(t, exitFailure, r.code, r.stdout)
-	assert.Contains(t, r.stderr, "tenant not found")
+	assert.Equal(t, exitNotFound, r.code, r.stdout)
+	assert.Contains(t, r.stderr, "not found")
 	assert.Contains(t, r.stderr, tenant)
 
 	r = runWithDB(t, url, append(record, "--create-tenant")...)

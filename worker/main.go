@@ -1,6 +1,8 @@
-// Command worker runs billflow's Temporal worker: it reads its configuration
-// from the environment, applies database migrations, loads the plan catalog,
-// registers the workflows and activities and runs until SIGINT or SIGTERM.
+// Command worker runs billflow's Temporal worker: it reads and validates its
+// configuration (config.Worker) and logs it with secrets redacted, applies
+// database migrations, loads the plan catalog, registers the workflows and
+// activities, serves /metrics and /healthz when BILLFLOW_WORKER_HTTP_ADDR is
+// set, and runs until SIGINT or SIGTERM.
 package main
 
 import (
@@ -21,6 +23,8 @@ import (
 
 	"github.com/billflow/billflow/activities"
 	"github.com/billflow/billflow/billing"
+	"github.com/billflow/billflow/config"
+	"github.com/billflow/billflow/metrics"
 	"github.com/billflow/billflow/models"
 	"github.com/billflow/billflow/outbound"
 	"github.com/billflow/billflow/store"
@@ -28,7 +32,7 @@ import (
 )
 
 func main() {
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	logger := slog.New(inputRejectionsAsWarnings{slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})})
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, logger); err != nil {
@@ -37,50 +41,17 @@ func main() {
 	}
 }
 
-// config is everything the worker reads from the environment.
-type config struct {
-	databaseURL   string
-	plansFile     string
-	taskQueue     string
-	webhookURL    string
-	webhookSecret string
-}
-
-func loadConfig() (config, error) {
-	c := config{
-		databaseURL: os.Getenv("DATABASE_URL"),
-		plansFile:   envOr("BILLFLOW_PLANS", "config/plans.json"),
-		taskQueue:   envOr("BILLFLOW_TASK_QUEUE", workflows.DefaultTaskQueue),
-		// Where outbound events go, and the HMAC key that signs them.
-		webhookURL:    os.Getenv("BILLFLOW_WEBHOOK_URL"),
-		webhookSecret: os.Getenv("BILLFLOW_WEBHOOK_SECRET"),
-	}
-	if c.databaseURL == "" {
-		return c, fmt.Errorf("DATABASE_URL is not set: point it at billflow's Postgres database")
-	}
-	if c.webhookURL != "" && c.webhookSecret == "" {
-		return c, fmt.Errorf("BILLFLOW_WEBHOOK_URL is set but BILLFLOW_WEBHOOK_SECRET is not: events must be signed")
-	}
-	return c, nil
-}
-
-func envOr(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return def
-}
-
 func run(ctx context.Context, logger *slog.Logger) error {
-	cfg, err := loadConfig()
+	cfg, err := config.LoadWorker(nil)
 	if err != nil {
 		return err
 	}
-	plans, err := loadPlans(cfg.plansFile)
+	logger.Info("configuration", "config", cfg)
+	plans, err := loadPlans(cfg.Plans)
 	if err != nil {
 		return err
 	}
-	st, err := store.Open(ctx, cfg.databaseURL)
+	st, err := store.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return err
 	}
@@ -89,7 +60,7 @@ func run(ctx context.Context, logger *slog.Logger) error {
 		return err
 	}
 	if err := st.UpsertPlans(ctx, plans); err != nil {
-		return fmt.Errorf("load plan catalog %s: %w", cfg.plansFile, err)
+		return fmt.Errorf("load plan catalog %s: %w", cfg.Plans, err)
 	}
 
 	// Address, namespace, TLS and API key come from TEMPORAL_* variables or
@@ -99,45 +70,50 @@ func run(ctx context.Context, logger *slog.Logger) error {
 		return fmt.Errorf("temporal client configuration: %w", err)
 	}
 	opts.Logger = tlog.NewStructuredLogger(logger)
+	reg := metrics.New()
+	if opts.MetricsHandler, err = reg.Temporal(); err != nil {
+		return err
+	}
+	defer func() { _ = reg.Shutdown(context.Background()) }()
+	if err := reg.Register(&metrics.Collector{Pool: st.Pool(), Logger: logger}); err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
 	tc, err := client.DialContext(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("connect to temporal at %q: %w", opts.HostPort, err)
 	}
 	defer tc.Close()
 
-	w := worker.New(tc, cfg.taskQueue, worker.Options{})
+	w := worker.New(tc, cfg.TaskQueue, worker.Options{})
 	w.RegisterWorkflow(workflows.TenantBilling)
 	w.RegisterWorkflow(workflows.InvoicePayment)
 	w.RegisterWorkflow(workflows.GraceWindow)
 	w.RegisterWorkflow(workflows.EventOutbox)
 	w.RegisterWorkflow(workflows.LightningSettlements)
-	rails, closeRails, err := buildRails(logger, st)
+	rails, closeRails, err := buildRails(logger, st, cfg.Rails)
 	defer closeRails()
 	if err != nil {
 		return err
 	}
-	policy, err := buildPolicy()
-	if err != nil {
-		return err
-	}
+	policy := buildPolicy(cfg.Policy)
 	acts := &activities.Activities{
 		Store: st,
 		Nudge: func(ctx context.Context) error {
-			return tc.SignalWorkflow(ctx, workflows.OutboxWorkflowID(cfg.taskQueue), "", workflows.SignalEventsWritten, nil)
+			return tc.SignalWorkflow(ctx, workflows.OutboxWorkflowID(cfg.TaskQueue), "", workflows.SignalEventsWritten, nil)
 		},
 		Rails:  rails,
-		Notify: billing.New(tc, cfg.taskQueue),
+		Notify: billing.New(tc, cfg.TaskQueue),
 		Policy: policy,
 	}
-	if cfg.webhookURL != "" {
-		acts.Webhook = &outbound.Sender{URL: cfg.webhookURL, Secret: []byte(cfg.webhookSecret)}
+	if cfg.WebhookURL != "" {
+		acts.Webhook = &outbound.Sender{URL: cfg.WebhookURL, Secret: []byte(cfg.WebhookSecret)}
 	}
 	w.RegisterActivity(acts)
 
 	// The outbox is one workflow per task queue; every worker makes sure it
 	// runs, and all but the first find it running.
 	if _, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID: workflows.OutboxWorkflowID(cfg.taskQueue), TaskQueue: cfg.taskQueue,
+		ID: workflows.OutboxWorkflowID(cfg.TaskQueue), TaskQueue: cfg.TaskQueue,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		StaticSummary:            "Delivers outbound events to the application's webhook",
 	}, workflows.EventOutbox, workflows.EventOutboxInput{}); err != nil {
@@ -146,7 +122,7 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	if rails.Node != nil {
 		// One settlement stream per deployment; every worker makes sure it runs.
 		if _, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-			ID: workflows.SettlementsWorkflowID(cfg.taskQueue), TaskQueue: cfg.taskQueue,
+			ID: workflows.SettlementsWorkflowID(cfg.TaskQueue), TaskQueue: cfg.TaskQueue,
 			WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 			StaticSummary:            "Follows the engine's Lightning node and reports settled invoices",
 		}, workflows.LightningSettlements, workflows.LightningSettlementsInput{Cursor: "lnd"}); err != nil {
@@ -154,8 +130,16 @@ func run(ctx context.Context, logger *slog.Logger) error {
 		}
 	}
 
-	logger.Info("worker started", "task_queue", cfg.taskQueue, "namespace", opts.Namespace, "plans", len(plans),
-		"webhook", cfg.webhookURL != "", "dunning", policy.Dunning, "grace_window", policy.GraceWindow)
+	if cfg.HTTPAddr != "" {
+		stopHTTP, err := serveOps(logger, cfg.HTTPAddr, opsHandler(logger, reg, st.Pool(), tc))
+		if err != nil {
+			return err
+		}
+		defer stopHTTP()
+	}
+
+	logger.Info("worker started", "task_queue", cfg.TaskQueue, "namespace", opts.Namespace, "plans", len(plans),
+		"webhook", cfg.WebhookURL != "", "dunning", policy.Dunning, "grace_window", policy.GraceWindow, "http", cfg.HTTPAddr)
 	interrupt := make(chan any, 1)
 	go func() {
 		<-ctx.Done()

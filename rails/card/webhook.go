@@ -22,6 +22,10 @@ const (
 // which bounds how long a captured delivery can be replayed.
 const WebhookTolerance = webhook.DefaultTolerance
 
+// WebhookFutureSkew is how far ahead of this host's clock a signature's
+// timestamp may be: clock skew between Stripe and us, no more.
+const WebhookFutureSkew = 5 * time.Minute
+
 // Sentinels a *WebhookError matches with errors.Is. All mean "answer 400
 // and do nothing": the delivery was not proven to come from Stripe, or
 // cannot be understood.
@@ -34,6 +38,11 @@ var (
 	// ErrWebhookTooOld: the signature's timestamp is older than
 	// WebhookTolerance (a replayed capture, or a badly wrong clock).
 	ErrWebhookTooOld = errors.New("stripe webhook timestamp outside the tolerance window")
+	// ErrWebhookFromFuture: the signature's timestamp is more than
+	// WebhookFutureSkew ahead of now. stripe-go's tolerance only bounds the
+	// past, so a capture signed with a future timestamp would stay
+	// replayable for as long as its timestamp is ahead.
+	ErrWebhookFromFuture = errors.New("stripe webhook timestamp is in the future")
 	// ErrWebhookAPIVersion: the event was rendered for another API version
 	// than stripe-go's, so its objects may not decode as expected; the
 	// webhook endpoint must be pinned to stripe.APIVersion.
@@ -103,6 +112,9 @@ func VerifyWebhook(payload []byte, sigHeader string, secret string, now time.Tim
 		return Event{}, &WebhookError{Reason: ErrWebhookMalformed, Detail: "bad Stripe-Signature header"}
 	case err != nil:
 		return Event{}, &WebhookError{Reason: ErrWebhookMalformed, Detail: "body is not a JSON event"}
+	}
+	if ahead := signedAt.Sub(now); ahead > WebhookFutureSkew {
+		return Event{}, &WebhookError{Reason: ErrWebhookFromFuture, Detail: fmt.Sprintf("signed %s after now, allowed skew %s", ahead.Round(time.Second), WebhookFutureSkew)}
 	}
 	if age := now.Sub(signedAt); age > WebhookTolerance {
 		return Event{}, &WebhookError{Reason: ErrWebhookTooOld, Detail: fmt.Sprintf("signed %s before now, tolerance %s", age.Round(time.Second), WebhookTolerance)}

@@ -1,13 +1,14 @@
 // Command api serves billflow's HTTP ingress (package api): the Stripe
-// webhook endpoint and the application endpoints. It reads DATABASE_URL,
-// TEMPORAL_* (through the SDK's envconfig), BILLFLOW_TASK_QUEUE,
-// BILLFLOW_API_ADDR (default 127.0.0.1:8090), BILLFLOW_API_TOKEN (required)
-// and BILLFLOW_STRIPE_WEBHOOK_SECRET (without it every webhook is refused).
+// webhook endpoint, the application endpoints, /healthz and /metrics. Its
+// configuration is config.API: DATABASE_URL, TEMPORAL_* (through the SDK's
+// envconfig), BILLFLOW_TASK_QUEUE, BILLFLOW_API_ADDR (default
+// 127.0.0.1:8090), BILLFLOW_API_TOKEN (required) and
+// BILLFLOW_STRIPE_WEBHOOK_SECRET (required when BILLFLOW_STRIPE_API_KEY says
+// the card rail is on; without it every webhook is refused).
 package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -22,6 +23,8 @@ import (
 
 	"github.com/billflow/billflow/api"
 	"github.com/billflow/billflow/billing"
+	"github.com/billflow/billflow/config"
+	"github.com/billflow/billflow/metrics"
 	"github.com/billflow/billflow/store"
 )
 
@@ -36,19 +39,12 @@ func main() {
 }
 
 func run(ctx context.Context, logger *slog.Logger) error {
-	token := os.Getenv("BILLFLOW_API_TOKEN")
-	if token == "" {
-		return errors.New("BILLFLOW_API_TOKEN is not set: application requests must be authenticated")
+	cfg, err := config.LoadAPI(nil)
+	if err != nil {
+		return err
 	}
-	addr := os.Getenv("BILLFLOW_API_ADDR")
-	if addr == "" {
-		addr = "127.0.0.1:8090"
-	}
-	dbURL := os.Getenv("DATABASE_URL")
-	if dbURL == "" {
-		return errors.New("DATABASE_URL is not set")
-	}
-	st, err := store.Open(ctx, dbURL)
+	logger.Info("configuration", "config", cfg)
+	st, err := store.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return err
 	}
@@ -58,16 +54,25 @@ func run(ctx context.Context, logger *slog.Logger) error {
 		return fmt.Errorf("temporal client configuration: %w", err)
 	}
 	opts.Logger = tlog.NewStructuredLogger(logger)
+	reg := metrics.New()
+	if opts.MetricsHandler, err = reg.Temporal(); err != nil {
+		return err
+	}
+	defer func() { _ = reg.Shutdown(context.Background()) }()
+	if err := reg.Register(&metrics.Collector{Pool: st.Pool(), Logger: logger}); err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
 	tc, err := client.DialContext(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("connect to temporal at %q: %w", opts.HostPort, err)
 	}
 	defer tc.Close()
 	srv := &http.Server{
-		Addr: addr,
+		Addr: cfg.Addr,
 		Handler: (&api.Server{
-			Billing: billing.New(tc, os.Getenv("BILLFLOW_TASK_QUEUE")), Store: st, Token: token,
-			StripeWebhookSecret: os.Getenv("BILLFLOW_STRIPE_WEBHOOK_SECRET"), Logger: logger,
+			Billing: billing.New(tc, cfg.TaskQueue), Store: st, Token: cfg.Token,
+			StripeWebhookSecret: cfg.StripeWebhookSecret, Logger: logger,
+			Checks: metrics.Readiness(logger, st.Pool(), tc), Metrics: reg.Handler(logger),
 		}).Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
@@ -75,7 +80,7 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
-	logger.Info("api listening", "addr", addr)
+	logger.Info("api listening", "addr", cfg.Addr)
 	select {
 	case err := <-errc:
 		return err
