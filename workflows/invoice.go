@@ -191,6 +191,12 @@ func InvoicePayment(ctx workflow.Context, in InvoicePaymentInput) (InvoicePaymen
 	for r.open() {
 		if r.v.needsAction {
 			if r.budget.exhausted(ctx) {
+				if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+					return InvoicePaymentResult{}, err
+				}
+				if !r.open() {
+					break // settled by an update meanwhile: finish instead
+				}
 				return InvoicePaymentResult{}, r.continueAsNew(ctx, paid, cardFailed)
 			}
 			r.budget.spend()
@@ -403,12 +409,10 @@ func (r *invoiceRun) wait(ctx workflow.Context, paid, cardFailed workflow.Receiv
 	return timer.Get(ctx, nil) == nil, dunning, nil
 }
 
-// continueAsNew waits for running handlers, takes every signal still queued
-// into the carried state and starts the next run with everything this one knows.
+// continueAsNew takes every signal still queued into the carried state and
+// starts the next run with everything this one knows. The caller has waited
+// for running handlers.
 func (r *invoiceRun) continueAsNew(ctx workflow.Context, paid, cardFailed workflow.ReceiveChannel) error {
-	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
-		return err
-	}
 	if r.cancelTimer != nil {
 		r.cancelTimer()
 	}
