@@ -6,7 +6,6 @@ package activities
 import (
 	"context"
 	"errors"
-	"strings"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -162,6 +161,8 @@ type RenewInput struct {
 type RenewResult struct {
 	Created        int        `json:"created"`
 	RenewedThrough *time.Time `json:"renewed_through"`
+	// Suspended: the tenant is suspended, so nothing was renewed.
+	Suspended bool `json:"suspended,omitempty"`
 }
 
 // Renew writes due renewals; repeating it is a no-op.
@@ -170,7 +171,7 @@ func (a *Activities) Renew(ctx context.Context, in RenewInput) (RenewResult, err
 	if err != nil {
 		return RenewResult{}, classify(err)
 	}
-	return RenewResult{Created: res.Created, RenewedThrough: res.RenewedThrough}, nil
+	return RenewResult{Created: res.Created, RenewedThrough: res.RenewedThrough, Suspended: res.Suspended}, nil
 }
 
 // ClaimInput names one claim.
@@ -189,6 +190,13 @@ type ClaimResult struct {
 
 // Claim moves outstanding items onto an invoice when they net positive.
 func (a *Activities) Claim(ctx context.Context, in ClaimInput) (ClaimResult, error) {
+	// A suspended tenant is not invoiced: its items wait for the restore.
+	if susp, err := a.suspended(ctx, in.TenantID); err != nil {
+		return ClaimResult{}, err
+	} else if susp {
+		total, err := a.Store.Outstanding(ctx, in.TenantID)
+		return ClaimResult{Outstanding: total}, err
+	}
 	res, err := a.Store.Claim(ctx, store.ClaimParams{TenantID: in.TenantID, ClaimKey: in.ClaimKey,
 		Period: models.Period{Start: in.PeriodStart, End: in.PeriodEnd}})
 	if err != nil {
@@ -206,39 +214,4 @@ func (a *Activities) Claim(ctx context.Context, in ClaimInput) (ClaimResult, err
 // InvoiceInput names an invoice.
 type InvoiceInput struct {
 	InvoiceID string `json:"invoice_id"`
-}
-
-// SettleInput is a payment of an invoice through a rail.
-type SettleInput struct {
-	InvoiceID string        `json:"invoice_id"`
-	Payment   PaymentReport `json:"payment"`
-	PaidAt    time.Time     `json:"paid_at"`
-}
-
-// SettleResult is the invoice after recording the payment. Outcome is
-// applied (this payment paid it), duplicate (the same money was already
-// recorded) or overpayment (other money for a paid or closed invoice, kept
-// to refund).
-type SettleResult struct {
-	Invoice     InvoiceRef `json:"invoice"`
-	Outcome     string     `json:"outcome"`
-	AlreadyPaid bool       `json:"already_paid"`
-	// TenantStatus is the tenant's standing: active means no grace window
-	// is open, so there is none to tell.
-	TenantStatus string `json:"tenant_status,omitempty"`
-}
-
-// Settle records a payment in one transaction: the first payment pays the
-// invoice (entitlement, discount slot, event), the same money again changes
-// nothing, and other money is kept as an overpayment.
-func (a *Activities) Settle(ctx context.Context, in SettleInput) (SettleResult, error) {
-	res, err := a.Store.Settle(ctx, store.PaymentReport{InvoiceID: in.InvoiceID, Rail: in.Payment.Rail, Reference: in.Payment.Reference,
-		Amount: in.Payment.Amount, Currency: models.Currency(strings.ToLower(in.Payment.Currency)), AmountMsat: in.Payment.AmountMsat, ReceivedAt: in.PaidAt})
-	if err != nil {
-		return SettleResult{}, classify(err)
-	}
-	if res.Outcome != store.SettledDuplicate {
-		a.nudge(ctx)
-	}
-	return SettleResult{Invoice: invoiceRef(res.Invoice), Outcome: res.Outcome, AlreadyPaid: res.AlreadyPaid(), TenantStatus: res.TenantStatus}, nil
 }

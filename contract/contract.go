@@ -11,6 +11,8 @@
 package contract
 
 import (
+	"time"
+
 	"errors"
 
 	"github.com/billflow/billflow/models"
@@ -51,6 +53,20 @@ const (
 	// (Stripe's payment_intent.payment_failed webhook).
 	SignalCardFailed = "card-failed"
 )
+
+// SignalRetry asks TenantBilling, InvoicePayment, GraceWindow or
+// LightningSettlements to re-run the step that needs action, once its cause
+// is fixed (the workflow also retries at its next timer or boundary).
+const SignalRetry = "retry"
+
+// NeedsAction is a workflow step that failed for good and waits for someone
+// to act: shown in queries and current details, and written to the store as
+// needs_action with an invoice.needs_action or tenant.needs_action event.
+type NeedsAction struct {
+	Step   string    `json:"step"`
+	Reason string    `json:"reason"`
+	At     time.Time `json:"at"`
+}
 
 // Signal and query names of a tenant's GraceWindow workflow.
 const (

@@ -101,6 +101,8 @@ type InvoicePaymentResult struct {
 	AlreadyPaid bool       `json:"already_paid"`
 	// Outcome of this report: applied, duplicate or overpayment (mark-paid).
 	Outcome string `json:"outcome,omitempty"`
+	// NeedsAction is the step waiting for a retry, if any (query only).
+	NeedsAction *NeedsAction `json:"needs_action,omitempty"`
 }
 
 // LightningInvoice is a payable BOLT11 for an invoice, for the payment page.

@@ -86,6 +86,8 @@ type TenantState struct {
 	Outstanding    int64           `json:"outstanding"`
 	OpenInvoices   []InvoiceRef    `json:"open_invoices"`
 	ClaimPending   bool            `json:"claim_pending"`
+	// NeedsAction is the billing step waiting for a retry, if any.
+	NeedsAction *NeedsAction `json:"needs_action,omitempty"`
 }
 
 // InvoiceSettled is the invoice-settled signal's payload.

@@ -319,9 +319,9 @@ func TestEndToEndTenantAcrossPeriods(t *testing.T) {
 	if os.Getenv("BILLFLOW_RECORD_HISTORIES") != "" {
 		first, err := firstRunID(ctx, s.temporal, workflows.TenantWorkflowID(tenant))
 		require.NoError(t, err)
-		recordHistory(t, s.temporal, workflows.TenantWorkflowID(tenant), first, "tenant_billing.json")
-		recordHistory(t, s.temporal, workflows.InvoiceWorkflowID(oldest.ID), "", "invoice_payment.json")
-		recordHistory(t, s.temporal, workflows.OutboxWorkflowID(s.taskQueue), "", "event_outbox.json")
+		recordHistory(t, s.temporal, workflows.TenantWorkflowID(tenant), first, "tenant_billing_v2.json")
+		recordHistory(t, s.temporal, workflows.InvoiceWorkflowID(oldest.ID), "", "invoice_payment_v2.json")
+		recordHistory(t, s.temporal, workflows.OutboxWorkflowID(s.taskQueue), "", "event_outbox_v2.json")
 	}
 }
 
@@ -386,6 +386,11 @@ func recordHistory(t *testing.T, c client.Client, workflowID, runID, name string
 	out, err := json.MarshalIndent(map[string]any{"events": events}, "", "  ")
 	require.NoError(t, err)
 	path := filepath.Join(repoRoot(), "workflows", "testdata", name)
+	// Committed fixtures are append-only (docs/versioning.md): a new
+	// recording gets a new name, never replaces one that replays today.
+	if _, err := os.Stat(path); err == nil {
+		t.Fatalf("%s exists: recorded histories are append-only; record under a new name", path)
+	}
 	require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
 	require.NoError(t, os.WriteFile(path, out, 0o644))
 	t.Logf("recorded %d history events of %s into %s", len(events), workflowID, path)

@@ -56,6 +56,15 @@ func TestGraceWindowSuspendsAndRestores(t *testing.T) {
 	require.NotNil(t, shown.BannedUntil)
 	require.Len(t, shown.Unpaid, 1)
 
+	// Suspended, the tenant is not billed: activity and a renewal make no
+	// invoice, so no charge and no DM (the items wait for the restore).
+	_, err = s.billing.RecordActivity(ctx, string(tenant), billing.Activity{ID: "gs1", Type: models.ResourceCreated, ResourceID: "relay-s", PlanID: "basic"})
+	require.NoError(t, err)
+	whileSuspended, err := s.billing.RenewNow(ctx, string(tenant))
+	require.NoError(t, err)
+	require.Empty(t, whileSuspended.InvoiceID, "a suspended tenant is not invoiced")
+	require.Equal(t, 1, s.count(`SELECT count(*) FROM invoices WHERE tenant_id=$1`, tenant))
+
 	_, err = s.billing.MarkInvoicePaid(ctx, inv, "manual", "late-wire")
 	require.NoError(t, err)
 	run := s.temporal.GetWorkflow(ctx, workflows.GraceWorkflowID(tenant), "")
@@ -69,7 +78,7 @@ func TestGraceWindowSuspendsAndRestores(t *testing.T) {
 	require.Equal(t, store.TenantActive, g.Status)
 	require.True(t, g.Banned(time.Now()), "the ban stays after the restore")
 	if os.Getenv("BILLFLOW_RECORD_HISTORIES") != "" {
-		recordHistory(t, s.temporal, workflows.GraceWorkflowID(tenant), "", "grace_window.json")
+		recordHistory(t, s.temporal, workflows.GraceWorkflowID(tenant), "", "grace_window_v2.json")
 	}
 
 	// Banned: the next failed collection suspends at once.

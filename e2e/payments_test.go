@@ -74,9 +74,9 @@ func TestCascadeNWCPays(t *testing.T) {
 		require.NotContains(t, s.logs.String(), secret, "a secret in the worker's logs")
 	}
 	if os.Getenv("BILLFLOW_RECORD_HISTORIES") != "" {
-		recordHistory(t, s.temporal, workflows.InvoiceWorkflowID(inv), "", "invoice_payment_nwc.json")
+		recordHistory(t, s.temporal, workflows.InvoiceWorkflowID(inv), "", "invoice_payment_nwc_v2.json")
 		// The stream runs for ever: its history so far (a partial one) replays too.
-		recordHistory(t, s.temporal, workflows.SettlementsWorkflowID(s.taskQueue), "", "lightning_settlements.json")
+		recordHistory(t, s.temporal, workflows.SettlementsWorkflowID(s.taskQueue), "", "lightning_settlements_v2.json")
 	}
 }
 
@@ -102,7 +102,7 @@ func TestCascadeNWCFailsCardPays(t *testing.T) {
 	require.Equal(t, []string{"nwc:failed", "card:paid"}, []string{attempts[0].Rail + ":" + attempts[0].Outcome, attempts[1].Rail + ":" + attempts[1].Outcome})
 	require.Empty(t, r.dms(t, u), "no DM when the card paid")
 	if os.Getenv("BILLFLOW_RECORD_HISTORIES") != "" {
-		recordHistory(t, s.temporal, workflows.InvoiceWorkflowID(inv), "", "invoice_payment_card.json")
+		recordHistory(t, s.temporal, workflows.InvoiceWorkflowID(inv), "", "invoice_payment_card_v2.json")
 	}
 }
 

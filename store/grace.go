@@ -166,11 +166,19 @@ func (s *Store) GetGraceState(ctx context.Context, id models.TenantID) (GraceSta
 }
 
 func restore(ctx context.Context, tx pgx.Tx, g *GraceState, now time.Time, reason string) error {
+	wasSuspended := g.Status == TenantSuspended
 	g.Changed = true
 	g.Status, g.GraceStartedAt, g.GraceExpiresAt, g.SuspendedAt = TenantActive, nil, nil, nil
 	if _, err := tx.Exec(ctx, `UPDATE tenants SET status = 'active', grace_started_at = NULL, grace_expires_at = NULL,
 		suspended_at = NULL WHERE id = $1`, g.TenantID); err != nil {
 		return err
+	}
+	if wasSuspended {
+		// Billing resumes: the rest of this period, whose renewal was
+		// skipped while suspended, is billed now.
+		if _, err := restoreItems(ctx, tx, g.TenantID, now); err != nil {
+			return err
+		}
 	}
 	return graceEvent(ctx, tx, *g, "tenant.restored", now, reason)
 }

@@ -206,7 +206,15 @@ type RenewResult struct {
 	// Created counts renewal items written by this call (0 on a replay).
 	Created        int
 	RenewedThrough *time.Time
+	// Suspended is true when the boundaries were passed without items
+	// because the tenant is suspended.
+	Suspended bool
 }
+
+// KindRestore is the item billed when a suspended tenant is restored: the
+// prorated price of the rest of the current period for a resource active on
+// a paid plan (its renewal was skipped while suspended).
+const KindRestore models.ItemKind = "restore"
 
 // Renew writes the renewal items for every boundary after the tenant's last
 // renewed one up to and including upTo, in one transaction. Each resource is
@@ -227,6 +235,17 @@ func (s *Store) Renew(ctx context.Context, tenantID models.TenantID, upTo time.T
 		ledger := tenant.Ledger()
 		period := ledger.Schedule.PeriodAt(upTo)
 		if period.Index < 1 || (tenant.RenewedThrough != nil && !tenant.RenewedThrough.Before(period.Start)) {
+			return nil
+		}
+		through := period.Start
+		if tenant.Status == TenantSuspended {
+			// A suspended tenant is not billed: its boundaries pass without
+			// renewals (and are never renewed later); a restore bills the
+			// rest of the period it happens in.
+			if _, err := tx.Exec(ctx, `UPDATE tenants SET renewed_through = $2 WHERE id = $1`, tenantID, through); err != nil {
+				return err
+			}
+			res.RenewedThrough, res.Suspended = &through, true
 			return nil
 		}
 		catalog, err := loadCatalog(ctx, tx)
@@ -254,7 +273,6 @@ func (s *Store) Renew(ctx context.Context, tenantID models.TenantID, upTo time.T
 			}
 			res.Created += int(tag.RowsAffected())
 		}
-		through := period.Start
 		if _, err := tx.Exec(ctx, `UPDATE tenants SET renewed_through = $2 WHERE id = $1`, tenantID, through); err != nil {
 			return err
 		}
@@ -262,6 +280,65 @@ func (s *Store) Renew(ctx context.Context, tenantID models.TenantID, upTo time.T
 		return nil
 	})
 	return res, err
+}
+
+// restoreItems bills a tenant restored from suspension at instant now: each
+// resource active on a paid plan gets the prorated price of the rest of the
+// current period, unless it already has an item for this period (its
+// renewal ran before the suspension, or an activity billed it). Idempotent
+// per resource and period. It runs in the restoring transaction.
+func restoreItems(ctx context.Context, tx pgx.Tx, id models.TenantID, now time.Time) (int, error) {
+	tenant, err := lockTenant(ctx, tx, id)
+	if err != nil || tenant.Anchor == nil {
+		return 0, err
+	}
+	now = models.BillingInstant(now)
+	if now.Before(*tenant.Anchor) {
+		return 0, nil
+	}
+	period := tenant.Ledger().Schedule.PeriodAt(now)
+	catalog, err := loadCatalog(ctx, tx)
+	if err != nil {
+		return 0, err
+	}
+	type active struct{ id, plan string }
+	rows, err := tx.Query(ctx, `SELECT r.id, r.plan_id FROM resources r WHERE r.tenant_id = $1 AND r.active
+		AND NOT EXISTS (SELECT 1 FROM invoice_items i WHERE i.tenant_id = r.tenant_id AND i.resource_id = r.id AND i.period_start = $2)
+		ORDER BY r.id`, id, period.Start)
+	if err != nil {
+		return 0, err
+	}
+	resources, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (active, error) {
+		var a active
+		return a, r.Scan(&a.id, &a.plan)
+	})
+	if err != nil {
+		return 0, err
+	}
+	created := 0
+	for _, r := range resources {
+		plan, ok := catalog[r.plan]
+		if !ok || plan.Amount == 0 || plan.Currency != tenant.Currency {
+			continue
+		}
+		amount, err := models.ProrateAmount(plan.Amount, period, now)
+		if err != nil {
+			return created, err
+		}
+		if amount == 0 {
+			continue
+		}
+		tag, err := tx.Exec(ctx, `INSERT INTO invoice_items (id, tenant_id, kind, resource_id, plan_id, amount, currency, created_at, period_start, description)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+			ON CONFLICT (tenant_id, resource_id, period_start) WHERE kind = 'restore' DO NOTHING`,
+			uuid.NewString(), id, KindRestore, r.id, plan.ID, amount, tenant.Currency, now, period.Start,
+			fmt.Sprintf("%s restored on %s (prorated)", r.id, plan.Name))
+		if err != nil {
+			return created, fmt.Errorf("insert restore item of %s: %w", r.id, err)
+		}
+		created += int(tag.RowsAffected())
+	}
+	return created, nil
 }
 
 // tenantActivities returns the tenant's activities with instant before

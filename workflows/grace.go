@@ -38,6 +38,24 @@ type GraceWindowInput struct {
 	// from grace for BanFactor windows (default 50).
 	Window    time.Duration `json:"window,omitempty"`
 	BanFactor int           `json:"ban_factor,omitempty"`
+	// Carry is the state a continued-as-new run resumes from; nil at start.
+	Carry *GraceCarry `json:"carry,omitempty"`
+	// ContinueAfter, when positive, continues as new after that many waits
+	// in one run instead of when Temporal suggests it (for tests).
+	ContinueAfter int `json:"continue_after,omitempty"`
+}
+
+// GraceCarry is what a grace window remembers across continue-as-new.
+type GraceCarry struct {
+	State activities.GraceResult `json:"state"`
+	// Failed and Settled record collection-failed and invoice-settled
+	// signals taken off their channels as the previous run ended.
+	Failed  bool `json:"failed,omitempty"`
+	Settled bool `json:"settled,omitempty"`
+	// Retry names the transition that failed and is retried first
+	// (enter, restore or expire); NeedsAction says why.
+	Retry       string       `json:"retry,omitempty"`
+	NeedsAction *NeedsAction `json:"needs_action,omitempty"`
 }
 
 // CollectionFailed is the collection-failed signal's payload.
@@ -52,6 +70,9 @@ type GraceWindowResult = activities.GraceResult
 type graceRun struct {
 	in    GraceWindowInput
 	state activities.GraceResult
+	// Set by patched runs: the transition to retry and why it failed.
+	retry string
+	na    *NeedsAction
 }
 
 // GraceWindow runs from a failed collection until the tenant has paid
@@ -74,6 +95,10 @@ func GraceWindow(ctx workflow.Context, in GraceWindowInput) (GraceWindowResult, 
 	settled := workflow.GetSignalChannelWithOptions(ctx, SignalInvoiceSettled, workflow.SignalChannelOptions{
 		Description: "An invoice was settled: restore the tenant if nothing is left unpaid."})
 
+	needsAction, continues := patched(ctx, changeGraceNeedsAction), patched(ctx, changeGraceContinueAsNew)
+	if needsAction || continues {
+		return r.run(ctx, failed, settled, needsAction, continues)
+	}
 	drain(failed, &CollectionFailed{})
 	if err := r.step(ctx, a.EnterGrace, "enter grace window"); err != nil {
 		return r.state, err
@@ -121,6 +146,152 @@ func GraceWindow(ctx workflow.Context, in GraceWindowInput) (GraceWindowResult, 
 				return r.state, err
 			}
 		}
+	}
+}
+
+// Grace transitions, by the name a failed one is retried under.
+var graceSteps = map[string]struct {
+	activity any
+	summary  string
+}{
+	"enter":   {a.EnterGrace, "enter grace window"},
+	"restore": {a.RestoreIfSettled, "restore if settled"},
+	"refresh": {a.RestoreIfSettled, "refresh unpaid invoices"},
+	"expire":  {a.ExpireGrace, "grace window expired: suspend and ban"},
+}
+
+// GraceRetryInterval is how long a grace window waits before retrying a
+// transition that failed for good, when no retry signal comes first.
+const GraceRetryInterval = time.Hour
+
+// run is the grace window of patched runs: a transition that fails for good
+// is recorded and retried (retry signal or GraceRetryInterval), and the
+// window continues as new with its state and pending signals.
+func (r *graceRun) run(ctx workflow.Context, failed, settled workflow.ReceiveChannel, needsAction, continues bool) (GraceWindowResult, error) {
+	retry := workflow.GetSignalChannelWithOptions(ctx, SignalRetry, workflow.SignalChannelOptions{
+		Description: "Re-run the grace transition that needs action."})
+	budget := runBudget{max: r.in.ContinueAfter}
+	var pendingFailed, pendingSettled bool
+	if c := r.in.Carry; c != nil {
+		r.state, r.retry, r.na = c.State, c.Retry, c.NeedsAction
+		pendingFailed, pendingSettled = c.Failed, c.Settled
+		r.publish(ctx)
+	} else {
+		drain(failed, &CollectionFailed{})
+		r.retry = "enter"
+	}
+	// do runs one transition; a failure is kept for retry unless this run
+	// predates that change.
+	do := func(name string) error {
+		st := graceSteps[name]
+		err := r.step(ctx, st.activity, st.summary)
+		if err == nil {
+			if r.retry == name {
+				r.retry, r.na = "", nil
+				r.publish(ctx)
+			}
+			return nil
+		}
+		if !needsAction {
+			return err
+		}
+		r.parked(ctx, name, st.summary, err)
+		return nil
+	}
+	for {
+		if r.retry != "" {
+			if err := do(r.retry); err != nil {
+				return r.state, err
+			}
+		}
+		if pendingSettled && r.retry == "" {
+			pendingSettled = false
+			if err := do("restore"); err != nil {
+				return r.state, err
+			}
+		}
+		if pendingFailed && r.retry == "" && r.state.Status != "active" {
+			pendingFailed = false
+			if err := do("refresh"); err != nil {
+				return r.state, err
+			}
+		}
+		if r.retry == "" && r.state.Status == "active" {
+			// A failure that arrived while restoring opens a new window here,
+			// since this run would otherwise swallow its signal.
+			if !pendingFailed && !drain(failed, &CollectionFailed{}) {
+				if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+					return r.state, err
+				}
+				if !drain(failed, &CollectionFailed{}) {
+					return r.state, nil
+				}
+			}
+			pendingFailed = false
+			if err := do("enter"); err != nil {
+				return r.state, err
+			}
+			continue
+		}
+		if continues && budget.exhausted(ctx) {
+			if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+				return r.state, err
+			}
+			next := r.in
+			next.Carry = &GraceCarry{State: r.state, Retry: r.retry, NeedsAction: r.na,
+				Failed: pendingFailed || drain(failed, &CollectionFailed{}), Settled: pendingSettled || drain(settled, &InvoiceSettled{})}
+			drain(retry, &struct{}{})
+			return r.state, workflow.NewContinueAsNewError(ctx, GraceWindow, next)
+		}
+		budget.spend()
+		sel := workflow.NewSelector(ctx)
+		timerCtx, cancel := workflow.WithCancel(ctx)
+		expired := false
+		switch {
+		case r.retry != "":
+			sel.AddFuture(workflow.NewTimerWithOptions(timerCtx, GraceRetryInterval, workflow.TimerOptions{
+				Summary: "retry: " + graceSteps[r.retry].summary,
+			}), func(workflow.Future) {})
+		case r.state.Status == "grace" && r.state.GraceExpiresAt != nil:
+			sel.AddFuture(workflow.NewTimerWithOptions(timerCtx, r.state.GraceExpiresAt.Sub(workflow.Now(ctx)), workflow.TimerOptions{
+				Summary: "grace window ends " + r.state.GraceExpiresAt.Format(time.RFC3339),
+			}), func(workflow.Future) { expired = true })
+		}
+		sel.AddReceive(settled, func(c workflow.ReceiveChannel, _ bool) {
+			drain(c, &InvoiceSettled{})
+			pendingSettled = true
+		})
+		sel.AddReceive(failed, func(c workflow.ReceiveChannel, _ bool) {
+			// Another invoice failed: nothing changes, but refresh what is unpaid.
+			drain(c, &CollectionFailed{})
+			pendingFailed = true
+		})
+		sel.AddReceive(retry, func(c workflow.ReceiveChannel, _ bool) { drain(c, &struct{}{}) })
+		sel.Select(ctx)
+		cancel()
+		if expired {
+			if err := do("expire"); err != nil {
+				return r.state, err
+			}
+		}
+	}
+}
+
+// parked records a grace transition that failed for good: in the details
+// and in the store (tenant.needs_action); it is retried later.
+func (r *graceRun) parked(ctx workflow.Context, name, summary string, err error) {
+	reason := activities.Summarize(errorMessage(err))
+	first := r.na == nil || r.retry != name
+	r.retry = name
+	r.na = &NeedsAction{Step: summary, Reason: reason, At: workflow.Now(ctx)}
+	workflow.GetLogger(ctx).Warn("grace window needs action", "step", summary, "reason", reason)
+	r.publish(ctx)
+	if !first {
+		return
+	}
+	if rerr := workflow.ExecuteActivity(recordOptions(ctx, "record: needs action ("+summary+")"), a.RecordNeedsAction, activities.NeedsActionInput{
+		TenantID: r.in.TenantID, Step: "grace window: " + summary, Reason: reason, At: workflow.Now(ctx)}).Get(ctx, nil); rerr != nil {
+		workflow.GetLogger(ctx).Error("needs action not recorded in the store", "error", rerr)
 	}
 }
 
@@ -178,6 +349,7 @@ func (r *graceRun) publish(ctx workflow.Context) {
 	if r.state.BannedUntil != nil {
 		b.WriteString(fmt.Sprintf("| Banned from grace until | %s |\n", r.state.BannedUntil.Format(time.RFC3339)))
 	}
+	b.WriteString(needsActionRow(r.na))
 	b.WriteString(fmt.Sprintf("\n**Unpaid invoices:** %d\n", len(r.state.Unpaid)))
 	for _, inv := range r.state.Unpaid {
 		b.WriteString(fmt.Sprintf("- `%s` %s\n", inv.ID, FormatAmount(inv.Total, inv.Currency)))

@@ -28,7 +28,9 @@ const (
 	SignalCardFailed = contract.SignalCardFailed
 )
 
-// InvoicePaymentInput starts the collection of one invoice.
+// InvoicePaymentInput starts the collection of one invoice. A run started
+// with only InvoiceID set (money reported for an invoice whose workflow has
+// finished) reads the rest from the store.
 type InvoicePaymentInput struct {
 	InvoiceID string          `json:"invoice_id"`
 	TenantID  models.TenantID `json:"tenant_id"`
@@ -36,6 +38,10 @@ type InvoicePaymentInput struct {
 	Currency  models.Currency `json:"currency"`
 	// Carry is the state a continued-as-new run resumes from; nil at start.
 	Carry *InvoiceCarry `json:"carry,omitempty"`
+	// ContinueAfter, when positive, continues as new after that many waits
+	// in one run instead of when Temporal suggests it (tests use it to
+	// cross continue-as-new at every wait point).
+	ContinueAfter int `json:"continue_after,omitempty"`
 }
 
 // InvoiceCarry is what collection remembers across continue-as-new.
@@ -49,6 +55,22 @@ type InvoiceCarry struct {
 	Reconciled   int                      `json:"reconciled"`
 	Dunned       int                      `json:"dunned"`
 	GraceOpened  bool                     `json:"grace_opened"`
+	// CardPending: a card charge is processing and its webhook decides it;
+	// no attempt charges the card again meanwhile.
+	CardPending bool `json:"card_pending,omitempty"`
+	// Status is the collection status the run had (awaiting_payment when empty).
+	Status string `json:"status,omitempty"`
+	// TenantStatus is the tenant's standing at the last settlement, when known.
+	TenantStatus string `json:"tenant_status,omitempty"`
+	// Reports are payment reports not recorded yet: taken off the signal
+	// channel as the run ended, or whose settlement failed and is retried.
+	Reports []MarkPaidRequest `json:"reports,omitempty"`
+	// CardFailures are card-failed signals taken off the channel as the run ended.
+	CardFailures []CardFailed `json:"card_failures,omitempty"`
+	// NeedsAction is the step that failed for good and waits for a retry.
+	NeedsAction *NeedsAction `json:"needs_action,omitempty"`
+	// PendingStatus is a collection status the store has not taken yet.
+	PendingStatus string `json:"pending_status,omitempty"`
 }
 
 // AttemptRow is one rail's outcome in one cascade attempt, as shown in the UI.
@@ -80,16 +102,27 @@ type CardFailed = contract.CardFailed
 // InvoicePaymentResult is the invoice's final state.
 type InvoicePaymentResult = contract.InvoicePaymentResult
 
+type invoiceVersions struct {
+	needsAction, oneTimer, attemptOnce, resolveNWC, lateReport, partial bool
+}
+
 type invoiceRun struct {
 	in     InvoicePaymentInput
 	c      InvoiceCarry
+	v      invoiceVersions
 	status string
 	result *InvoicePaymentResult
 	mu     workflow.Mutex
-	// cardPending: a card charge is processing; its webhook decides it.
-	cardPending bool
-	// tenantStatus is the tenant's standing at settlement, when known.
-	tenantStatus string
+	retry  workflow.ReceiveChannel
+	budget runBudget
+	// late: this run was started to record money for an invoice whose
+	// collection had finished (input with only the invoice id);
+	// closedAtStart: the invoice was paid or closed when the run began.
+	late, closedAtStart bool
+	// The pending reconcile or dunning timer, kept across wake-ups.
+	timer       workflow.Future
+	timerAt     time.Time
+	cancelTimer workflow.CancelFunc
 }
 
 // InvoicePayment collects one invoice: a cascade of NWC, then the saved
@@ -97,12 +130,26 @@ type invoiceRun struct {
 // money reported by the Lightning settlement stream, Stripe's webhooks or the
 // application, reconciles with LND and Stripe on timers, and retries the
 // automatic rails on the dunning schedule. The first failed attempt opens the
-// tenant's grace window. ID: invoice/<invoice-id>.
+// tenant's grace window. A step that fails for good parks the invoice as
+// needs_action until a retry; the workflow itself never fails over it.
+// ID: invoice/<invoice-id>.
 func InvoicePayment(ctx workflow.Context, in InvoicePaymentInput) (InvoicePaymentResult, error) {
-	r := &invoiceRun{in: in, status: "open", mu: workflow.NewMutex(ctx)}
+	r := &invoiceRun{in: in, status: "open", mu: workflow.NewMutex(ctx), budget: runBudget{max: in.ContinueAfter}}
+	r.v = invoiceVersions{
+		needsAction: patched(ctx, changeInvoiceNeedsAction),
+		oneTimer:    patched(ctx, changeInvoiceOneTimer),
+		attemptOnce: patched(ctx, changeInvoiceAttemptOnce),
+		resolveNWC:  patched(ctx, changeInvoiceResolveNWC),
+		lateReport:  patched(ctx, changeInvoiceLateReport),
+		partial:     patched(ctx, changeInvoicePartial),
+	}
 	if in.Carry != nil {
 		r.c, r.status = *in.Carry, "awaiting_payment"
+		if r.c.Status != "" {
+			r.status = r.c.Status
+		}
 	}
+	r.late = r.v.lateReport && in.Carry == nil && in.TenantID == ""
 	if err := r.handlers(ctx); err != nil {
 		return InvoicePaymentResult{}, err
 	}
@@ -112,28 +159,22 @@ func InvoicePayment(ctx workflow.Context, in InvoicePaymentInput) (InvoicePaymen
 	cardFailed := workflow.GetSignalChannelWithOptions(ctx, SignalCardFailed, workflow.SignalChannelOptions{
 		Description: "Stripe reported a failed PaymentIntent for this invoice.",
 	})
+	r.retry = workflow.GetSignalChannelWithOptions(ctx, SignalRetry, workflow.SignalChannelOptions{
+		Description: "Re-run the step that needs action (after its cause was fixed).",
+	})
 	r.publish(ctx)
 
 	if in.Carry == nil {
-		var begin activities.BeginCollectionResult
-		if err := workflow.ExecuteActivity(durable(ctx, "begin collection"), a.BeginCollection,
-			activities.InvoiceInput{InvoiceID: in.InvoiceID}).Get(ctx, &begin); err != nil {
+		done, err := r.begin(ctx)
+		if err != nil {
 			return InvoicePaymentResult{}, err
 		}
-		r.c.Policy = begin.Policy
-		switch begin.Invoice.Status {
-		case "paid":
-			if r.result == nil {
-				r.result = &InvoicePaymentResult{InvoiceID: in.InvoiceID, Status: "paid", Rail: begin.Invoice.PaidRail, AlreadyPaid: true}
+		if done != nil {
+			if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+				return InvoicePaymentResult{}, err
 			}
-		case "void", "uncollectible":
-			r.status = begin.Invoice.Status
-		default:
-			if r.result == nil {
-				r.status = begin.Invoice.Status
-			}
+			return *done, nil
 		}
-		r.publish(ctx)
 		if r.open() {
 			if err := r.cascade(ctx, false); err != nil {
 				return InvoicePaymentResult{}, err
@@ -141,8 +182,25 @@ func InvoicePayment(ctx workflow.Context, in InvoicePaymentInput) (InvoicePaymen
 		}
 	}
 
+	if in.Carry != nil && r.v.needsAction {
+		// What the previous run could not finish (or received as it ended).
+		if err := r.retryPending(ctx); err != nil {
+			return InvoicePaymentResult{}, err
+		}
+	}
 	for r.open() {
-		if workflow.GetInfo(ctx).GetContinueAsNewSuggested() && paid.Len() == 0 && cardFailed.Len() == 0 {
+		if r.v.needsAction {
+			if r.budget.exhausted(ctx) {
+				if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+					return InvoicePaymentResult{}, err
+				}
+				if !r.open() {
+					break // settled by an update meanwhile: finish instead
+				}
+				return InvoicePaymentResult{}, r.continueAsNew(ctx, paid, cardFailed)
+			}
+			r.budget.spend()
+		} else if workflow.GetInfo(ctx).GetContinueAsNewSuggested() && paid.Len() == 0 && cardFailed.Len() == 0 {
 			if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
 				return InvoicePaymentResult{}, err
 			}
@@ -154,13 +212,7 @@ func InvoicePayment(ctx workflow.Context, in InvoicePaymentInput) (InvoicePaymen
 			}
 			break
 		}
-		at, dunning, summary := r.nextCheck()
-		wait := at.Sub(workflow.Now(ctx))
-		if wait < time.Millisecond {
-			wait = time.Millisecond
-		}
-		fired, err := workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{Timeout: wait, TimerOptions: workflow.TimerOptions{Summary: summary}},
-			func() bool { return !r.open() || paid.Len() > 0 || cardFailed.Len() > 0 })
+		fired, dunning, err := r.wait(ctx, paid, cardFailed)
 		if err != nil {
 			return InvoicePaymentResult{}, err
 		}
@@ -170,7 +222,7 @@ func InvoicePayment(ctx workflow.Context, in InvoicePaymentInput) (InvoicePaymen
 				workflow.GetLogger(ctx).Warn("ignoring invalid invoice-paid signal", "error", err)
 				continue
 			}
-			if _, err := r.markPaid(ctx, req); err != nil {
+			if err := r.report(ctx, req); err != nil {
 				return InvoicePaymentResult{}, err
 			}
 		}
@@ -180,7 +232,14 @@ func InvoicePayment(ctx workflow.Context, in InvoicePaymentInput) (InvoicePaymen
 				return InvoicePaymentResult{}, err
 			}
 		}
-		if fired || !r.open() {
+		retried := drain(r.retry, &struct{}{})
+		if r.v.needsAction && (retried || fired) {
+			// A retry signal or the next timer re-runs what failed.
+			if err := r.retryPending(ctx); err != nil {
+				return InvoicePaymentResult{}, err
+			}
+		}
+		if !fired || !r.open() {
 			continue
 		}
 		if dunning {
@@ -195,6 +254,9 @@ func InvoicePayment(ctx workflow.Context, in InvoicePaymentInput) (InvoicePaymen
 			return InvoicePaymentResult{}, err
 		}
 	}
+	if r.cancelTimer != nil {
+		r.cancelTimer()
+	}
 	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
 		return InvoicePaymentResult{}, err
 	}
@@ -204,7 +266,7 @@ func InvoicePayment(ctx workflow.Context, in InvoicePaymentInput) (InvoicePaymen
 		var late MarkPaidRequest
 		for paid.ReceiveAsync(&late) {
 			if late.Validate() == nil {
-				if _, err := r.markPaid(ctx, late); err != nil {
+				if err := r.report(ctx, late); err != nil {
 					return err
 				}
 			}
@@ -215,19 +277,27 @@ func InvoicePayment(ctx workflow.Context, in InvoicePaymentInput) (InvoicePaymen
 	if err := recordLate(); err != nil {
 		return InvoicePaymentResult{}, err
 	}
-	final := InvoicePaymentResult{InvoiceID: in.InvoiceID, Status: r.status}
+	if err := r.settlePending(ctx, recordLate); err != nil {
+		return InvoicePaymentResult{}, err
+	}
+	final := InvoicePaymentResult{InvoiceID: r.in.InvoiceID, Status: r.status}
 	if r.result != nil {
 		final = *r.result
+	}
+	if r.late && r.closedAtStart {
+		// The run that collected the invoice told the tenant and its grace
+		// window when it settled; this one only recorded late money.
+		return final, nil
 	}
 	// Tell the tenant's workflow and its grace window, if one is running.
 	// Signals reach the current run; a workflow that is not running is no
 	// reason to fail (the grace window re-reads unpaid invoices from the store).
-	settled := InvoiceSettled{InvoiceID: in.InvoiceID, Status: final.Status}
-	tell := []string{TenantWorkflowID(in.TenantID)}
-	if r.tenantStatus != "active" {
+	settled := InvoiceSettled{InvoiceID: r.in.InvoiceID, Status: final.Status}
+	tell := []string{TenantWorkflowID(r.in.TenantID)}
+	if r.c.TenantStatus != "active" {
 		// An active tenant has no grace window; signalling it would only
 		// leave a failed signal in the history.
-		tell = append(tell, GraceWorkflowID(in.TenantID))
+		tell = append(tell, GraceWorkflowID(r.in.TenantID))
 	}
 	for _, id := range tell {
 		if err := workflow.SignalExternalWorkflow(ctx, id, "", SignalInvoiceSettled, settled).Get(ctx, nil); err != nil {
@@ -239,7 +309,244 @@ func InvoicePayment(ctx workflow.Context, in InvoicePaymentInput) (InvoicePaymen
 	if err := recordLate(); err != nil {
 		return InvoicePaymentResult{}, err
 	}
+	if err := r.settlePending(ctx, recordLate); err != nil {
+		return InvoicePaymentResult{}, err
+	}
 	return final, nil
+}
+
+// begin marks the invoice as being collected and learns the collection
+// policy. It returns a final result when there is nothing to collect.
+func (r *invoiceRun) begin(ctx workflow.Context) (*InvoicePaymentResult, error) {
+	var begin activities.BeginCollectionResult
+	for {
+		err := workflow.ExecuteActivity(durable(ctx, "begin collection"), a.BeginCollection,
+			activities.InvoiceInput{InvoiceID: r.in.InvoiceID}).Get(ctx, &begin)
+		if err == nil {
+			break
+		}
+		if !r.v.needsAction {
+			return nil, err
+		}
+		if errorType(err) == activities.ErrNotFound {
+			// Nothing to collect and nobody to tell: a clean end.
+			r.status = "not_found"
+			r.publish(ctx)
+			return &InvoicePaymentResult{InvoiceID: r.in.InvoiceID, Status: "not_found"}, nil
+		}
+		r.needsAction(ctx, "begin collection", err)
+		if err := workflow.Await(ctx, func() bool { return r.retry.Len() > 0 }); err != nil {
+			return nil, err
+		}
+		drain(r.retry, &struct{}{})
+	}
+	r.clearNeedsAction(ctx)
+	r.c.Policy = begin.Policy
+	if r.v.lateReport {
+		// A run started by a late report knows only the invoice id.
+		if r.in.TenantID == "" {
+			r.in.TenantID = begin.Invoice.TenantID
+		}
+		if r.in.Currency == "" {
+			r.in.Total, r.in.Currency = begin.Invoice.Total, begin.Invoice.Currency
+		}
+	}
+	switch begin.Invoice.Status {
+	case "paid":
+		r.closedAtStart = true
+		if r.result == nil {
+			r.result = &InvoicePaymentResult{InvoiceID: r.in.InvoiceID, Status: "paid", Rail: begin.Invoice.PaidRail, AlreadyPaid: true}
+		}
+	case "void", "uncollectible":
+		r.closedAtStart = true
+		r.status = begin.Invoice.Status
+	default:
+		if r.result == nil {
+			r.status = begin.Invoice.Status
+		}
+	}
+	r.publish(ctx)
+	return nil, nil
+}
+
+// wait sleeps until money, a card failure, a retry or the next reconcile or
+// dunning check. fired is true when the check is due; dunning says which.
+func (r *invoiceRun) wait(ctx workflow.Context, paid, cardFailed workflow.ReceiveChannel) (fired, dunning bool, err error) {
+	if r.v.needsAction && r.c.WaitingSince.IsZero() {
+		// The cascade ended without starting the reconciliation clock (a
+		// payment it could not record, a partial one): start it now, so
+		// checks are spread out instead of all due at once.
+		r.c.WaitingSince = workflow.Now(ctx)
+	}
+	at, dunning, summary := r.nextCheck()
+	wait := at.Sub(workflow.Now(ctx))
+	if wait < time.Millisecond {
+		wait = time.Millisecond
+	}
+	if !r.v.oneTimer {
+		ok, err := workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{Timeout: wait, TimerOptions: workflow.TimerOptions{Summary: summary}},
+			func() bool { return !r.open() || paid.Len() > 0 || cardFailed.Len() > 0 })
+		return !ok, dunning, err
+	}
+	// One timer per check: a signal that changes nothing about the next
+	// check keeps the timer that is already running.
+	if r.timer == nil || !at.Equal(r.timerAt) {
+		if r.cancelTimer != nil {
+			r.cancelTimer()
+		}
+		tctx, cancel := workflow.WithCancel(ctx)
+		r.timer = workflow.NewTimerWithOptions(tctx, wait, workflow.TimerOptions{Summary: summary})
+		r.timerAt, r.cancelTimer = at, cancel
+	}
+	timer := r.timer
+	err = workflow.Await(ctx, func() bool {
+		return !r.open() || paid.Len() > 0 || cardFailed.Len() > 0 || r.retry.Len() > 0 || timer.IsReady()
+	})
+	if err != nil || !timer.IsReady() {
+		return false, dunning, err
+	}
+	r.timer, r.cancelTimer = nil, nil
+	return timer.Get(ctx, nil) == nil, dunning, nil
+}
+
+// continueAsNew takes every signal still queued into the carried state and
+// starts the next run with everything this one knows. The caller has waited
+// for running handlers.
+func (r *invoiceRun) continueAsNew(ctx workflow.Context, paid, cardFailed workflow.ReceiveChannel) error {
+	if r.cancelTimer != nil {
+		r.cancelTimer()
+	}
+	var req MarkPaidRequest
+	for paid.ReceiveAsync(&req) {
+		if req.Validate() == nil {
+			r.c.Reports = append(r.c.Reports, req)
+		}
+	}
+	var cf CardFailed
+	for cardFailed.ReceiveAsync(&cf) {
+		r.c.CardFailures = append(r.c.CardFailures, cf)
+	}
+	if drain(r.retry, &struct{}{}) && r.c.NeedsAction != nil {
+		// The next run retries what is pending first thing anyway.
+		workflow.GetLogger(ctx).Info("retry signal taken into the next run")
+	}
+	next := r.in
+	carry := r.c
+	carry.Status = r.status
+	next.Carry = &carry
+	return workflow.NewContinueAsNewError(ctx, InvoicePayment, next)
+}
+
+// retryPending re-runs what failed before: payment reports whose settlement
+// failed, card failures carried from the previous run, and opening the
+// tenant's grace window.
+func (r *invoiceRun) retryPending(ctx workflow.Context) error {
+	reports, failures := r.c.Reports, r.c.CardFailures
+	r.c.Reports, r.c.CardFailures = nil, nil
+	for _, req := range reports {
+		if err := r.report(ctx, req); err != nil {
+			return err
+		}
+	}
+	for _, cf := range failures {
+		if err := r.onCardFailed(ctx, cf); err != nil {
+			return err
+		}
+	}
+	if status := r.c.PendingStatus; status != "" && r.open() {
+		r.c.PendingStatus = ""
+		if err := r.setStatus(ctx, status); err != nil {
+			return err
+		}
+	}
+	if r.open() && r.c.FirstFailure != nil && !r.c.GraceOpened {
+		if err := r.openGrace(ctx); err != nil {
+			return err
+		}
+	}
+	if len(r.c.Reports) == 0 && r.c.PendingStatus == "" && (r.c.GraceOpened || r.c.FirstFailure == nil || !r.open()) {
+		r.clearNeedsAction(ctx)
+	}
+	return nil
+}
+
+// settlePending keeps a closing run alive while a payment report could not
+// be recorded: it waits for a retry signal (or an hour) and tries again, so
+// no reported money is lost with the run.
+func (r *invoiceRun) settlePending(ctx workflow.Context, recordLate func() error) error {
+	for r.v.needsAction && len(r.c.Reports) > 0 {
+		if _, err := workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{Timeout: time.Hour,
+			TimerOptions: workflow.TimerOptions{Summary: "retry recording a payment"}}, func() bool { return r.retry.Len() > 0 }); err != nil {
+			return err
+		}
+		drain(r.retry, &struct{}{})
+		if err := r.retryPending(ctx); err != nil {
+			return err
+		}
+		if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+			return err
+		}
+		if err := recordLate(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// report records a payment reported by a signal or found by a rail. When
+// the settlement fails for good the report is kept and retried, and the
+// invoice needs action; the workflow goes on.
+func (r *invoiceRun) report(ctx workflow.Context, req MarkPaidRequest) error {
+	_, err := r.markPaid(ctx, req)
+	if err == nil || !r.v.needsAction {
+		return err
+	}
+	r.c.Reports = append(r.c.Reports, req)
+	r.needsAction(ctx, "record payment via "+req.Rail+" "+shortRef(req.Reference), err)
+	return nil
+}
+
+// needsAction records a step that failed for good: in the details, and once
+// per step in the store (status needs_action and an invoice.needs_action event).
+func (r *invoiceRun) needsAction(ctx workflow.Context, step string, err error) {
+	reason := activities.Summarize(errorMessage(err))
+	first := r.c.NeedsAction == nil || r.c.NeedsAction.Step != step
+	r.c.NeedsAction = &NeedsAction{Step: step, Reason: reason, At: workflow.Now(ctx)}
+	workflow.GetLogger(ctx).Warn("invoice needs action", "step", step, "reason", reason)
+	r.publish(ctx)
+	if !first {
+		return
+	}
+	if rerr := workflow.ExecuteActivity(recordOptions(ctx, "record: needs action ("+step+")"), a.RecordNeedsAction, activities.NeedsActionInput{
+		InvoiceID: r.in.InvoiceID, TenantID: r.in.TenantID, Step: step, Reason: reason, At: workflow.Now(ctx)}).Get(ctx, nil); rerr != nil {
+		workflow.GetLogger(ctx).Error("needs action not recorded in the store", "step", step, "error", rerr)
+	}
+}
+
+func (r *invoiceRun) clearNeedsAction(ctx workflow.Context) {
+	if r.c.NeedsAction != nil {
+		r.c.NeedsAction = nil
+		r.publish(ctx)
+	}
+}
+
+// recordOptions is for writing down a failure: retried for a while, never
+// holding the workflow for ever.
+func recordOptions(ctx workflow.Context, summary string) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second, ScheduleToCloseTimeout: time.Hour, Summary: summary,
+		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute,
+			NonRetryableErrorTypes: nonRetryable},
+	})
+}
+
+// errorType is a failed activity's application error type, if any.
+func errorType(err error) string {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		return appErr.Type()
+	}
+	return ""
 }
 
 // open reports whether the invoice still waits for money.
@@ -249,10 +556,12 @@ func (r *invoiceRun) open() bool {
 
 func (r *invoiceRun) handlers(ctx workflow.Context) error {
 	if err := workflow.SetQueryHandlerWithOptions(ctx, QueryInvoice, func() (InvoicePaymentResult, error) {
+		out := InvoicePaymentResult{InvoiceID: r.in.InvoiceID, Status: r.status}
 		if r.result != nil {
-			return *r.result, nil
+			out = *r.result
 		}
-		return InvoicePaymentResult{InvoiceID: r.in.InvoiceID, Status: r.status}, nil
+		out.NeedsAction = r.c.NeedsAction
+		return out, nil
 	}, workflow.QueryHandlerOptions{Description: "The invoice's collection status and, once paid, the rail and reference."}); err != nil {
 		return err
 	}
@@ -321,6 +630,9 @@ func (r *invoiceRun) cascade(ctx workflow.Context, reminder bool) error {
 		}
 	}
 	failure := ""
+	// nwcUnknown: the wallet may have been asked to pay and its answer is
+	// not known; the card waits until the node tells.
+	nwcUnknown := false
 	for _, step := range []struct {
 		rail, summary string
 		fn            any
@@ -332,11 +644,28 @@ func (r *invoiceRun) cascade(ctx workflow.Context, reminder bool) error {
 		if !r.open() {
 			return nil
 		}
-		if step.rail == "card" && r.cardPending {
+		if step.rail == "card" && r.c.CardPending {
 			// A charge from an earlier attempt may still succeed: a second
 			// one now could take the money twice.
 			r.addAttempt(ctx, n, "card", activities.OutcomeSkipped, "an earlier charge is still processing")
 			continue
+		}
+		if step.rail == "card" && nwcUnknown {
+			paidBy, err := r.resolveNWC(ctx, n)
+			if err != nil {
+				// The node cannot tell, for good: never charge the card
+				// while the wallet may have paid.
+				r.addAttempt(ctx, n, "card", activities.OutcomeSkipped, "not charged: the NWC payment's outcome is unknown")
+				r.needsAction(ctx, "resolve the NWC payment", err)
+				failure = activities.Summarize("NWC payment outcome unknown: " + errorMessage(err))
+				continue
+			}
+			if paidBy != nil {
+				return r.report(ctx, markPaidRequest(*paidBy))
+			}
+			if !r.open() {
+				return nil
+			}
 		}
 		var res activities.RailAttemptResult
 		err := workflow.ExecuteActivity(railOptions(ctx, step.summary, step.timeout, 15*time.Minute), step.fn,
@@ -347,20 +676,27 @@ func (r *invoiceRun) cascade(ctx workflow.Context, reminder bool) error {
 			}
 			res = activities.RailAttemptResult{Outcome: activities.OutcomeFailed, Summary: step.rail + " rail unavailable: " + errorMessage(err)}
 			res.Summary = activities.Summarize(res.Summary)
+			res.PaymentUnknown = step.rail == "nwc"
 		}
+		nwcUnknown = r.v.resolveNWC && step.rail == "nwc" && res.PaymentUnknown
 		r.addAttempt(ctx, n, step.rail, res.Outcome, res.Summary)
 		switch res.Outcome {
 		case activities.OutcomePaid:
-			if res.Payment != nil {
-				if _, err := r.markPaid(ctx, markPaidRequest(*res.Payment)); err != nil {
-					return err
-				}
+			if res.Payment == nil {
+				return nil
 			}
-			return nil
+			// A payment that cannot be recorded is kept and retried; the
+			// cascade stops: the money was taken.
+			if err := r.report(ctx, markPaidRequest(*res.Payment)); err != nil || !r.v.partial || !r.open() || len(r.c.Reports) > 0 {
+				return err
+			}
+			// A partial payment: the next rail collects the remainder
+			// (the activities charge or invoice what is still due).
+			failure = activities.Summarize(step.rail + " paid part of the invoice; the rest is still due")
 		case activities.OutcomeProcessing:
 			// The card was accepted and settles later: its webhook (or a
 			// reconciliation) decides; no DM while money may be moving.
-			r.cardPending = true
+			r.c.CardPending = true
 			return r.awaitMoney(ctx)
 		case activities.OutcomeFailed, activities.OutcomeNeedsAction:
 			failure = res.Summary
@@ -370,6 +706,22 @@ func (r *invoiceRun) cascade(ctx workflow.Context, reminder bool) error {
 		return nil
 	}
 	return r.collectionFailed(ctx, failure, reminder)
+}
+
+// resolveNWC asks the engine's node, for as long as it takes, how the
+// invoice's NWC payments ended: the payment found, or nil when none was made.
+func (r *invoiceRun) resolveNWC(ctx workflow.Context, n int) (*activities.PaymentReport, error) {
+	rctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		// No schedule-to-close: the card waits until the node answers.
+		StartToCloseTimeout: time.Minute, Summary: fmt.Sprintf("attempt %d: resolve the NWC payment on the node", n),
+		RetryPolicy: &temporal.RetryPolicy{InitialInterval: 5 * time.Second, BackoffCoefficient: 2, MaximumInterval: 2 * time.Minute,
+			NonRetryableErrorTypes: nonRetryable},
+	})
+	var res activities.ResolveNWCResult
+	if err := workflow.ExecuteActivity(rctx, a.ResolveNWC, activities.InvoiceInput{InvoiceID: r.in.InvoiceID}).Get(ctx, &res); err != nil {
+		return nil, err
+	}
+	return res.Payment, nil
 }
 
 // collectionFailed sends the DM with the payment link and the failure
@@ -395,12 +747,18 @@ func (r *invoiceRun) collectionFailed(ctx workflow.Context, failure string, remi
 		r.addAttempt(ctx, n, "dm", activities.OutcomeFailed, detail)
 		if rerr := workflow.ExecuteActivity(durable(ctx, "record the failed DM"), a.RecordAttempt, activities.RecordAttemptInput{
 			InvoiceID: r.in.InvoiceID, Attempt: n, Rail: "dm", Outcome: activities.OutcomeFailed, Detail: detail}).Get(ctx, nil); rerr != nil {
-			return rerr
+			if !r.v.needsAction {
+				return rerr
+			}
+			workflow.GetLogger(ctx).Warn("failed DM not recorded in the attempt table", "error", rerr)
 		}
 	} else {
 		detail := "payment link sent"
 		if sent.Outcome == activities.OutcomeSkipped {
 			detail = "no DM robot configured"
+			if sent.Reason != "" {
+				detail = sent.Reason
+			}
 		}
 		r.addAttempt(ctx, n, "dm", sent.Outcome, detail)
 	}
@@ -414,11 +772,23 @@ func (r *invoiceRun) collectionFailed(ctx workflow.Context, failure string, remi
 	if r.c.GraceOpened || !r.open() {
 		return nil
 	}
+	return r.openGrace(ctx)
+}
+
+// openGrace opens the tenant's grace window (or feeds the open one). When
+// that fails for good the invoice needs action and the next wake retries.
+func (r *invoiceRun) openGrace(ctx workflow.Context) error {
 	r.c.GraceOpened = true
-	return workflow.ExecuteActivity(durable(ctx, "open the tenant's grace window"), a.ReportCollectionFailed, activities.CollectionFailedInput{
+	err := workflow.ExecuteActivity(durable(ctx, "open the tenant's grace window"), a.ReportCollectionFailed, activities.CollectionFailedInput{
 		TenantID: r.in.TenantID, InvoiceID: r.in.InvoiceID, Reason: r.c.LastFailure,
 		GraceWindow: r.c.Policy.GraceWindow, BanFactor: r.c.Policy.BanFactor,
 	}).Get(ctx, nil)
+	if err == nil || !r.v.needsAction {
+		return err
+	}
+	r.c.GraceOpened = false
+	r.needsAction(ctx, "open the tenant's grace window", err)
+	return nil
 }
 
 // awaitMoney marks the invoice as awaiting payment and starts the
@@ -437,7 +807,18 @@ func (r *invoiceRun) setStatus(ctx workflow.Context, status string) error {
 	var inv activities.InvoiceRef
 	if err := workflow.ExecuteActivity(durable(ctx, "invoice "+strings.ReplaceAll(status, "_", " ")), a.SetInvoiceStatus,
 		activities.SetInvoiceStatusInput{InvoiceID: r.in.InvoiceID, Status: status}).Get(ctx, &inv); err != nil {
-		return err
+		if !r.v.needsAction {
+			return err
+		}
+		if isClosed(err) {
+			// Closed meanwhile: the close update records the status.
+			return nil
+		}
+		// The status is bookkeeping: collection goes on without it, and
+		// the next wake sets it.
+		r.c.PendingStatus = status
+		r.needsAction(ctx, "set the invoice's status to "+status, err)
+		return nil
 	}
 	if r.open() && (inv.Status == "collecting" || inv.Status == "awaiting_payment" || inv.Status == "open") {
 		r.status = inv.Status
@@ -450,11 +831,21 @@ func (r *invoiceRun) setStatus(ctx workflow.Context, status string) error {
 // cascade goes on to the DM as if the card had declined at once.
 func (r *invoiceRun) onCardFailed(ctx workflow.Context, cf CardFailed) error {
 	reason := activities.Summarize("card charge failed: " + cf.Reason)
-	r.addAttempt(ctx, r.c.Attempt, "card", activities.OutcomeFailed, reason)
-	if !r.cardPending || !r.open() {
-		return nil
+	if r.v.attemptOnce {
+		if !r.c.CardPending || !r.open() {
+			// The cascade already recorded this charge's failure (a decline
+			// answered at once), or the invoice is settled: nothing new.
+			workflow.GetLogger(ctx).Info("card failure already recorded", "payment_intent", cf.PaymentIntentID)
+			return nil
+		}
+		r.replaceAttempt(ctx, r.c.Attempt, "card", activities.OutcomeFailed, reason)
+	} else {
+		r.addAttempt(ctx, r.c.Attempt, "card", activities.OutcomeFailed, reason)
+		if !r.c.CardPending || !r.open() {
+			return nil
+		}
 	}
-	r.cardPending = false
+	r.c.CardPending = false
 	return r.collectionFailed(ctx, reason, r.c.Attempt > 1)
 }
 
@@ -473,7 +864,7 @@ func (r *invoiceRun) reconcile(ctx workflow.Context) error {
 		return nil
 	}
 	for _, p := range res.Found {
-		if _, err := r.markPaid(ctx, markPaidRequest(p)); err != nil {
+		if err := r.report(ctx, markPaidRequest(p)); err != nil {
 			return err
 		}
 	}
@@ -517,6 +908,20 @@ func (r *invoiceRun) addAttempt(ctx workflow.Context, n int, rail, outcome, deta
 	r.publish(ctx)
 }
 
+// replaceAttempt records a rail's final outcome in place of its earlier
+// row of the same attempt (a processing charge that failed), so each
+// attempt is listed once.
+func (r *invoiceRun) replaceAttempt(ctx workflow.Context, n int, rail, outcome, detail string) {
+	for i := len(r.c.Attempts) - 1; i >= 0; i-- {
+		if row := r.c.Attempts[i]; row.Attempt == n && row.Rail == rail {
+			r.c.Attempts[i] = AttemptRow{Attempt: n, Rail: rail, Outcome: outcome, Detail: detail, At: workflow.Now(ctx)}
+			r.publish(ctx)
+			return
+		}
+	}
+	r.addAttempt(ctx, n, rail, outcome, detail)
+}
+
 func (r *invoiceRun) markPaid(ctx workflow.Context, req MarkPaidRequest) (InvoicePaymentResult, error) {
 	if err := r.mu.Lock(ctx); err != nil {
 		return InvoicePaymentResult{}, err
@@ -537,7 +942,7 @@ func (r *invoiceRun) markPaid(ctx workflow.Context, req MarkPaidRequest) (Invoic
 	}).Get(ctx, &res); err != nil {
 		return InvoicePaymentResult{}, callerError(err)
 	}
-	r.tenantStatus = res.TenantStatus
+	r.c.TenantStatus = res.TenantStatus
 	if res.Outcome == "overpayment" {
 		r.addAttempt(ctx, r.c.Attempt, req.Rail, "overpayment", "second payment "+shortRef(req.Reference)+" kept to refund")
 	}
@@ -625,9 +1030,13 @@ func (r *invoiceRun) publish(ctx workflow.Context) {
 	if !r.open() {
 		due = 0
 	}
+	status := r.status
+	if r.c.NeedsAction != nil {
+		status = "needs_action"
+	}
 	updates := []temporal.SearchAttributeUpdate{
 		AttrInvoice.ValueSet(r.in.InvoiceID), AttrTenant.ValueSet(string(r.in.TenantID)),
-		AttrStatus.ValueSet(r.status), AttrAmountDue.ValueSet(due),
+		AttrStatus.ValueSet(status), AttrAmountDue.ValueSet(due),
 	}
 	if rail != "" {
 		updates = append(updates, AttrPaymentRail.ValueSet(rail))
@@ -651,6 +1060,7 @@ func (r *invoiceRun) publish(ctx workflow.Context) {
 				strings.ReplaceAll(row.Detail, "|", "/"), row.At.UTC().Format(time.RFC3339)))
 		}
 	}
+	b.WriteString(needsActionRow(r.c.NeedsAction))
 	if r.open() && r.status == "awaiting_payment" {
 		b.WriteString("\nWaiting for money: Lightning settlement stream, Stripe webhook, `invoice-paid` signal or `mark-paid` update; reconciliation and dunning run on timers.\n")
 	}

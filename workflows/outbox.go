@@ -39,11 +39,21 @@ func EventOutbox(ctx workflow.Context, _ EventOutboxInput) error {
 			InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumInterval: 10 * time.Minute,
 		},
 	})
+	neverFails := patched(ctx, changeOutboxNeverFails)
 	for {
 		for {
 			var res activities.DeliverEventsResult
 			if err := workflow.ExecuteActivity(deliver, a.DeliverEvents, activities.DeliverEventsInput{Limit: 100}).Get(ctx, &res); err != nil {
-				return err
+				if !neverFails || ctx.Err() != nil {
+					return err
+				}
+				// Delivery retries for ever; only a failure that says it is
+				// final ends here. The events stay in the table: the next
+				// sweep (or nudge) delivers them.
+				workflow.GetLogger(ctx).Error("event delivery failed; retrying at the next sweep", "error", err)
+				workflow.SetCurrentDetails(ctx, "**Needs action:** event delivery failed: "+activities.Summarize(errorMessage(err))+
+					". Undelivered events stay in the events table; the next sweep retries.")
+				break
 			}
 			if !res.More {
 				break

@@ -37,8 +37,24 @@ func LightningSettlements(ctx workflow.Context, in LightningSettlementsInput) er
 			NonRetryableErrorTypes: []string{activities.ErrValidation},
 		},
 	})
+	neverFails := patched(ctx, changeSettlementsNeverFail)
 	var res activities.WatchSettlementsResult
 	err := workflow.ExecuteActivity(watch, a.WatchSettlements, activities.WatchSettlementsInput{Cursor: in.Cursor}).Get(ctx, &res)
+	if err != nil && neverFails && errorType(err) == activities.ErrValidation {
+		// Misconfiguration: say so where operators look, then wait for a
+		// retry signal (after fixing the node's configuration) or an hour.
+		workflow.GetLogger(ctx).Error("Lightning settlement stream needs action", "error", err)
+		workflow.SetCurrentDetails(ctx, needsActionRow(&NeedsAction{Step: "follow settled Lightning invoices",
+			Reason: activities.Summarize(errorMessage(err)), At: workflow.Now(ctx)}))
+		retry := workflow.GetSignalChannelWithOptions(ctx, SignalRetry, workflow.SignalChannelOptions{
+			Description: "Resubscribe now (after the node's configuration was fixed)."})
+		if _, err := workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{Timeout: time.Hour,
+			TimerOptions: workflow.TimerOptions{Summary: "retry following the node"}}, func() bool { return retry.Len() > 0 }); err != nil {
+			return err
+		}
+		drain(retry, &struct{}{})
+		return workflow.NewContinueAsNewError(ctx, LightningSettlements, in)
+	}
 	if err != nil {
 		var appErr *temporal.ApplicationError
 		if errors.As(err, &appErr) && appErr.Type() == activities.ErrValidation {

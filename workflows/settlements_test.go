@@ -41,14 +41,22 @@ func TestLightningSettlementsContinuesAsNew(t *testing.T) {
 	require.GreaterOrEqual(t, env.Now().Sub(start), 10*time.Second)
 }
 
-// A stream with no node configured ends instead of retrying forever.
-func TestLightningSettlementsStopsWhenMisconfigured(t *testing.T) {
+// A stream with no node configured does not fail: it says so in its
+// details, waits for a retry signal (or an hour) and resubscribes.
+func TestLightningSettlementsMisconfiguredWaitsForRetry(t *testing.T) {
 	env, acts := newEnv(t, ts("2026-03-01T00:00:00Z"))
 	env.RegisterWorkflow(LightningSettlements)
 	env.OnActivity(acts.WatchSettlements, mock.Anything, mock.Anything).Return(activities.WatchSettlementsResult{},
 		temporal.NewNonRetryableApplicationError("no Lightning node configured", activities.ErrValidation, nil)).Once()
+	var mid string
+	env.RegisterDelayedCallback(func() {
+		require.False(t, env.IsWorkflowCompleted())
+		mid = details(t, env)
+		env.SignalWorkflow(SignalRetry, nil)
+	}, 10*time.Minute)
 	env.ExecuteWorkflow(LightningSettlements, LightningSettlementsInput{Cursor: "lnd"})
-	require.True(t, env.IsWorkflowCompleted())
-	require.ErrorContains(t, env.GetWorkflowError(), "no Lightning node configured")
+	next := continuedWith[LightningSettlementsInput](t, env)
+	require.Equal(t, "lnd", next.Cursor)
+	require.Contains(t, mid, "no Lightning node configured")
 	env.AssertExpectations(t)
 }

@@ -31,6 +31,12 @@ type TenantBillingInput struct {
 	PeriodSeconds int64           `json:"period_seconds,omitempty"`
 	// PendingClaim carries an unfinished claim debounce across continue-as-new.
 	PendingClaim bool `json:"pending_claim,omitempty"`
+	// NeedsAction carries a failed step (already recorded) across
+	// continue-as-new; the next run retries it first.
+	NeedsAction *NeedsAction `json:"needs_action,omitempty"`
+	// ContinueAfter, when positive, continues as new after that many waits
+	// in one run instead of when Temporal suggests it (for tests).
+	ContinueAfter int `json:"continue_after,omitempty"`
 }
 
 // RecordActivityRequest is the record-activity update's argument.
@@ -68,6 +74,12 @@ type tenantRun struct {
 	status   workflow.ReceiveChannel
 	debounce workflow.Future
 	claims   int
+	// needsAction: this run parks failed steps instead of failing (a
+	// GetVersion patch); na is the step waiting for a retry.
+	needsAction bool
+	na          *NeedsAction
+	retry       workflow.ReceiveChannel
+	budget      runBudget
 }
 
 // TenantBilling runs a tenant's billing periods: it records activities into
@@ -85,12 +97,16 @@ func TenantBilling(ctx workflow.Context, in TenantBillingInput) error {
 			Description: "The tenant's standing changed (active, grace, suspended).",
 		}),
 	}
+	r.needsAction = patched(ctx, changeTenantNeedsAction)
+	r.na = in.NeedsAction
+	r.budget = runBudget{max: in.ContinueAfter}
+	r.retry = workflow.GetSignalChannelWithOptions(ctx, SignalRetry, workflow.SignalChannelOptions{
+		Description: "Re-run the billing step that needs action (renewal and claim), after its cause was fixed.",
+	})
 	if err := r.registerHandlers(ctx); err != nil {
 		return err
 	}
-	if err := workflow.ExecuteActivity(durable(ctx, "load tenant"), a.LoadTenant, activities.LoadTenantInput{
-		TenantID: in.TenantID, Currency: in.Currency, PeriodSeconds: in.PeriodSeconds,
-	}).Get(ctx, &r.snap); err != nil {
+	if err := r.load(ctx); err != nil {
 		return err
 	}
 	r.loaded = true
@@ -98,6 +114,10 @@ func TenantBilling(ctx workflow.Context, in TenantBillingInput) error {
 
 	if r.snap.Anchor == nil {
 		// Nothing to bill until the first activity sets the anchor.
+		if r.needsAction && r.budget.exhausted(ctx) {
+			return r.continueAsNew(ctx)
+		}
+		r.budget.spend()
 		if err := workflow.Await(ctx, func() bool { return r.snap.Anchor != nil }); err != nil {
 			return err
 		}
@@ -108,8 +128,16 @@ func TenantBilling(ctx workflow.Context, in TenantBillingInput) error {
 	// worker outage longer than a period, or a tenant anchored in the past).
 	if period.Index >= 1 && (r.snap.RenewedThrough == nil || r.snap.RenewedThrough.Before(period.Start)) {
 		if _, err := r.renewAndClaim(ctx, period); err != nil {
-			return err
+			if !r.needsAction {
+				return err
+			}
+			r.parked(ctx, "renew and claim through "+period.Start.Format(time.RFC3339), err)
+		} else {
+			r.resolved(ctx)
 		}
+	} else if r.needsAction && r.na != nil {
+		// A step failed in the previous run: retry it now.
+		r.retryStep(ctx, period)
 	}
 	r.period = &period
 	r.publish(ctx)
@@ -141,18 +169,33 @@ func TenantBilling(ctx workflow.Context, in TenantBillingInput) error {
 			r.snap.Status = st.Status
 			r.publish(ctx)
 		})
+		if r.needsAction {
+			sel.AddReceive(r.retry, func(c workflow.ReceiveChannel, _ bool) {
+				drain(c, &struct{}{})
+				r.retryStep(ctx, *r.period)
+			})
+		}
 		if r.debounce != nil {
 			sel.AddFuture(r.debounce, func(workflow.Future) {
 				r.debounce = nil
 				if err := r.claimLocked(ctx, *r.period); err != nil {
 					workflow.GetLogger(ctx).Error("claim after activity failed", "error", err)
+					if r.needsAction {
+						r.parked(ctx, "claim after activity", err)
+					}
 				}
 			})
 		}
+		r.budget.spend()
 		sel.Select(ctx)
 		// A busy period may outgrow one history: continue early, keeping the
 		// same boundary (the next run recomputes it from the anchor).
-		if !reachedBoundary && r.debounce == nil && workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
+		if r.needsAction {
+			if !reachedBoundary && r.budget.exhausted(ctx) {
+				cancelTimer()
+				break
+			}
+		} else if !reachedBoundary && r.debounce == nil && workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
 			cancelTimer()
 			break
 		}
@@ -160,10 +203,75 @@ func TenantBilling(ctx workflow.Context, in TenantBillingInput) error {
 	if reachedBoundary {
 		next := sched.Period(period.Index + 1)
 		if _, err := r.renewAndClaim(ctx, next); err != nil {
-			return err
+			if !r.needsAction {
+				return err
+			}
+			// The next run's catch-up retries it; so do a retry signal and
+			// the boundary after.
+			r.parked(ctx, "renew and claim through "+next.Start.Format(time.RFC3339), err)
+		} else {
+			r.resolved(ctx)
 		}
 	}
 	return r.continueAsNew(ctx)
+}
+
+// load reads (or creates) the tenant. When that fails for good the tenant
+// needs action and the run waits for a retry signal.
+func (r *tenantRun) load(ctx workflow.Context) error {
+	for {
+		err := workflow.ExecuteActivity(durable(ctx, "load tenant"), a.LoadTenant, activities.LoadTenantInput{
+			TenantID: r.in.TenantID, Currency: r.in.Currency, PeriodSeconds: r.in.PeriodSeconds,
+		}).Get(ctx, &r.snap)
+		if err == nil || !r.needsAction {
+			return err
+		}
+		r.parked(ctx, "load tenant", err)
+		if err := workflow.Await(ctx, func() bool { return r.retry.Len() > 0 }); err != nil {
+			return err
+		}
+		drain(r.retry, &struct{}{})
+	}
+}
+
+// retryStep re-runs the renewal and claim of the current period (a no-op
+// renewal when it was done) after a failure.
+func (r *tenantRun) retryStep(ctx workflow.Context, period models.Period) {
+	if _, err := r.renewAndClaim(ctx, period); err != nil {
+		r.parked(ctx, "renew and claim through "+period.Start.Format(time.RFC3339), err)
+		return
+	}
+	r.resolved(ctx)
+}
+
+// parked records a billing step that failed for good: in the details and,
+// once per step, in the store (tenant.needs_action). The workflow goes on.
+func (r *tenantRun) parked(ctx workflow.Context, step string, err error) {
+	reason := activities.Summarize(errorMessage(err))
+	first := r.na == nil || r.na.Step != step
+	r.na = &NeedsAction{Step: step, Reason: reason, At: workflow.Now(ctx)}
+	workflow.GetLogger(ctx).Warn("tenant billing needs action", "step", step, "reason", reason)
+	r.publish(ctx)
+	if !first {
+		return
+	}
+	if rerr := workflow.ExecuteActivity(recordOptions(ctx, "record: needs action ("+step+")"), a.RecordNeedsAction, activities.NeedsActionInput{
+		TenantID: r.in.TenantID, Step: step, Reason: reason, At: workflow.Now(ctx)}).Get(ctx, nil); rerr != nil {
+		workflow.GetLogger(ctx).Error("needs action not recorded in the store", "step", step, "error", rerr)
+	}
+}
+
+// resolved clears a needs-action mark once the step succeeded.
+func (r *tenantRun) resolved(ctx workflow.Context) {
+	if r.na == nil {
+		return
+	}
+	r.na = nil
+	r.publish(ctx)
+	if err := workflow.ExecuteActivity(recordOptions(ctx, "clear: needs action"), a.ClearTenantNeedsAction,
+		activities.NeedsActionInput{TenantID: r.in.TenantID}).Get(ctx, nil); err != nil {
+		workflow.GetLogger(ctx).Warn("needs action not cleared in the store", "error", err)
+	}
 }
 
 func (r *tenantRun) schedule() models.Schedule {
@@ -198,8 +306,18 @@ func (r *tenantRun) continueAsNew(ctx workflow.Context) error {
 	// The next run reloads the status from the store, so these only need
 	// to be taken off the channel.
 	drain(r.status, &TenantStatus{})
-	return workflow.NewContinueAsNewError(ctx, TenantBilling, TenantBillingInput{
-		TenantID: r.snap.TenantID, Currency: r.snap.Currency, PeriodSeconds: r.snap.PeriodSeconds, PendingClaim: pending})
+	next := TenantBillingInput{
+		TenantID: r.snap.TenantID, Currency: r.snap.Currency, PeriodSeconds: r.snap.PeriodSeconds, PendingClaim: pending}
+	if r.needsAction {
+		// A retry requested as the run ends is served by the next run,
+		// which retries a pending step first thing.
+		drain(r.retry, &struct{}{})
+		next.NeedsAction, next.ContinueAfter = r.na, r.in.ContinueAfter
+		if next.TenantID == "" {
+			next.TenantID = r.in.TenantID
+		}
+	}
+	return workflow.NewContinueAsNewError(ctx, TenantBilling, next)
 }
 
 func (r *tenantRun) registerHandlers(ctx workflow.Context) error {
@@ -368,7 +486,7 @@ func (r *tenantRun) state() TenantState {
 	st := TenantState{
 		TenantID: r.snap.TenantID, Currency: r.snap.Currency, Status: r.snap.Status, PeriodSeconds: r.snap.PeriodSeconds,
 		Anchor: r.snap.Anchor, Period: r.period, RenewedThrough: r.snap.RenewedThrough, Outstanding: r.snap.Outstanding,
-		OpenInvoices: r.snap.OpenInvoices, ClaimPending: r.debounce != nil,
+		OpenInvoices: r.snap.OpenInvoices, ClaimPending: r.debounce != nil, NeedsAction: r.na,
 	}
 	if st.TenantID == "" {
 		st.TenantID = r.in.TenantID
@@ -383,7 +501,11 @@ func (r *tenantRun) state() TenantState {
 // publish updates the search attributes and the Web UI's current details.
 func (r *tenantRun) publish(ctx workflow.Context) {
 	st := r.state()
-	updates := []temporal.SearchAttributeUpdate{AttrTenant.ValueSet(string(st.TenantID)), AttrStatus.ValueSet(st.Status)}
+	status := st.Status
+	if st.NeedsAction != nil {
+		status = "needs_action"
+	}
+	updates := []temporal.SearchAttributeUpdate{AttrTenant.ValueSet(string(st.TenantID)), AttrStatus.ValueSet(status)}
 	if st.Period != nil {
 		updates = append(updates, AttrPeriodStart.ValueSet(st.Period.Start))
 	}
@@ -418,6 +540,7 @@ func tenantDetails(st TenantState) string {
 	if st.ClaimPending {
 		b.WriteString("| Claim | pending (debounce) |\n")
 	}
+	b.WriteString(needsActionRow(st.NeedsAction))
 	b.WriteString(fmt.Sprintf("\n**Open invoices:** %d\n", len(st.OpenInvoices)))
 	if len(st.OpenInvoices) > 0 {
 		b.WriteString("\n| Invoice | Amount | Status |\n|---|---|---|\n")
