@@ -396,20 +396,10 @@ func (s *Server) settleFromStripe(ctx context.Context, eventID string, pi *card.
 		s.logger().Warn("stripe payment does not match the amount due; settling what was received", "event", eventID, "payment_intent", pi.ID,
 			"invoice", inv.ID, "received", pi.AmountReceived, "currency", pi.Currency, "due", inv.Due(), "invoice_currency", inv.Currency)
 	}
-	err = s.Billing.ReportPayment(ctx, inv.ID, activities.PaymentReport{Rail: store.RailStripe, Reference: pi.ID,
+	// Signal-with-start: a finished workflow gets a new run that records the
+	// money (an overpayment when the invoice is already paid or closed).
+	return s.Billing.ReportPayment(ctx, inv.ID, activities.PaymentReport{Rail: store.RailStripe, Reference: pi.ID,
 		Amount: pi.AmountReceived, Currency: pi.Currency})
-	if !errors.Is(err, activities.ErrWorkflowGone) {
-		return err
-	}
-	// The invoice's workflow has finished (paid another way, voided): record
-	// the money in the store, where it becomes an overpayment to refund.
-	res, err := s.Store.Settle(ctx, store.PaymentReport{InvoiceID: inv.ID, Rail: store.RailStripe, Reference: pi.ID,
-		Amount: pi.AmountReceived, Currency: models.Currency(strings.ToLower(pi.Currency)), ReceivedAt: s.now()})
-	if err != nil {
-		return &billing.UnavailableError{Err: err}
-	}
-	s.logger().Warn("stripe payment for an invoice that is not collecting", "invoice", inv.ID, "payment_intent", pi.ID, "outcome", res.Outcome)
-	return nil
 }
 
 // closedStatuses are the invoice statuses after which an invoice is no

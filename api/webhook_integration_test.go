@@ -14,26 +14,38 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/stripe/stripe-go/v76"
+	"go.temporal.io/sdk/worker"
 
+	"github.com/billflow/billflow/activities"
 	"github.com/billflow/billflow/api"
 	"github.com/billflow/billflow/billing"
 	"github.com/billflow/billflow/internal/testkit"
 	"github.com/billflow/billflow/models"
 	stripesandbox "github.com/billflow/billflow/sandbox/stripe"
 	"github.com/billflow/billflow/store"
+	"github.com/billflow/billflow/workflows"
 )
 
 // A succeeded PaymentIntent whose amount or currency does not match the
 // invoice used to be logged and marked processed, its money recorded
 // nowhere. It is now reported like any payment and the settlement decides:
-// here the invoice's workflow has finished, so the webhook records it in
-// the store directly (the same store.Settle the workflow's activity calls).
+// the webhook reports it to the invoice's workflow (signal-with-start, here
+// starting it), whose Settle activity is the one settlement path.
 func TestStripeWebhookMismatchedAmountIsSettled(t *testing.T) {
 	ctx := context.Background()
 	st := testkit.NewStore(t)
 	const whsec = "whsec_api_test"
 	signedAt := time.Unix(1_760_000_000, 0)
-	srv := &api.Server{Billing: billing.New(testkit.TemporalClient(t), testkit.TaskQueue(t)), Store: st, Token: "t", StripeWebhookSecret: whsec,
+	tc, queue := testkit.TemporalClient(t), testkit.TaskQueue(t)
+	bc := billing.New(tc, queue)
+	w := worker.New(tc, queue, worker.Options{})
+	w.RegisterWorkflow(workflows.InvoicePayment)
+	w.RegisterWorkflow(workflows.GraceWindow)
+	w.RegisterWorkflow(workflows.TenantBilling)
+	w.RegisterActivity(&activities.Activities{Store: st, Notify: bc})
+	require.NoError(t, w.Start())
+	t.Cleanup(w.Stop)
+	srv := &api.Server{Billing: bc, Store: st, Token: "t", StripeWebhookSecret: whsec,
 		Now: func() time.Time { return signedAt }}
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
@@ -71,9 +83,12 @@ func TestStripeWebhookMismatchedAmountIsSettled(t *testing.T) {
 
 	// Less than due: a partial payment, the invoice stays open for the rest.
 	deliver("evt_part", "pi_part", 1500, "usd")
-	inv, _, err := st.GetInvoice(ctx, id)
-	require.NoError(t, err)
-	assert.Equal(t, store.InvoiceOpen, inv.Status)
+	var inv store.Invoice
+	require.Eventually(t, func() bool {
+		inv, _, err = st.GetInvoice(ctx, id)
+		return err == nil && inv.AmountPaid > 0
+	}, 30*time.Second, 50*time.Millisecond, "the partial payment is recorded")
+	assert.NotEqual(t, store.InvoicePaid, inv.Status)
 	assert.Equal(t, int64(1500), inv.AmountPaid)
 	assert.Equal(t, int64(500), inv.Due())
 
@@ -82,9 +97,10 @@ func TestStripeWebhookMismatchedAmountIsSettled(t *testing.T) {
 	// More than the remainder: pays the invoice, the difference to refund.
 	deliver("evt_over", "pi_over", 800, "usd")
 
-	inv, _, err = st.GetInvoice(ctx, id)
-	require.NoError(t, err)
-	assert.Equal(t, store.InvoicePaid, inv.Status)
+	require.Eventually(t, func() bool {
+		inv, _, err = st.GetInvoice(ctx, id)
+		return err == nil && inv.Status == store.InvoicePaid
+	}, 30*time.Second, 50*time.Millisecond, "the invoice is paid")
 	assert.Equal(t, int64(2000), inv.AmountPaid)
 	assert.Equal(t, "pi_over", inv.PaidReference)
 

@@ -14,7 +14,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"reflect"
 	"strings"
 	"time"
@@ -127,7 +126,7 @@ type Starter struct {
 }
 
 // LoadWorker reads and validates the worker's configuration from environ
-// (os.Environ() form); nil means the process environment.
+// (os.Environ() form) and nothing else.
 func LoadWorker(environ []string) (Worker, error) {
 	var c Worker
 	if err := parse(&c, environ); err != nil {
@@ -343,9 +342,8 @@ func splitList(s string) []string {
 // parse fills c from environ, naming the variable in every parse error
 // (the library names the Go field).
 func parse(c any, environ []string) error {
-	if environ == nil {
-		environ = os.Environ()
-	}
+	// Only the given environment: a caller passes os.Environ() itself, so a
+	// test's empty environment never falls back to the process's.
 	vars := env.ToMap(environ)
 	err := env.ParseWithOptions(c, env.Options{Environment: vars})
 	if err == nil {

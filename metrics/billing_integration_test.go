@@ -57,8 +57,17 @@ func (f fixture) invoice(tenant models.TenantID, currency, status string, period
 	if rail != "" {
 		paidRail = &rail
 	}
-	f.exec(`INSERT INTO invoices (id, tenant_id, claim_key, currency, total, status, period_start, period_end, paid_at, paid_rail, closed_at)
-		VALUES ($1, $2, $1, $3, 2000, $4, $5, $6, $7, $8, $9)`, id, tenant, currency, status, periodStart, periodStart.AddDate(0, 1, 0), paidAt, paidRail, closedAt)
+	var amountPaid int64
+	if status == "paid" {
+		amountPaid = 2000
+	}
+	f.exec(`INSERT INTO invoices (id, tenant_id, claim_key, currency, total, status, period_start, period_end, paid_at, paid_rail, closed_at, amount_paid)
+		VALUES ($1, $2, $1, $3, 2000, $4, $5, $6, $7, $8, $9, $10)`, id, tenant, currency, status, periodStart, periodStart.AddDate(0, 1, 0), paidAt, paidRail, closedAt, amountPaid)
+	if status == "paid" {
+		// The payment that paid it: amount_paid is the sum of applied payments.
+		f.exec(`INSERT INTO payments (id, invoice_id, tenant_id, rail, money_ref, reference, amount, currency, received_at, applied, applied_amount)
+			VALUES ($1, $2, $3, 'manual', $1, $1, 2000, $4, $5, true, 2000)`, uuid.NewString(), id, tenant, currency, paidAt)
+	}
 	plan := "pro"
 	if currency == "eur" {
 		plan = "euro"

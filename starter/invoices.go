@@ -139,7 +139,7 @@ func (a *app) invoiceMarkPaid() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "mark-paid --invoice ID --rail RAIL [--reference REF]",
-		Short: "Report money received for an invoice (first payment wins)",
+		Short: "Report money received for an invoice (partial, full, or kept to refund when already paid)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := requireFlag(cmd, "invoice"); err != nil {

@@ -29,7 +29,7 @@ const (
 )
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	cfg, err := config.LoadStarter(nil)
+	cfg, err := config.LoadStarter(os.Environ())
 	if err != nil {
 		fmt.Fprintln(stderr, "error:", err)
 		return exitInvalid

@@ -42,7 +42,7 @@ func main() {
 }
 
 func run(ctx context.Context, logger *slog.Logger) error {
-	cfg, err := config.LoadWorker(nil)
+	cfg, err := config.LoadWorker(os.Environ())
 	if err != nil {
 		return err
 	}

@@ -39,7 +39,7 @@ func main() {
 }
 
 func run(ctx context.Context, logger *slog.Logger) error {
-	cfg, err := config.LoadAPI(nil)
+	cfg, err := config.LoadAPI(os.Environ())
 	if err != nil {
 		return err
 	}
