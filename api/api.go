@@ -249,6 +249,11 @@ func (s *Server) tenant(w http.ResponseWriter, r *http.Request) error {
 type paymentBody struct {
 	Rail      string `json:"rail"`
 	Reference string `json:"reference"`
+	// Amount (minor units) with Currency, or AmountMsat: what was received.
+	// Omitted, the report stands for the full amount still due.
+	Amount     int64  `json:"amount,omitempty"`
+	Currency   string `json:"currency,omitempty"`
+	AmountMsat int64  `json:"amount_msat,omitempty"`
 }
 
 func (s *Server) reportPayment(w http.ResponseWriter, r *http.Request) error {
@@ -256,7 +261,8 @@ func (s *Server) reportPayment(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &body); err != nil {
 		return err
 	}
-	res, err := s.Billing.MarkInvoicePaid(r.Context(), r.PathValue("invoice"), body.Rail, body.Reference)
+	res, err := s.Billing.RecordPayment(r.Context(), r.PathValue("invoice"), billing.PaymentReport{Rail: body.Rail, Reference: body.Reference,
+		Amount: body.Amount, Currency: body.Currency, AmountMsat: body.AmountMsat})
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -33,34 +34,10 @@ import (
 // starting it), whose Settle activity is the one settlement path.
 func TestStripeWebhookMismatchedAmountIsSettled(t *testing.T) {
 	ctx := context.Background()
-	st := testkit.NewStore(t)
 	const whsec = "whsec_api_test"
 	signedAt := time.Unix(1_760_000_000, 0)
-	tc, queue := testkit.TemporalClient(t), testkit.TaskQueue(t)
-	bc := billing.New(tc, queue)
-	w := worker.New(tc, queue, worker.Options{})
-	w.RegisterWorkflow(workflows.InvoicePayment)
-	w.RegisterWorkflow(workflows.GraceWindow)
-	w.RegisterWorkflow(workflows.TenantBilling)
-	w.RegisterActivity(&activities.Activities{Store: st, Notify: bc})
-	require.NoError(t, w.Start())
-	t.Cleanup(w.Stop)
-	srv := &api.Server{Billing: bc, Store: st, Token: "t", StripeWebhookSecret: whsec,
-		Now: func() time.Time { return signedAt }}
-	hs := httptest.NewServer(srv.Handler())
-	t.Cleanup(hs.Close)
-
-	tenant := testkit.NewTenantID(t)
-	_, _, err := st.EnsureTenant(ctx, tenant, "usd", 600)
-	require.NoError(t, err)
-	anchor := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	_, err = st.RecordActivity(ctx, tenant, models.Activity{ID: "a1", Type: models.ResourceCreated, ResourceID: "r1", PlanID: "pro", At: anchor}, false)
-	require.NoError(t, err)
-	claim, err := st.Claim(ctx, store.ClaimParams{TenantID: tenant, ClaimKey: "k1", Period: models.Period{Start: anchor, End: anchor.Add(10 * time.Minute)}})
-	require.NoError(t, err)
-	require.NotNil(t, claim.Invoice)
-	id := claim.Invoice.ID
-	require.Equal(t, int64(2000), claim.Invoice.Total)
+	st, hs, id := newPaymentsHarness(t, whsec, signedAt)
+	var err error
 
 	deliver := func(evID, piID string, received int64, currency string) {
 		t.Helper()
@@ -124,7 +101,9 @@ func TestStripeWebhookMismatchedAmountIsSettled(t *testing.T) {
 	assert.Equal(t, "to_refund", over.RefundStatus)
 	assert.Equal(t, int64(300), over.RefundAmount)
 
-	owed, err := st.ToRefund(ctx, tenant)
+	inv, _, err = st.GetInvoice(ctx, id)
+	require.NoError(t, err)
+	owed, err := st.ToRefund(ctx, inv.TenantID)
 	require.NoError(t, err)
 	require.Len(t, owed, 2)
 	// The test's clock is frozen, so both have the same received_at.
@@ -139,4 +118,82 @@ func TestStripeWebhookMismatchedAmountIsSettled(t *testing.T) {
 	var processed int
 	require.NoError(t, st.Pool().QueryRow(ctx, `SELECT count(*) FROM stripe_events WHERE invoice_id = $1`, id).Scan(&processed))
 	assert.Equal(t, 4, processed)
+}
+
+// newPaymentsHarness runs the invoice workflows on a task queue of the
+// test's own and an api in front of them, and makes one open invoice of
+// 20.00 USD (no workflow running for it yet).
+func newPaymentsHarness(t *testing.T, whsec string, now time.Time) (*store.Store, *httptest.Server, string) {
+	t.Helper()
+	ctx := context.Background()
+	st := testkit.NewStore(t)
+	tc, queue := testkit.TemporalClient(t), testkit.TaskQueue(t)
+	bc := billing.New(tc, queue)
+	w := worker.New(tc, queue, worker.Options{})
+	w.RegisterWorkflow(workflows.InvoicePayment)
+	w.RegisterWorkflow(workflows.GraceWindow)
+	w.RegisterWorkflow(workflows.TenantBilling)
+	w.RegisterActivity(&activities.Activities{Store: st, Notify: bc})
+	require.NoError(t, w.Start())
+	t.Cleanup(w.Stop)
+	srv := &api.Server{Billing: bc, Store: st, Token: "t", StripeWebhookSecret: whsec, Now: func() time.Time { return now }}
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(hs.Close)
+
+	tenant := testkit.NewTenantID(t)
+	_, _, err := st.EnsureTenant(ctx, tenant, "usd", 600)
+	require.NoError(t, err)
+	anchor := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	_, err = st.RecordActivity(ctx, tenant, models.Activity{ID: "a1", Type: models.ResourceCreated, ResourceID: "r1", PlanID: "pro", At: anchor}, false)
+	require.NoError(t, err)
+	claim, err := st.Claim(ctx, store.ClaimParams{TenantID: tenant, ClaimKey: "k1", Period: models.Period{Start: anchor, End: anchor.Add(10 * time.Minute)}})
+	require.NoError(t, err)
+	require.NotNil(t, claim.Invoice)
+	require.Equal(t, int64(2000), claim.Invoice.Total)
+	return st, hs, claim.Invoice.ID
+}
+
+// POST /v1/invoices/{id}/payments goes through the same settlement: an
+// amount below what is due is a partial payment, the rest pays the invoice,
+// and a report on the paid invoice is recorded as an overpayment (it used to
+// answer "already paid" and write nothing).
+func TestApplicationPaymentsGoThroughSettlement(t *testing.T) {
+	ctx := context.Background()
+	st, hs, id := newPaymentsHarness(t, "whsec_api_test", time.Now())
+	report := func(body string) map[string]any {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, hs.URL+"/v1/invoices/"+id+"/payments", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer t")
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var out map[string]any
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
+		require.Equal(t, http.StatusOK, resp.StatusCode, out)
+		return out
+	}
+
+	out := report(`{"rail":"manual","reference":"wire-1","amount":1200,"currency":"usd"}`)
+	assert.Equal(t, "partial", out["outcome"])
+	inv, _, err := st.GetInvoice(ctx, id)
+	require.NoError(t, err)
+	assert.Equal(t, int64(800), inv.Due())
+
+	out = report(`{"rail":"manual","reference":"wire-2"}`) // no amount: the rest
+	assert.Equal(t, "applied", out["outcome"])
+	assert.Equal(t, "paid", out["status"])
+
+	out = report(`{"rail":"manual","reference":"wire-3","amount":500}`)
+	assert.Equal(t, "overpayment", out["outcome"])
+	owed, err := st.ToRefund(ctx, "")
+	require.NoError(t, err)
+	found := false
+	for _, p := range owed {
+		found = found || (p.InvoiceID == id && p.Reference == "wire-3" && p.RefundAmount == 500)
+	}
+	assert.True(t, found, "the report on the paid invoice is kept to refund: %+v", owed)
+	inv, _, err = st.GetInvoice(ctx, id)
+	require.NoError(t, err)
+	assert.Equal(t, store.InvoicePaid, inv.Status)
+	assert.Equal(t, int64(2000), inv.AmountPaid)
 }

@@ -42,7 +42,16 @@ func invoiceNotFound(invoiceID string) error {
 // invoice was paid or closed), a new run of it records the payment, so a
 // report is never answered without being written.
 func (c *Client) MarkInvoicePaid(ctx context.Context, invoiceID, rail, reference string) (Payment, error) {
-	req := contract.MarkPaidRequest{Rail: rail, Reference: reference}
+	return c.RecordPayment(ctx, invoiceID, PaymentReport{Rail: rail, Reference: reference})
+}
+
+// RecordPayment is MarkInvoicePaid with the amount the rail collected:
+// Amount with Currency (minor units) or AmountMsat. Less than the amount due
+// is a partial payment (Outcome "partial", the invoice stays open for the
+// rest), more pays it and keeps the difference to refund, another currency
+// is kept to refund. No amount means the full amount still due.
+func (c *Client) RecordPayment(ctx context.Context, invoiceID string, p PaymentReport) (Payment, error) {
+	req := contract.MarkPaidRequest(p)
 	if err := req.Validate(); err != nil {
 		return Payment{}, err
 	}

@@ -134,11 +134,12 @@ func (a *app) invoiceShow() *cobra.Command {
 
 func (a *app) invoiceMarkPaid() *cobra.Command {
 	var (
-		id, rail, reference string
-		asJSON              bool
+		id, rail, reference, currency string
+		amount, amountMsat            int64
+		asJSON                        bool
 	)
 	cmd := &cobra.Command{
-		Use:   "mark-paid --invoice ID --rail RAIL [--reference REF]",
+		Use:   "mark-paid --invoice ID --rail RAIL [--reference REF] [--amount N --currency C | --amount-msat N]",
 		Short: "Report money received for an invoice (partial, full, or kept to refund when already paid)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -149,7 +150,8 @@ func (a *app) invoiceMarkPaid() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			res, err := bc.MarkInvoicePaid(cmd.Context(), id, rail, reference)
+			res, err := bc.RecordPayment(cmd.Context(), id, billing.PaymentReport{Rail: rail, Reference: reference,
+				Amount: amount, Currency: currency, AmountMsat: amountMsat})
 			if err != nil {
 				return err
 			}
@@ -157,6 +159,10 @@ func (a *app) invoiceMarkPaid() *cobra.Command {
 				return a.printJSON(res)
 			}
 			switch {
+			case res.Outcome == "partial":
+				fmt.Fprintf(a.stdout, "invoice %s: partial payment recorded; the invoice stays open for the rest\n", res.InvoiceID)
+			case res.Outcome == "unapplied":
+				fmt.Fprintf(a.stdout, "invoice %s: the money could not count against it (another currency?) and was recorded to refund\n", res.InvoiceID)
 			case res.Outcome == "overpayment":
 				fmt.Fprintf(a.stdout, "invoice %s was already paid via %s; this payment was recorded as an overpayment to refund\n", res.InvoiceID, res.Rail)
 			case res.AlreadyPaid:
@@ -170,6 +176,9 @@ func (a *app) invoiceMarkPaid() *cobra.Command {
 	cmd.Flags().StringVar(&id, "invoice", "", "invoice id")
 	cmd.Flags().StringVar(&rail, "rail", "manual", "rail the money came through: manual, stripe, nwc, lightning, oob")
 	cmd.Flags().StringVar(&reference, "reference", "", "payment reference (receipt, payment hash, intent id)")
+	cmd.Flags().Int64Var(&amount, "amount", 0, "amount received in minor units (omitted: the full amount still due)")
+	cmd.Flags().StringVar(&currency, "currency", "", "currency of --amount (default: the invoice's)")
+	cmd.Flags().Int64Var(&amountMsat, "amount-msat", 0, "amount received in millisatoshis (Lightning rails)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }

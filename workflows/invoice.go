@@ -287,7 +287,7 @@ func InvoicePayment(ctx workflow.Context, in InvoicePaymentInput) (InvoicePaymen
 	if r.late && r.closedAtStart {
 		// The run that collected the invoice told the tenant and its grace
 		// window when it settled; this one only recorded late money.
-		return final, nil
+		return final, r.finishHandlers(ctx, recordLate)
 	}
 	// Tell the tenant's workflow and its grace window, if one is running.
 	// Signals reach the current run; a workflow that is not running is no
@@ -312,7 +312,21 @@ func InvoicePayment(ctx workflow.Context, in InvoicePaymentInput) (InvoicePaymen
 	if err := r.settlePending(ctx, recordLate); err != nil {
 		return InvoicePaymentResult{}, err
 	}
-	return final, nil
+	return final, r.finishHandlers(ctx, recordLate)
+}
+
+// finishHandlers answers every update accepted while the run was ending (an
+// update-with-start reuses a run that is still finishing) before the run
+// completes, so a payment reported then is recorded, not lost with an
+// "update failed because the workflow completed" error.
+func (r *invoiceRun) finishHandlers(ctx workflow.Context, recordLate func() error) error {
+	if !r.v.lateReport {
+		return nil
+	}
+	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+		return err
+	}
+	return recordLate()
 }
 
 // begin marks the invoice as being collected and learns the collection
