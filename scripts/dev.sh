@@ -162,6 +162,8 @@ write_env() {
       # secret (the Stripe sandbox signs its deliveries with it).
       printf 'export BILLFLOW_API_ADDR=%q\n' "127.0.0.1:$API_PORT"
       printf 'export BILLFLOW_API_URL=%q\n' "http://127.0.0.1:$API_PORT"
+      # The api's hosted invoice and account pages (links in DMs and events).
+      printf 'export BILLFLOW_PUBLIC_URL=%q\n' "http://127.0.0.1:$API_PORT"
       # shellcheck disable=SC2016 # expanded when the file is sourced
       printf 'export BILLFLOW_API_TOKEN="$(cat %q)"\n' "$DATA/api.token"
       # shellcheck disable=SC2016 # expanded when the file is sourced
