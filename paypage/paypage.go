@@ -455,16 +455,25 @@ func formatSats(msat int64) string {
 
 // sameOrigin refuses a form post from another site: the token is a
 // capability, but a page elsewhere must not make a payer's browser charge
-// their card.
+// their card. Browsers say where a request comes from in Sec-Fetch-Site;
+// the Origin header cannot decide alone, since under Referrer-Policy
+// no-referrer a same-origin form post carries "Origin: null".
 func sameOrigin(r *http.Request) bool {
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "same-origin", "none":
+		return true
+	case "":
+	default:
+		return false
+	}
 	origin := r.Header.Get("Origin")
-	if origin == "" || origin == "null" {
+	if origin == "" {
 		// Browsers send Origin on every cross-site POST; a missing one is a
 		// non-browser client holding the token.
-		return origin == ""
+		return true
 	}
 	u, err := url.Parse(origin)
-	return err == nil && u.Host == r.Host
+	return err == nil && origin != "null" && u.Host == r.Host
 }
 
 // pageChargeAttempt offsets page charges in card_payments, so reconciliation

@@ -27,7 +27,11 @@
     var pay = document.getElementById("pay");
     if (pay) { pay.hidden = !s.payable; }
     var due = document.getElementById("due");
-    if (due) { due.textContent = s.due; }
+    if (due) {
+      due.textContent = s.due;
+      due.hidden = !s.payable;
+      document.getElementById("due-label").hidden = !s.payable;
+    }
     if (s.status === "paid") {
       document.getElementById("paid-rail").textContent = s.rail || "";
       document.getElementById("paid-ref").textContent = s.reference || "";
