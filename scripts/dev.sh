@@ -296,6 +296,7 @@ log "starting the api (log: .data/logs/sandbox-api.log)"
 # shellcheck disable=SC2016 # $1 and $2 are the inner shell's
 sandbox_up api "port_in_use $API_PORT" bash -c 'source "$1" && exec "$2"' api "$ENV_FILE" "$BIN_DIR/api"
 
+rm -f "$DATA/page-links"
 if ! BILLFLOW_GRACE_WINDOW=$BILLFLOW_GRACE_WINDOW bash scripts/seed-demo.sh; then
   warn "seeding the demo data failed (see above and .data/logs/worker.log); the stack keeps running"
 fi
@@ -333,6 +334,8 @@ Try, in another terminal in $BILLFLOW_ROOT:
   .bin/starter invoice show --invoice ID
   .bin/starter tenant grace --tenant TENANT
   .bin/temporal workflow list
+
+$(cat "$DATA/page-links" 2>/dev/null)
 
 Press Ctrl-C to stop everything.
 EOF
