@@ -162,6 +162,18 @@ func (s *stack) startPages(r *rails) (*httptest.Server, *links.Issuer) {
 	return ts, li
 }
 
+// body returns the body of the received event of a type about a subject.
+func (r *receiver) body(typ, subject string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, e := range r.events {
+		if e.Type == typ && strings.Contains(string(e.Body), `"subject_id":"`+subject+`"`) {
+			return string(e.Body)
+		}
+	}
+	return ""
+}
+
 var payLinkRE = regexp.MustCompile(`https?://\S+/pay/[A-Za-z0-9_-]{43}`)
 
 // payLinkFromDM waits for the tenant's payment DM and returns its link.
@@ -198,9 +210,9 @@ func TestInvoicePageLightningInBrowser(t *testing.T) {
 	require.Equal(t, "LIGHTNING:"+strings.ToUpper(live.PaymentRequest), qrPayload, "the QR code encodes it")
 	require.Contains(t, []string{"Open", "Collecting", "Awaiting payment"}, strings.TrimSpace(badge))
 	require.Contains(t, alt, "QR code")
-	body, href := val(b, chromedp.Text(chromedp.CSS("body"))), attr(b, "wallet-link", "href")
+	body, walletHref := val(b, chromedp.Text(chromedp.CSS("body"))), attr(b, "wallet-link", "href")
 	require.Contains(t, body, "20.00 USD")
-	require.Equal(t, "lightning:"+live.PaymentRequest, href)
+	require.Equal(t, "lightning:"+live.PaymentRequest, walletHref)
 	require.NotContains(t, body, string(u.id), "no tenant key on the invoice page")
 	b.screenshot("payable")
 	// Opening the page again reuses the payable BOLT11.
@@ -210,6 +222,28 @@ func TestInvoicePageLightningInBrowser(t *testing.T) {
 	bolts, err := s.store.Bolt11s(ctx, inv)
 	require.NoError(t, err)
 	require.Len(t, bolts, 1)
+
+	// The account page of a tenant in grace: its end, and the open invoice
+	// linking to the same page.
+	s.waitFor("grace window opened", 30*time.Second, func() (bool, error) {
+		g, err := s.store.GetGraceState(ctx, u.id)
+		return g.Status == store.TenantGrace, err
+	})
+	account, err := li.AccountURL(ctx, u.id)
+	require.NoError(t, err)
+	b.must(chromedp.Navigate(account), chromedp.WaitVisible(chromedp.ID("open-invoices")))
+	require.Equal(t, "Grace period", text(b, "status-badge"))
+	require.NotEmpty(t, text(b, "grace-ends"))
+	require.Contains(t, text(b, "open-invoices"), inv)
+	href := val(b, chromedp.AttributeValue(chromedp.CSS("#open-invoices a"), "href")).Value
+	require.Equal(t, link, href, "the account page links to the invoice's page")
+	b.screenshot("account-grace")
+	b.must(chromedp.Navigate(link), chromedp.WaitVisible(chromedp.ID("qr")))
+	// invoice.created reached the application with the page's link.
+	s.waitFor("invoice.created delivered", 30*time.Second, func() (bool, error) {
+		return len(s.webhook.received("invoice.created")) > 0, nil
+	})
+	require.Contains(t, s.webhook.body("invoice.created", inv), `"payment_url":"`+link+`"`)
 
 	// Headers, and the status JSON: no secret, no tenant.
 	resp, err := http.Get(link + "/status")
@@ -323,7 +357,12 @@ func TestInvoicePageCardAndAccountInBrowser(t *testing.T) {
 	resp.Body.Close()
 	require.Equal(t, http.StatusForbidden, resp.StatusCode)
 
-	// The account page: standing and the paid invoice, linking to its page.
+	// The account page: standing (restored once the invoice is paid) and
+	// the paid invoice, linking to its page.
+	s.waitFor("the tenant restored", 30*time.Second, func() (bool, error) {
+		g, err := s.store.GetGraceState(ctx, u.id)
+		return g.Status == store.TenantActive, err
+	})
 	account, err := li.AccountURL(ctx, u.id)
 	require.NoError(t, err)
 	b.must(chromedp.Navigate(account), chromedp.WaitVisible(chromedp.ID("recent-invoices")))
