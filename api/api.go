@@ -104,7 +104,7 @@ func (s *Server) routed(mux *http.ServeMux) http.Handler {
 				allowed = append(allowed, m)
 			}
 		}
-		s.logger().Info("rejected request", "method", r.Method, "path", r.URL.Path, "allowed", allowed)
+		s.logger().Info("rejected request", "method", r.Method, "path", paypage.RedactPath(r.URL.Path), "allowed", allowed)
 		if len(allowed) > 0 {
 			w.Header().Set("Allow", strings.Join(allowed, ", "))
 			writeError(w, http.StatusMethodNotAllowed, "method_not_allowed",

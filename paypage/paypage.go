@@ -89,6 +89,9 @@ func (s *Server) Mount(mux *http.ServeMux) {
 	mux.Handle("GET /account/{token}", s.guard(s.accountPage, false))
 	assets, _ := fs.Sub(assetFS, "assets")
 	mux.Handle("GET /page-assets/", secured(http.StripPrefix("/page-assets/", http.FileServerFS(assets))))
+	// Browsers ask for it on every page; the pages link page-assets/icon.svg,
+	// but an old browser asking here gets an empty answer, not a logged 404.
+	mux.Handle("GET /favicon.ico", secured(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })))
 }
 
 func (s *Server) logger() *slog.Logger {
@@ -137,7 +140,7 @@ func (s *Server) guard(h func(http.ResponseWriter, *http.Request), asJSON bool) 
 	return secured(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !s.limiter.allow(r.PathValue("token"), clientAddr(r), s.now()) {
 			w.Header().Set("Retry-After", "1")
-			s.logger().Info("rate limited page request", "path", redactPath(r.URL.Path), "addr", clientAddr(r))
+			s.logger().Info("rate limited page request", "path", RedactPath(r.URL.Path), "addr", clientAddr(r))
 			if asJSON {
 				writeJSONError(w, http.StatusTooManyRequests, "rate_limited", "too many requests; retry in a second")
 			} else {
@@ -159,9 +162,13 @@ func clientAddr(r *http.Request) string {
 	return host
 }
 
-// redactPath keeps a token out of the logs: a logged link would be a
-// working capability for whoever reads the logs.
-func redactPath(p string) string {
+// RedactPath keeps a page token out of the logs: a logged link would be a
+// working capability for whoever reads them. Other paths are returned as
+// they are.
+func RedactPath(p string) string {
+	if !strings.HasPrefix(p, "/pay/") && !strings.HasPrefix(p, "/account/") {
+		return p
+	}
 	parts := strings.Split(p, "/")
 	for i, part := range parts {
 		if len(part) >= 16 {
@@ -207,7 +214,7 @@ func (s *Server) render(w http.ResponseWriter, status int, name string, data any
 
 // fail answers an unexpected error without detail.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error, asJSON bool) {
-	s.logger().Error("page request failed", "path", redactPath(r.URL.Path), "error", err)
+	s.logger().Error("page request failed", "path", RedactPath(r.URL.Path), "error", err)
 	if asJSON {
 		writeJSONError(w, http.StatusServiceUnavailable, "unavailable", "billflow is unavailable; retry later")
 		return

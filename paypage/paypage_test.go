@@ -127,7 +127,9 @@ func TestStatusShowsNoSecrets(t *testing.T) {
 
 func TestRedactPath(t *testing.T) {
 	tok := strings.Repeat("q", 43)
-	require.Equal(t, "/pay/qqqq…/status", redactPath("/pay/"+tok+"/status"))
+	require.Equal(t, "/pay/qqqq…/status", RedactPath("/pay/"+tok+"/status"))
+	require.Equal(t, "/account/qqqq…", RedactPath("/account/"+tok))
+	require.Equal(t, "/v1/tenants/"+tok, RedactPath("/v1/tenants/"+tok), "other paths are kept")
 }
 
 func TestSameOrigin(t *testing.T) {
