@@ -107,8 +107,8 @@ func (b *browser) must(steps ...chromedp.Action[chromedp.Void]) {
 	require.NoError(b.t, b.run(30*time.Second, steps...))
 }
 
-// val runs one action that reads a value, with a deadline.
-func val[T any](b *browser, a chromedp.Action[T]) T {
+// pageValue runs one action that reads a value, with a deadline.
+func pageValue[T any](b *browser, a chromedp.Action[T]) T {
 	b.t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
 	defer cancel()
@@ -117,14 +117,16 @@ func val[T any](b *browser, a chromedp.Action[T]) T {
 	return v
 }
 
-func attr(b *browser, id, name string) string {
+// pageAttr reads an attribute of the element with this id.
+func pageAttr(b *browser, id, name string) string {
 	b.t.Helper()
-	return val(b, chromedp.AttributeValue(chromedp.ID(id), name)).Value
+	return pageValue(b, chromedp.AttributeValue(chromedp.ID(id), name)).Value
 }
 
-func text(b *browser, id string) string {
+// pageText reads the visible text of the element with this id.
+func pageText(b *browser, id string) string {
 	b.t.Helper()
-	return strings.TrimSpace(val(b, chromedp.Text(chromedp.ID(id))))
+	return strings.TrimSpace(pageValue(b, chromedp.Text(chromedp.ID(id))))
 }
 
 // screenshot saves the whole page as <artifacts>/<name>.png and logs where.
@@ -202,22 +204,22 @@ func TestInvoicePageLightningInBrowser(t *testing.T) {
 	require.True(t, strings.HasPrefix(link, ts.URL+"/pay/"))
 
 	b.must(chromedp.Navigate(link), chromedp.WaitVisible(chromedp.ID("qr")))
-	badge, qrPayload, alt := text(b, "status-badge"), attr(b, "qr", "data-qr-payload"), attr(b, "qr", "alt")
-	bolt11 := val(b, chromedp.Value(chromedp.ID("bolt11")))
+	badge, qrPayload, alt := pageText(b, "status-badge"), pageAttr(b, "qr", "data-qr-payload"), pageAttr(b, "qr", "alt")
+	bolt11 := pageValue(b, chromedp.Value(chromedp.ID("bolt11")))
 	live, err := s.store.LiveBolt11(ctx, inv, time.Now())
 	require.NoError(t, err)
 	require.Equal(t, live.PaymentRequest, bolt11, "the page shows the invoice's one payable BOLT11")
 	require.Equal(t, "LIGHTNING:"+strings.ToUpper(live.PaymentRequest), qrPayload, "the QR code encodes it")
 	require.Contains(t, []string{"Open", "Collecting", "Awaiting payment"}, strings.TrimSpace(badge))
 	require.Contains(t, alt, "QR code")
-	body, walletHref := val(b, chromedp.Text(chromedp.CSS("body"))), attr(b, "wallet-link", "href")
+	body, walletHref := pageValue(b, chromedp.Text(chromedp.CSS("body"))), pageAttr(b, "wallet-link", "href")
 	require.Contains(t, body, "20.00 USD")
 	require.Equal(t, "lightning:"+live.PaymentRequest, walletHref)
 	require.NotContains(t, body, string(u.id), "no tenant key on the invoice page")
 	b.screenshot("payable")
 	// Opening the page again reuses the payable BOLT11.
 	b.must(chromedp.Reload(), chromedp.WaitVisible(chromedp.ID("qr")))
-	bolt11 = val(b, chromedp.Value(chromedp.ID("bolt11")))
+	bolt11 = pageValue(b, chromedp.Value(chromedp.ID("bolt11")))
 	require.Equal(t, live.PaymentRequest, bolt11)
 	bolts, err := s.store.Bolt11s(ctx, inv)
 	require.NoError(t, err)
@@ -232,10 +234,10 @@ func TestInvoicePageLightningInBrowser(t *testing.T) {
 	account, err := li.AccountURL(ctx, u.id)
 	require.NoError(t, err)
 	b.must(chromedp.Navigate(account), chromedp.WaitVisible(chromedp.ID("open-invoices")))
-	require.Equal(t, "Grace period", text(b, "status-badge"))
-	require.NotEmpty(t, text(b, "grace-ends"))
-	require.Contains(t, text(b, "open-invoices"), inv)
-	href := val(b, chromedp.AttributeValue(chromedp.CSS("#open-invoices a"), "href")).Value
+	require.Equal(t, "Grace period", pageText(b, "status-badge"))
+	require.NotEmpty(t, pageText(b, "grace-ends"))
+	require.Contains(t, pageText(b, "open-invoices"), inv)
+	href := pageValue(b, chromedp.AttributeValue(chromedp.CSS("#open-invoices a"), "href")).Value
 	require.Equal(t, link, href, "the account page links to the invoice's page")
 	b.screenshot("account-grace")
 	b.must(chromedp.Navigate(link), chromedp.WaitVisible(chromedp.ID("qr")))
@@ -260,12 +262,12 @@ func TestInvoicePageLightningInBrowser(t *testing.T) {
 	_, err = r.node.Pay(ctx, live.PaymentRequest)
 	require.NoError(t, err)
 	b.must(chromedp.WaitVisible(chromedp.ID("paid")))
-	paidSeen := val(b, chromedp.AttributeValue(chromedp.CSS("body"), "data-paid-seen-at")).Value
-	badge, rail, ref := text(b, "status-badge"), text(b, "paid-rail"), text(b, "paid-ref")
+	paidSeen := pageValue(b, chromedp.AttributeValue(chromedp.CSS("body"), "data-paid-seen-at")).Value
+	badge, rail, ref := pageText(b, "status-badge"), pageText(b, "paid-rail"), pageText(b, "paid-ref")
 	require.Equal(t, "Paid", badge)
 	require.Equal(t, "Lightning", rail)
 	require.True(t, strings.HasPrefix(ref, live.PaymentHash[:10]), "shortened reference %q", ref)
-	payHidden := val(b, chromedp.Evaluate[bool](`document.getElementById("pay").hidden`))
+	payHidden := pageValue(b, chromedp.Evaluate[bool](`document.getElementById("pay").hidden`))
 	require.True(t, payHidden, "nothing left to pay")
 	paid, _, err := s.store.GetInvoice(ctx, inv)
 	require.NoError(t, err)
@@ -284,7 +286,7 @@ func TestInvoicePageLightningInBrowser(t *testing.T) {
 		require.Equal(t, http.StatusNotFound, resp.StatusCode, bad)
 	}
 	b.must(chromedp.Navigate(ts.URL + "/pay/" + strings.Repeat("B", 43)))
-	title := val(b, chromedp.Title())
+	title := pageValue(b, chromedp.Title())
 	require.Equal(t, "Page not found", title)
 	revoked, err := li.Revoke(ctx, store.PageInvoice, inv)
 	require.NoError(t, err)
@@ -318,7 +320,7 @@ func TestInvoicePageCardAndAccountInBrowser(t *testing.T) {
 	link := s.payLinkFromDM(r, u, inv)
 
 	b.must(chromedp.Navigate(link), chromedp.WaitVisible(chromedp.ID("no-card")))
-	noCard := text(b, "no-card")
+	noCard := pageText(b, "no-card")
 	require.Contains(t, noCard, "No card is saved")
 
 	cus := "cus_page_" + string(u.id)[:12]
@@ -327,8 +329,8 @@ func TestInvoicePageCardAndAccountInBrowser(t *testing.T) {
 	require.NoError(t, s.store.SetStripeCustomer(ctx, u.id, cus))
 	b.must(chromedp.Reload(), chromedp.WaitVisible(chromedp.ID("pay-card")), chromedp.Click(chromedp.ID("pay-card")),
 		chromedp.WaitVisible(chromedp.ID("paid")))
-	require.Equal(t, "Paid", text(b, "status-badge"))
-	t.Logf("card message: %q", text(b, "card-message"))
+	require.Equal(t, "Paid", pageText(b, "status-badge"))
+	t.Logf("card message: %q", pageText(b, "card-message"))
 	s.waitFor("the invoice paid by card", 30*time.Second, func() (bool, error) {
 		i, _, err := s.store.GetInvoice(ctx, inv)
 		return i.Status == store.InvoicePaid && i.PaidRail == store.RailStripe, err
@@ -366,7 +368,7 @@ func TestInvoicePageCardAndAccountInBrowser(t *testing.T) {
 	account, err := li.AccountURL(ctx, u.id)
 	require.NoError(t, err)
 	b.must(chromedp.Navigate(account), chromedp.WaitVisible(chromedp.ID("recent-invoices")))
-	status, recent := text(b, "status-badge"), text(b, "recent-invoices")
+	status, recent := pageText(b, "status-badge"), pageText(b, "recent-invoices")
 	require.Equal(t, "Active", status)
 	require.Contains(t, recent, inv)
 	require.Contains(t, recent, "Paid")
@@ -436,7 +438,7 @@ func TestInvoicePageAccessibility(t *testing.T) {
 	inv := s.bill(u, "pro")
 	link := s.payLinkFromDM(r, u, inv)
 	b.must(chromedp.Navigate(link), chromedp.WaitVisible(chromedp.ID("qr")))
-	rep := val(b, chromedp.Evaluate[a11yReport](contrastJS))
+	rep := pageValue(b, chromedp.Evaluate[a11yReport](contrastJS))
 	require.Empty(t, rep.Unlabeled, "controls without a label")
 	require.Empty(t, rep.NoAlt, "images without alt text")
 	require.Equal(t, "en", rep.Lang)
