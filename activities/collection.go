@@ -40,8 +40,10 @@ type Rails struct {
 	NWCTimeout time.Duration
 	Cards      card.Charger
 	DM         dm.Sender
-	// AppURL is where tenants pay by hand: <AppURL>/account?invoice=<id>.
+	// AppURL is where tenants pay by hand: <AppURL>/account?invoice=<id>,
+	// unless Pages mints hosted page links.
 	AppURL string
+	Pages  PageLinks
 }
 
 // NWCPayer is what the cascade needs from an NWC client.

@@ -31,6 +31,9 @@ type eventEnvelope struct {
 	SubjectID string          `json:"subject_id"`
 	CreatedAt time.Time       `json:"created_at"`
 	Data      json.RawMessage `json:"data"`
+	// PaymentURL is the invoice's hosted payment page (invoice.created,
+	// when the pages are configured).
+	PaymentURL string `json:"payment_url,omitempty"`
 }
 
 // DeliverEvents posts pending outbound events, oldest first, to the
@@ -52,7 +55,11 @@ func (a *Activities) DeliverEvents(ctx context.Context, in DeliverEventsInput) (
 	}
 	var out DeliverEventsResult
 	for _, e := range events {
-		body, err := json.Marshal(eventEnvelope{ID: e.ID, Type: e.Type, TenantID: string(e.TenantID), SubjectID: e.SubjectID, CreatedAt: e.CreatedAt.UTC(), Data: e.Payload})
+		page, err := a.eventPaymentURL(ctx, e.Type, e.SubjectID)
+		if err != nil {
+			return out, err
+		}
+		body, err := json.Marshal(eventEnvelope{ID: e.ID, Type: e.Type, TenantID: string(e.TenantID), SubjectID: e.SubjectID, CreatedAt: e.CreatedAt.UTC(), Data: e.Payload, PaymentURL: page})
 		if err != nil {
 			return out, err
 		}

@@ -32,13 +32,13 @@ type PaymentDMResult struct {
 
 // PaymentMessage is the DM text: the payment link and, when an automatic
 // rail failed, "Auto-payment failed: <summary>".
-func PaymentMessage(appURL string, inv store.Invoice, failure string, reminder bool) string {
+func PaymentMessage(link string, inv store.Invoice, failure string, reminder bool) string {
 	var b strings.Builder
 	if reminder {
 		b.WriteString("Reminder: ")
 	}
-	fmt.Fprintf(&b, "payment of %s is due for invoice %s. Open the link below to review it and pay by Lightning or card:\n\n%s/account?invoice=%s",
-		models.FormatAmount(inv.Due(), inv.Currency), inv.ID, strings.TrimRight(appURL, "/"), inv.ID)
+	fmt.Fprintf(&b, "payment of %s is due for invoice %s. Open the link below to review it and pay by Lightning or card:\n\n%s",
+		models.FormatAmount(inv.Due(), inv.Currency), inv.ID, link)
 	if s := Summarize(failure); s != "" {
 		b.WriteString("\n\nAuto-payment failed: " + s)
 	}
@@ -69,7 +69,11 @@ func (a *Activities) SendPaymentDM(ctx context.Context, in PaymentDMInput) (Paym
 		_, err := a.record(ctx, rin, "dm", RailAttemptResult{Outcome: OutcomeSkipped, Summary: "no DM robot configured"})
 		return PaymentDMResult{Outcome: OutcomeSkipped}, err
 	}
-	sent, err := a.Rails.DM.Send(ctx, string(inv.TenantID), PaymentMessage(a.Rails.AppURL, inv, in.Failure, in.Reminder))
+	link, err := a.paymentLink(ctx, inv)
+	if err != nil {
+		return PaymentDMResult{}, err
+	}
+	sent, err := a.Rails.DM.Send(ctx, string(inv.TenantID), PaymentMessage(link, inv, in.Failure, in.Reminder))
 	if err != nil {
 		if errors.Is(err, dm.ErrInvalidRecipient) {
 			_, rerr := a.record(ctx, rin, "dm", RailAttemptResult{Outcome: OutcomeFailed, Summary: "DM: " + err.Error()})
@@ -105,13 +109,13 @@ type SuspensionDMInput struct {
 }
 
 // SuspensionMessage is the DM telling a tenant its service is suspended.
-func SuspensionMessage(appURL string, unpaid []store.Invoice) string {
+func SuspensionMessage(link string, unpaid []store.Invoice) string {
 	var b strings.Builder
 	b.WriteString("Your service is suspended because of unpaid invoices:\n")
 	for _, inv := range unpaid {
 		fmt.Fprintf(&b, "\n- %s: %s", inv.ID, models.FormatAmount(inv.Due(), inv.Currency))
 	}
-	fmt.Fprintf(&b, "\n\nPay them at %s/account to restore it.", strings.TrimRight(appURL, "/"))
+	fmt.Fprintf(&b, "\n\nPay them at %s to restore it.", link)
 	return b.String()
 }
 
@@ -128,7 +132,11 @@ func (a *Activities) SendSuspensionDM(ctx context.Context, in SuspensionDMInput)
 	if g.Status != store.TenantSuspended {
 		return PaymentDMResult{Outcome: OutcomeSkipped}, nil
 	}
-	sent, err := a.Rails.DM.Send(ctx, string(in.TenantID), SuspensionMessage(a.Rails.AppURL, g.Unpaid))
+	link, err := a.accountLink(ctx, in.TenantID)
+	if err != nil {
+		return PaymentDMResult{}, err
+	}
+	sent, err := a.Rails.DM.Send(ctx, string(in.TenantID), SuspensionMessage(link, g.Unpaid))
 	if err != nil {
 		return PaymentDMResult{}, fmt.Errorf("send suspension DM: %w", err)
 	}

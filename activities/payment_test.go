@@ -26,13 +26,13 @@ func TestSummarize(t *testing.T) {
 
 func TestPaymentMessage(t *testing.T) {
 	inv := store.Invoice{ID: "inv-1", Total: 2050, Currency: "usd"}
-	msg := PaymentMessage("https://app.example/", inv, "card declined\n(insufficient_funds)", false)
+	msg := PaymentMessage("https://app.example/account?invoice=inv-1", inv, "card declined\n(insufficient_funds)", false)
 	require.Equal(t, "Payment of 20.50 USD is due for invoice inv-1. Open the link below to review it and pay by Lightning or card:\n\n"+
 		"https://app.example/account?invoice=inv-1\n\nAuto-payment failed: card declined (insufficient_funds)", msg)
-	plain := PaymentMessage("https://app.example", inv, "", true)
+	plain := PaymentMessage("https://pay.example/pay/tok", inv, "", true)
 	require.True(t, strings.HasPrefix(plain, "Reminder: payment of 20.50 USD"))
 	require.NotContains(t, plain, "Auto-payment failed")
-	long := PaymentMessage("https://app.example", inv, strings.Repeat("e ", 400), false)
+	long := PaymentMessage("https://pay.example/pay/tok", inv, strings.Repeat("e ", 400), false)
 	line := long[strings.Index(long, "Auto-payment failed: ")+len("Auto-payment failed: "):]
 	require.Len(t, line, 240)
 }

@@ -9,6 +9,8 @@
 //	POST /webhooks/stripe                  Stripe events (Stripe-Signature)
 //	GET  /healthz                          readiness: Postgres and Temporal reachable
 //	GET  /metrics                          Prometheus metrics
+//	GET  /pay/{token}, /account/{token}    hosted invoice and account pages
+//	                                       (package paypage), when configured
 //
 // Application endpoints need "Authorization: Bearer <BILLFLOW_API_TOKEN>".
 // Every error, including an unknown path (404), a wrong method (405) and an
@@ -31,6 +33,7 @@ import (
 	"github.com/billflow/billflow/billing"
 	"github.com/billflow/billflow/metrics"
 	"github.com/billflow/billflow/models"
+	"github.com/billflow/billflow/paypage"
 	"github.com/billflow/billflow/rails/card"
 	"github.com/billflow/billflow/store"
 )
@@ -58,6 +61,8 @@ type Server struct {
 	Checks []metrics.Check
 	// Metrics serves GET /metrics when set.
 	Metrics http.Handler
+	// Pages are the hosted invoice and account pages, when configured.
+	Pages *paypage.Server
 }
 
 // Handler returns the routes.
@@ -72,6 +77,9 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /healthz", metrics.Health(5*time.Second, s.Checks...))
 	if s.Metrics != nil {
 		mux.Handle("GET /metrics", s.Metrics)
+	}
+	if s.Pages != nil {
+		s.Pages.Mount(mux)
 	}
 	return s.routed(mux)
 }
@@ -96,7 +104,7 @@ func (s *Server) routed(mux *http.ServeMux) http.Handler {
 				allowed = append(allowed, m)
 			}
 		}
-		s.logger().Info("rejected request", "method", r.Method, "path", r.URL.Path, "allowed", allowed)
+		s.logger().Info("rejected request", "method", r.Method, "path", paypage.RedactPath(r.URL.Path), "allowed", allowed)
 		if len(allowed) > 0 {
 			w.Header().Set("Allow", strings.Join(allowed, ", "))
 			writeError(w, http.StatusMethodNotAllowed, "method_not_allowed",

@@ -14,6 +14,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/url"
 	"reflect"
 	"strings"
 	"time"
@@ -57,8 +58,12 @@ type Rails struct {
 	// RobotKey (hex Nostr secret key) turns the DM rail on.
 	RobotKey    string `env:"BILLFLOW_ROBOT_KEY" redact:"secret"`
 	NostrRelays List   `env:"BILLFLOW_NOSTR_RELAYS"`
-	// AppURL is the base of the payment link in DMs.
+	// AppURL is the base of the payment link in DMs when the hosted pages
+	// are off (no PublicURL): <AppURL>/account?invoice=<id>.
 	AppURL string `env:"BILLFLOW_APP_URL" envDefault:"http://localhost:3000"`
+	// PublicURL is where the api's hosted pages are reached (package
+	// paypage); set, DMs and invoice.created events carry <PublicURL>/pay/<token>.
+	PublicURL string `env:"BILLFLOW_PUBLIC_URL"`
 	// NWCTimeout bounds one NWC payment; past it the outcome is unknown.
 	NWCTimeout time.Duration `env:"BILLFLOW_NWC_TIMEOUT" envDefault:"60s"`
 }
@@ -115,6 +120,13 @@ type API struct {
 	// deployment: then the webhook secret is required, or card payments that
 	// settle by webhook would never be recorded.
 	StripeAPIKey string `env:"BILLFLOW_STRIPE_API_KEY" redact:"secret"`
+	// StripeAPIURL is the Stripe API base (the sandbox in dev): the invoice
+	// page's "pay by card" charges through it.
+	StripeAPIURL string `env:"BILLFLOW_STRIPE_API_URL"`
+	// PublicURL turns the hosted invoice and account pages on (package
+	// paypage), with SecretKey, from which their tokens are derived.
+	PublicURL string `env:"BILLFLOW_PUBLIC_URL"`
+	SecretKey string `env:"BILLFLOW_SECRET_KEY" redact:"secret"`
 }
 
 // Starter is the starter CLI's configuration; each command checks that the
@@ -123,6 +135,9 @@ type Starter struct {
 	Common
 	// SecretKey seals the NWC connections `tenant set-nwc` stores.
 	SecretKey string `env:"BILLFLOW_SECRET_KEY" redact:"secret"`
+	// PublicURL is the base of the page links `invoice show` and `tenant
+	// portal-link` print (with SecretKey).
+	PublicURL string `env:"BILLFLOW_PUBLIC_URL"`
 }
 
 // LoadWorker reads and validates the worker's configuration from environ
@@ -163,7 +178,7 @@ func (c Worker) Validate() error {
 	if c.WebhookURL != "" && c.WebhookSecret == "" {
 		errs = append(errs, errors.New("BILLFLOW_WEBHOOK_URL is set but BILLFLOW_WEBHOOK_SECRET is not: events must be signed"))
 	}
-	errs = append(errs, c.Rails.validate(), c.Policy.validate())
+	errs = append(errs, c.Rails.validate(), c.Policy.validate(), checkPages(c.PublicURL, c.SecretKey))
 	return join(errs)
 }
 
@@ -183,6 +198,13 @@ func (c API) Validate() error {
 	if c.StripeWebhookSecret != "" && !strings.HasPrefix(c.StripeWebhookSecret, "whsec_") {
 		errs = append(errs, errors.New("BILLFLOW_STRIPE_WEBHOOK_SECRET does not start with whsec_: give the endpoint's signing secret"))
 	}
+	if c.StripeAPIURL != "" && c.StripeAPIKey == "" {
+		errs = append(errs, errors.New("BILLFLOW_STRIPE_API_URL is set but BILLFLOW_STRIPE_API_KEY is not: the card rail needs its key"))
+	}
+	if c.SecretKey != "" {
+		errs = append(errs, checkHexKey("BILLFLOW_SECRET_KEY", c.SecretKey, 32))
+	}
+	errs = append(errs, checkPages(c.PublicURL, c.SecretKey))
 	return join(errs)
 }
 
@@ -192,6 +214,24 @@ func (c Starter) Validate() error {
 	errs = append(errs, c.Common.validate())
 	if c.SecretKey != "" {
 		errs = append(errs, checkHexKey("BILLFLOW_SECRET_KEY", c.SecretKey, 32))
+	}
+	errs = append(errs, checkPages(c.PublicURL, c.SecretKey))
+	return join(errs)
+}
+
+// checkPages checks the hosted pages' settings: a base URL a browser can
+// open, and the secret key their tokens are derived from.
+func checkPages(publicURL, secretKey string) error {
+	if publicURL == "" {
+		return nil
+	}
+	var errs []error
+	u, err := url.Parse(publicURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		errs = append(errs, fmt.Errorf("BILLFLOW_PUBLIC_URL=%q is not an http(s) URL without query or fragment (e.g. https://billing.example.com)", publicURL))
+	}
+	if secretKey == "" {
+		errs = append(errs, errors.New("BILLFLOW_PUBLIC_URL is set but BILLFLOW_SECRET_KEY is not: the invoice and account page tokens are derived from it"))
 	}
 	return join(errs)
 }

@@ -162,6 +162,8 @@ write_env() {
       # secret (the Stripe sandbox signs its deliveries with it).
       printf 'export BILLFLOW_API_ADDR=%q\n' "127.0.0.1:$API_PORT"
       printf 'export BILLFLOW_API_URL=%q\n' "http://127.0.0.1:$API_PORT"
+      # The api's hosted invoice and account pages (links in DMs and events).
+      printf 'export BILLFLOW_PUBLIC_URL=%q\n' "http://127.0.0.1:$API_PORT"
       # shellcheck disable=SC2016 # expanded when the file is sourced
       printf 'export BILLFLOW_API_TOKEN="$(cat %q)"\n' "$DATA/api.token"
       # shellcheck disable=SC2016 # expanded when the file is sourced
@@ -294,6 +296,7 @@ log "starting the api (log: .data/logs/sandbox-api.log)"
 # shellcheck disable=SC2016 # $1 and $2 are the inner shell's
 sandbox_up api "port_in_use $API_PORT" bash -c 'source "$1" && exec "$2"' api "$ENV_FILE" "$BIN_DIR/api"
 
+rm -f "$DATA/page-links"
 if ! BILLFLOW_GRACE_WINDOW=$BILLFLOW_GRACE_WINDOW bash scripts/seed-demo.sh; then
   warn "seeding the demo data failed (see above and .data/logs/worker.log); the stack keeps running"
 fi
@@ -331,6 +334,8 @@ Try, in another terminal in $BILLFLOW_ROOT:
   .bin/starter invoice show --invoice ID
   .bin/starter tenant grace --tenant TENANT
   .bin/temporal workflow list
+
+$(cat "$DATA/page-links" 2>/dev/null)
 
 Press Ctrl-C to stop everything.
 EOF

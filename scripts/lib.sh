@@ -208,6 +208,27 @@ _PG_SOCK_TMP=""
 
 # pg_find_bindir sets PG_BIN to a directory holding initdb, pg_ctl and
 # postgres. Debian keeps them off PATH, under /usr/lib/postgresql/N/bin.
+# ensure_chromium: the browser the integration tier's page tests drive
+# (e2e/pages_test.go, through chromedp): $BILLFLOW_CHROMIUM, else Debian's
+# /usr/bin/chromium. Missing, it is installed with apt-get when we are root
+# (as in CI); otherwise the test command stops saying how to install it.
+ensure_chromium() {
+  local path=${BILLFLOW_CHROMIUM:-/usr/bin/chromium}
+  [[ -x $path ]] && return 0
+  if [[ -n ${BILLFLOW_CHROMIUM:-} ]]; then
+    die "BILLFLOW_CHROMIUM=$path is not an executable: point it at chromium, or unset it and install it: apt-get install chromium"
+  fi
+  if ((EUID == 0)) && command -v apt-get >/dev/null 2>&1; then
+    log "chromium is missing: installing it with apt-get (the browser tests need it)"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq -o Dpkg::Use-Pty=0 >/dev/null &&
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o Dpkg::Use-Pty=0 --no-install-recommends chromium >/dev/null ||
+      die "installing chromium with apt-get failed; install it: apt-get install chromium"
+    [[ -x $path ]] || die "apt-get installed chromium but $path is missing; set BILLFLOW_CHROMIUM"
+    return 0
+  fi
+  die "chromium is missing (the invoice page tests drive it): install it: apt-get install chromium"
+}
+
 pg_find_bindir() {
   local d candidates=()
   if command -v pg_config >/dev/null 2>&1; then

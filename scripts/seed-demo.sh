@@ -177,9 +177,36 @@ What to watch in the Temporal Web UI (search box: BillingTenant="<tenant id>"):
   grace/<id>    the grace tenant's GraceWindow workflow, until suspension
   tenant/<id>   each TenantBilling workflow: renewals and claims every period
 
+EOF
+
+# The hosted pages (BILLFLOW_PUBLIC_URL, served by the api): the grace
+# tenant's invoice, left to pay by hand (payable: QR code and "pay by card",
+# whose card is declined), and the NWC tenant's account page, whose invoice
+# the wallet paid (open it from the list: a paid page).
+if [[ -n ${BILLFLOW_PUBLIC_URL:-} && ${INVOICE[$GRACE_TENANT]} != "("* ]]; then
+  pay_link=$("$STARTER" invoice page-link --invoice "${INVOICE[$GRACE_TENANT]}") || pay_link="(failed; see above)"
+  account_link=$("$STARTER" tenant portal-link --tenant "$NWC_TENANT") || account_link="(failed; see above)"
+  links=$(cat <<EOF
+Hosted pages (open in a browser; the links are capabilities):
+  invoice page   $pay_link
+                 the grace tenant's invoice, payable: Lightning QR code (pay it:
+                 .bin/lnnode pay --dir .data/lnnode BOLT11) and "pay by card"
+  account page   $account_link
+                 the NWC tenant: its paid invoice links to a paid page
+EOF
+)
+  printf '%s\n\n' "$links"
+  # dev.sh repeats them at the end of its banner.
+  if [[ -d .data ]]; then
+    printf '%s\n' "$links" >.data/page-links
+  fi
+fi
+cat <<EOF
 From the shell (source .data/env):
   .bin/starter invoice list
   .bin/starter invoice show --invoice ID        (rail attempts)
   .bin/starter tenant grace --tenant $GRACE_TENANT
   .bin/starter tenant payment-methods --tenant $CARD_TENANT
+  .bin/starter invoice page-link --invoice ID   (its hosted page; --revoke for a new link)
+  .bin/starter tenant portal-link --tenant ID   (the account page)
 EOF

@@ -9,6 +9,9 @@
 #   4. a private PostgreSQL cluster and an in-memory Temporal dev server,
 #      both brand new, then
 #      go test -tags integration -p 1 ./...   tests against real servers
+#      (the page tests drive headless Chromium: installed here with apt-get
+#      when missing and running as root, as CI does; else the command says
+#      how to install it and fails)
 #   5. optionally (BILLFLOW_REGTEST=1) scripts/regtest.sh: the Lightning rail
 #      against real btcd + lnd
 #
@@ -109,6 +112,11 @@ export TEMPORAL_CLI=$TEMPORAL_BIN
 # The card rail's request shapes are checked against stripe-mock.
 ensure_stripe_mock
 export STRIPE_MOCK_BIN=$BIN_DIR/stripe-mock
+# The invoice and account page tests run in a real browser.
+ensure_chromium
+export BILLFLOW_CHROMIUM=${BILLFLOW_CHROMIUM:-/usr/bin/chromium}
+# Screenshots of failed browser tests are kept here (t.TempDir is removed).
+export BILLFLOW_TEST_ARTIFACTS=${BILLFLOW_TEST_ARTIFACTS:-$PWD/.data/test-artifacts}
 
 run_step "go test -tags integration -count=1 -p 1 -timeout 40m ./...   (against the servers)" \
   go test -tags integration -count=1 -p 1 -timeout 40m ./...

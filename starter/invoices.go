@@ -18,7 +18,7 @@ import (
 func (a *app) invoiceCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "invoice", Short: "Inspect, settle, close and preview invoices"}
 	cmd.AddCommand(a.invoiceList(), a.invoiceShow(), a.invoiceMarkPaid(), a.invoicePreview())
-	cmd.AddCommand(a.invoiceClose("void"), a.invoiceClose("write-off"), a.invoiceLightning(), a.invoiceRefunds())
+	cmd.AddCommand(a.invoiceClose("void"), a.invoiceClose("write-off"), a.invoiceLightning(), a.invoiceRefunds(), a.invoicePageLink())
 	return cmd
 }
 
@@ -75,6 +75,8 @@ func (a *app) invoiceList() *cobra.Command {
 type invoiceView struct {
 	store.Invoice
 	Items []store.Item `json:"items"`
+	// PaymentURL is the invoice's hosted page, when BILLFLOW_PUBLIC_URL is set.
+	PaymentURL string `json:"payment_url,omitempty"`
 	collectionView
 }
 
@@ -107,17 +109,24 @@ func (a *app) invoiceShow() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			page, err := a.invoicePageURL(cmd.Context(), id)
+			if err != nil {
+				return err
+			}
 			if asJSON {
 				if items == nil {
 					items = []store.Item{}
 				}
-				return a.printJSON(invoiceView{Invoice: inv, Items: items, collectionView: col})
+				return a.printJSON(invoiceView{Invoice: inv, Items: items, PaymentURL: page, collectionView: col})
 			}
 			w := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintf(w, "invoice\t%s\ntenant\t%s\nstatus\t%s\ntotal\t%s\nperiod\t%s -> %s\ncreated\t%s\n", inv.ID, inv.TenantID, inv.Status,
 				workflows.FormatAmount(inv.Total, inv.Currency), inv.PeriodStart.Format(time.RFC3339), inv.PeriodEnd.Format(time.RFC3339), inv.CreatedAt.Format(time.RFC3339))
 			if inv.PaidAt != nil {
 				fmt.Fprintf(w, "paid\t%s via %s %s\n", inv.PaidAt.Format(time.RFC3339), inv.PaidRail, inv.PaidReference)
+			}
+			if page != "" {
+				fmt.Fprintf(w, "page\t%s\n", page)
 			}
 			fmt.Fprintln(w, "\nKIND\tRESOURCE\tPLAN\tAMOUNT\tPERIOD START\tDESCRIPTION")
 			for _, it := range items {

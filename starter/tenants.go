@@ -15,7 +15,7 @@ import (
 
 func (a *app) tenantCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "tenant", Short: "Create and inspect tenants"}
-	cmd.AddCommand(a.tenantCreate(), a.tenantShow(), a.tenantList(), a.tenantGrace())
+	cmd.AddCommand(a.tenantCreate(), a.tenantShow(), a.tenantList(), a.tenantGrace(), a.tenantPortalLink())
 	cmd.AddCommand(a.paymentCommands()...)
 	return cmd
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/billflow/billflow/activities"
 	"github.com/billflow/billflow/config"
+	"github.com/billflow/billflow/paypage/links"
 	"github.com/billflow/billflow/rails/card"
 	"github.com/billflow/billflow/rails/dm"
 	"github.com/billflow/billflow/rails/lightning"
@@ -80,7 +81,14 @@ func buildRails(logger *slog.Logger, st *store.Store, c config.Rails) (activitie
 		}
 		r.DM = robot
 	}
-	logger.Info("payment rails", "nwc", r.Vault != nil && r.Node != nil, "lightning", r.Node != nil, "card", r.Cards != nil, "dm", r.DM != nil)
+	if c.PublicURL != "" {
+		pages, err := links.New(st, c.SecretKey, c.PublicURL)
+		if err != nil {
+			return r, closeAll, fmt.Errorf("hosted pages (BILLFLOW_PUBLIC_URL, BILLFLOW_SECRET_KEY): %w", err)
+		}
+		r.Pages = pages
+	}
+	logger.Info("payment rails", "nwc", r.Vault != nil && r.Node != nil, "lightning", r.Node != nil, "card", r.Cards != nil, "dm", r.DM != nil, "pages", r.Pages != nil)
 	return r, closeAll, nil
 }
 

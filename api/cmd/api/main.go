@@ -4,7 +4,10 @@
 // envconfig), BILLFLOW_TASK_QUEUE, BILLFLOW_API_ADDR (default
 // 127.0.0.1:8090), BILLFLOW_API_TOKEN (required) and
 // BILLFLOW_STRIPE_WEBHOOK_SECRET (required when BILLFLOW_STRIPE_API_KEY says
-// the card rail is on; without it every webhook is refused).
+// the card rail is on; without it every webhook is refused). With
+// BILLFLOW_PUBLIC_URL and BILLFLOW_SECRET_KEY it serves the hosted invoice
+// and account pages (package paypage), charging saved cards through
+// BILLFLOW_STRIPE_API_KEY / BILLFLOW_STRIPE_API_URL when set.
 package main
 
 import (
@@ -25,6 +28,7 @@ import (
 	"github.com/billflow/billflow/billing"
 	"github.com/billflow/billflow/config"
 	"github.com/billflow/billflow/metrics"
+	"github.com/billflow/billflow/paypage"
 	"github.com/billflow/billflow/store"
 )
 
@@ -67,12 +71,17 @@ func run(ctx context.Context, logger *slog.Logger) error {
 		return fmt.Errorf("connect to temporal at %q: %w", opts.HostPort, err)
 	}
 	defer tc.Close()
+	bc := billing.New(tc, cfg.TaskQueue)
+	pages, err := paypage.FromConfig(cfg, st, bc, logger)
+	if err != nil {
+		return err
+	}
 	srv := &http.Server{
 		Addr: cfg.Addr,
 		Handler: (&api.Server{
-			Billing: billing.New(tc, cfg.TaskQueue), Store: st, Token: cfg.Token,
+			Billing: bc, Store: st, Token: cfg.Token,
 			StripeWebhookSecret: cfg.StripeWebhookSecret, Logger: logger,
-			Checks: metrics.Readiness(logger, st.Pool(), tc), Metrics: reg.Handler(logger),
+			Checks: metrics.Readiness(logger, st.Pool(), tc), Metrics: reg.Handler(logger), Pages: pages,
 		}).Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
