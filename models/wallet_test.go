@@ -316,3 +316,15 @@ func TestWalletRandomSequences(t *testing.T) {
 		}
 	})
 }
+
+func TestParseWalletEntryKind(t *testing.T) {
+	for _, k := range []string{"deposit", "grant", "promise", "settle", "withdraw", "expire"} {
+		if got, err := models.ParseWalletEntryKind(k); err != nil || string(got) != k {
+			t.Errorf("%s: %v %v", k, got, err)
+		}
+	}
+	var ve *models.ValidationError
+	if _, err := models.ParseWalletEntryKind("refund"); !errors.As(err, &ve) {
+		t.Fatalf("refund: %v, want ValidationError", err)
+	}
+}

@@ -85,7 +85,8 @@ type WalletWrite struct {
 
 // WalletResult is the outcome of a wallet write.
 type WalletResult struct {
-	Entry  WalletEntry
+	Entry WalletEntry
+	// Wallet is the wallet read just after the write committed.
 	Wallet Wallet
 	// Duplicate: the key was already written; Entry is the first write's
 	// and nothing changed.
