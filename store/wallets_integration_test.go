@@ -15,6 +15,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"pgregory.net/rapid"
 
 	"github.com/billflow/billflow/internal/testkit"
 	"github.com/billflow/billflow/models"
@@ -504,4 +505,87 @@ func TestSubscriptionInvoiceNeverDeposits(t *testing.T) {
 	assert.Equal(t, int64(0), scalar(t, st, `SELECT count(*) FROM wallet_entries`))
 	assert.Equal(t, int64(0), scalar(t, st, `SELECT count(*) FROM wallets`))
 	assert.Equal(t, int64(1), scalar(t, st, `SELECT count(*) FROM entitlements WHERE invoice_id = $1`, id))
+}
+
+// TestWalletStoreMatchesModel drives random writes through the store and
+// through models.Wallet (the reference arithmetic) side by side: the same
+// writes are accepted or refused, and the totals, grants and expired
+// amounts agree after every step.
+func TestWalletStoreMatchesModel(t *testing.T) {
+	st := testkit.NewStore(t)
+	rapid.Check(t, func(rt *rapid.T) {
+		tenant := testkit.NewTenantID(t)
+		_, _, err := st.EnsureTenant(bg(), tenant, "usd", 600)
+		require.NoError(rt, err)
+		_, created, err := st.EnsureWallet(bg(), tenant)
+		require.NoError(rt, err)
+		require.True(rt, created)
+		var ref models.Wallet
+		now := at(0)
+		steps := rapid.IntRange(1, 25).Draw(rt, "steps")
+		for i := 0; i < steps; i++ {
+			now = now.Add(time.Duration(rapid.IntRange(0, 90).Draw(rt, "advance")) * time.Minute)
+			amount := rapid.Int64Range(1, 400).Draw(rt, "amount")
+			key := fmt.Sprintf("k%d", i)
+			w := store.WalletWrite{TenantID: tenant, Key: key, Amount: amount, At: now}
+			var refErr, stErr error
+			kind := rapid.SampledFrom([]string{"deposit", "grant", "promise", "settle", "withdraw", "expire"}).Draw(rt, "kind")
+			switch kind {
+			case "deposit":
+				refErr = ref.Deposit(amount)
+				_, stErr = st.Deposit(bg(), w)
+			case "grant":
+				if rapid.Bool().Draw(rt, "expires") {
+					exp := now.Add(time.Duration(rapid.IntRange(1, 240).Draw(rt, "ttl")) * time.Minute)
+					w.ExpiresAt = &exp
+				}
+				refErr = ref.Grant(key, amount, w.ExpiresAt, now)
+				_, stErr = st.Grant(bg(), w)
+			case "promise":
+				refErr = ref.Promise(amount)
+				_, stErr = st.Promise(bg(), w)
+			case "settle":
+				_, _, refErr = ref.Settle(amount)
+				_, stErr = st.SettlePromises(bg(), w)
+			case "withdraw":
+				refErr = ref.Withdraw(amount)
+				_, stErr = st.Withdraw(bg(), w)
+			case "expire":
+				if len(ref.Grants) == 0 {
+					continue
+				}
+				g := ref.Grants[rapid.IntRange(0, len(ref.Grants)-1).Draw(rt, "grant")]
+				var want int64
+				want, refErr = ref.Expire(g.Key, now)
+				var res store.WalletResult
+				res, stErr = st.ExpireGrant(bg(), tenant, g.Key, now)
+				if g.ExpiredDone {
+					// The model refuses a second expiry; the store answers it with the first.
+					require.Error(rt, refErr)
+					require.NoError(rt, stErr)
+					require.True(rt, res.Duplicate)
+					continue
+				}
+				if refErr == nil && stErr == nil {
+					require.Equal(rt, want, res.Entry.Amount, "expired amount of %s", g.Key)
+				}
+			}
+			require.Equal(rt, refErr == nil, stErr == nil, "%s %d: model %v, store %v", kind, amount, refErr, stErr)
+			if refErr != nil {
+				require.Equal(rt, errors.Is(refErr, models.ErrNotEnough), errors.Is(stErr, store.ErrNotEnough), "%s: model %v, store %v", kind, refErr, stErr)
+			}
+			require.Equal(rt, ref.Totals, walletRow(rt, st, tenant), "after %s %d", kind, amount)
+			grants, err := st.WalletGrants(bg(), tenant)
+			require.NoError(rt, err)
+			byKey := map[string]models.WalletGrant{}
+			for _, g := range grants {
+				byKey[g.Key] = g
+			}
+			for _, g := range ref.Grants {
+				got := byKey[g.Key]
+				require.Equal(rt, [3]int64{g.Used, g.Expired, g.Amount}, [3]int64{got.Used, got.Expired, got.Amount}, "grant %s", g.Key)
+			}
+		}
+		requireLedgerMatchesTotals(rt, st, tenant)
+	})
 }
