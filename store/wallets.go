@@ -258,8 +258,14 @@ func (s *Store) LedgerPage(ctx context.Context, tenant models.TenantID, before i
 		page.Next = entries[limit-1].Seq
 	}
 	page.Entries = entries
-	if page.Entries == nil {
+	if len(page.Entries) == 0 {
 		page.Entries = []WalletEntry{}
+		var one int
+		if err := s.pool.QueryRow(ctx, `SELECT 1 FROM tenants WHERE id = $1`, tenant).Scan(&one); errors.Is(err, pgx.ErrNoRows) {
+			return page, &models.ValidationError{Field: "tenant", Reason: fmt.Sprintf("tenant %s does not exist", tenant)}
+		} else if err != nil {
+			return page, err
+		}
 	}
 	return page, nil
 }

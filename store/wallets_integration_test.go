@@ -227,6 +227,8 @@ func TestWalletErrorsNameWhatWasWrong(t *testing.T) {
 	assert.Contains(t, requireValidation(t, err).Reason, "overflow")
 	requireLedgerMatchesTotals(t, st, tenant)
 
+	_, err = st.LedgerPage(bg(), missing, 0, 10)
+	assert.Contains(t, requireValidation(t, err).Reason, "does not exist")
 	_, err = st.LedgerPage(bg(), tenant, 0, 501)
 	assert.Equal(t, "limit", requireValidation(t, err).Field)
 }
