@@ -322,13 +322,14 @@ func (s *Store) walletWrite(ctx context.Context, kind models.WalletEntryKind, w 
 		}
 		e := want
 		if err := op(ctx, tx, &e); err != nil {
-			if errors.Is(err, ErrNotEnough) {
-				// A twin with the same key may have taken the room first.
-				var n int
-				if tx.QueryRow(ctx, `SELECT 1 FROM wallet_entries WHERE tenant_id = $1 AND kind = $2 AND source_key = $3`,
-					w.TenantID, kind, w.Key).Scan(&n) == nil {
-					return errLostRace
-				}
+			// A twin with the same key may have committed while this write
+			// waited for the wallet's lock, taking the room (NotEnough) or
+			// the unsettled amount: then its outcome is the answer. (After a
+			// database error the transaction is aborted and the query fails.)
+			var n int
+			if tx.QueryRow(ctx, `SELECT 1 FROM wallet_entries WHERE tenant_id = $1 AND kind = $2 AND source_key = $3`,
+				w.TenantID, kind, w.Key).Scan(&n) == nil {
+				return errLostRace
 			}
 			return err
 		}

@@ -289,34 +289,60 @@ func TestWalletConcurrentPromisesNeverOverspend(t *testing.T) {
 	requireLedgerMatchesTotals(t, st, tenant)
 }
 
-// TestWalletConcurrentRetriesWriteOnce: 16 writers send the same promise
-// at once; one entry, one reservation.
+// TestWalletConcurrentRetriesWriteOnce: 16 writers send the same write at
+// once, for promise, settle and expire; each is written once and every
+// writer gets the first outcome.
 func TestWalletConcurrentRetriesWriteOnce(t *testing.T) {
 	st := wideStore(t, 18)
 	tenant := testkit.NewTenantID(t)
 	_, _, err := st.EnsureTenant(bg(), tenant, "usd", 600)
 	require.NoError(t, err)
-	_, err = st.Deposit(bg(), store.WalletWrite{TenantID: tenant, Key: "d", Amount: 100})
+	exp := at(60)
+	_, err = st.Deposit(bg(), store.WalletWrite{TenantID: tenant, Key: "d", Amount: 100, At: at(0)})
 	require.NoError(t, err)
-	var wg sync.WaitGroup
-	var firsts atomic.Int64
-	start := make(chan struct{})
-	for i := 0; i < 16; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			res, err := st.Promise(bg(), store.WalletWrite{TenantID: tenant, Key: "same", Amount: 70})
-			assert.NoError(t, err)
-			if err == nil && !res.Duplicate {
-				firsts.Add(1)
+	_, err = st.Grant(bg(), store.WalletWrite{TenantID: tenant, Key: "g", Amount: 50, ExpiresAt: &exp, At: at(0)})
+	require.NoError(t, err)
+	same := func(write func() (store.WalletResult, error)) {
+		t.Helper()
+		var wg sync.WaitGroup
+		var firsts atomic.Int64
+		seqs := make(chan int64, 16)
+		start := make(chan struct{})
+		for i := 0; i < 16; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				res, err := write()
+				assert.NoError(t, err)
+				if err == nil && !res.Duplicate {
+					firsts.Add(1)
+				}
+				seqs <- res.Entry.Seq
+			}()
+		}
+		close(start)
+		wg.Wait()
+		close(seqs)
+		assert.Equal(t, int64(1), firsts.Load())
+		var first int64
+		for seq := range seqs {
+			if first == 0 {
+				first = seq
 			}
-		}()
+			assert.Equal(t, first, seq, "every writer gets the first entry")
+		}
 	}
-	close(start)
-	wg.Wait()
-	assert.Equal(t, int64(1), firsts.Load())
-	assert.Equal(t, int64(70), walletRow(t, st, tenant).Promised)
+	same(func() (store.WalletResult, error) {
+		return st.Promise(bg(), store.WalletWrite{TenantID: tenant, Key: "same", Amount: 70})
+	})
+	same(func() (store.WalletResult, error) {
+		return st.SettlePromises(bg(), store.WalletWrite{TenantID: tenant, Key: "same", Amount: 70})
+	})
+	same(func() (store.WalletResult, error) { return st.ExpireGrant(bg(), tenant, "g", exp) })
+	w := walletRow(t, st, tenant)
+	assert.Equal(t, models.WalletTotals{Deposits: 100, Grants: 50, Promised: 70, Settled: 70, SettledFromGrants: 50}, w)
+	assert.Equal(t, int64(5), scalar(t, st, `SELECT count(*) FROM wallet_entries WHERE tenant_id = $1`, tenant))
 	requireLedgerMatchesTotals(t, st, tenant)
 }
 
