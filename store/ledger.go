@@ -169,7 +169,7 @@ func insertItem(ctx context.Context, tx pgx.Tx, tenantID models.TenantID, it mod
 	return stored, nil
 }
 
-const itemColumns = `id, invoice_id, kind, coalesce(activity_id, ''), resource_id, plan_id, amount, currency, created_at, period_start, description`
+const itemColumns = `id, invoice_id, kind, coalesce(activity_id, ''), resource_id, coalesce(plan_id, ''), amount, currency, created_at, period_start, description`
 
 func queryItems(ctx context.Context, q querier, where string, args ...any) ([]Item, error) {
 	rows, err := q.Query(ctx, `SELECT `+itemColumns+` FROM invoice_items `+where+` ORDER BY created_at, kind, resource_id, id`, args...)

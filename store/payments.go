@@ -411,7 +411,16 @@ func (s *Store) Settle(ctx context.Context, p PaymentReport) (SettleResult, erro
 		if _, err := tx.Exec(ctx, `UPDATE bolt11_invoices SET superseded_at = $2 WHERE invoice_id = $1 AND settled_at IS NULL AND superseded_at IS NULL`, inv.ID, at); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO entitlements (invoice_id, tenant_id, period_start, period_end, granted_at)
+		// A paid top-up is a wallet deposit, never a subscription entitlement.
+		var kind string
+		if err := tx.QueryRow(ctx, `SELECT kind FROM invoices WHERE id = $1`, inv.ID).Scan(&kind); err != nil {
+			return err
+		}
+		if kind == InvoiceKindTopUp {
+			if err := depositTopUp(ctx, tx, inv, ref, at); err != nil {
+				return err
+			}
+		} else if _, err := tx.Exec(ctx, `INSERT INTO entitlements (invoice_id, tenant_id, period_start, period_end, granted_at)
 			VALUES ($1, $2, $3, $4, $5) ON CONFLICT (invoice_id) DO NOTHING`, inv.ID, inv.TenantID, inv.PeriodStart, inv.PeriodEnd, at); err != nil {
 			return fmt.Errorf("grant entitlement: %w", err)
 		}
