@@ -31,6 +31,7 @@ import (
 
 	"github.com/billflow/billflow/activities"
 	"github.com/billflow/billflow/billing"
+	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/metrics"
 	"github.com/billflow/billflow/models"
 	"github.com/billflow/billflow/paypage"
@@ -416,16 +417,11 @@ func (s *Server) settleFromStripe(ctx context.Context, eventID string, pi *card.
 		Amount: pi.AmountReceived, Currency: pi.Currency})
 }
 
-// closedStatuses are the invoice statuses after which an invoice is no
-// longer open.
-var closedStatuses = map[string]bool{"paid": true, "void": true, "uncollectible": true}
-
 // FreshenTenantState replaces what a tenant's workflow remembers of its
-// standing and its open invoices' statuses with Postgres' rows, the system
-// of record: the workflow keeps each invoice as it was when claimed, so
-// without this `tenant show` and `invoice list` would disagree about an
-// invoice that has moved on (awaiting_payment, paid). An invoice the store
-// says is closed is dropped from the open list.
+// standing, its outstanding total and its open invoices with Postgres' rows,
+// the system of record: the workflow keeps each invoice as it was when
+// claimed, so without this `tenant show` and `invoice list` would disagree
+// about an invoice that has moved on (awaiting_payment, paid).
 func FreshenTenantState(ctx context.Context, st *store.Store, state *billing.TenantState) error {
 	t, err := st.GetTenant(ctx, state.TenantID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -435,23 +431,19 @@ func FreshenTenantState(ctx context.Context, st *store.Store, state *billing.Ten
 		return err
 	}
 	state.Status = t.Status
-	invoices, err := st.ListInvoices(ctx, state.TenantID)
+	// Items written outside the tenant's workflow (a restore after
+	// suspension) are outstanding too: the store knows, the workflow may not yet.
+	if state.Outstanding, err = st.Outstanding(ctx, t.ID); err != nil {
+		return err
+	}
+	invoices, err := st.OpenInvoices(ctx, t.ID)
 	if err != nil {
 		return err
 	}
-	status := make(map[string]string, len(invoices))
+	state.OpenInvoices = state.OpenInvoices[:0]
 	for _, inv := range invoices {
-		status[inv.ID] = inv.Status
+		state.OpenInvoices = append(state.OpenInvoices, contract.InvoiceRef{ID: inv.ID, TenantID: inv.TenantID, Total: inv.Total,
+			Currency: inv.Currency, Status: inv.Status, CreatedAt: inv.CreatedAt, PaidRail: inv.PaidRail})
 	}
-	open := state.OpenInvoices[:0]
-	for _, inv := range state.OpenInvoices {
-		if s, ok := status[inv.ID]; ok {
-			inv.Status = s
-		}
-		if !closedStatuses[inv.Status] {
-			open = append(open, inv)
-		}
-	}
-	state.OpenInvoices = open
 	return nil
 }

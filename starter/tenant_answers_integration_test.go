@@ -19,6 +19,7 @@ import (
 
 	"github.com/billflow/billflow/activities"
 	"github.com/billflow/billflow/internal/testkit"
+	"github.com/billflow/billflow/models"
 	"github.com/billflow/billflow/store"
 	"github.com/billflow/billflow/workflows"
 )
@@ -73,6 +74,14 @@ func TestTenantShowAndInvoiceListAgree(t *testing.T) {
 	require.NoError(t, err)
 	_, err = st.Pool().Exec(ctx, `UPDATE tenants SET status = 'grace', grace_expires_at = now() + interval '1 hour' WHERE id = $1`, tenant)
 	require.NoError(t, err)
+	// An item the workflow has not heard of (as a restore after suspension
+	// writes): outstanding comes from the store too.
+	_, err = st.RecordActivity(ctx, tenant, models.Activity{ID: "act-extra", Type: models.ResourceCreated, ResourceID: "res-extra", PlanID: "basic",
+		At: time.Date(2026, 1, 1, 0, 5, 0, 0, time.UTC)}, false)
+	require.NoError(t, err)
+	outstanding, err := st.Outstanding(ctx, tenant)
+	require.NoError(t, err)
+	require.Positive(t, outstanding)
 
 	tc := testkit.TemporalClient(t)
 	queue := testkit.TaskQueue(t)
@@ -102,6 +111,7 @@ func TestTenantShowAndInvoiceListAgree(t *testing.T) {
 	require.Len(t, shown.OpenInvoices, 1)
 	assert.Equal(t, listed[0].Status, shown.OpenInvoices[0].Status, "tenant show and invoice list agree")
 	assert.Equal(t, "grace", shown.Status, "the tenant's standing comes from the database too")
+	assert.Equal(t, outstanding, shown.Outstanding, "the outstanding total comes from the database too")
 
 	r = runWithDB(t, url, "tenant", "show", "--tenant", string(tenant))
 	require.Equal(t, 0, r.code, r.stderr)
