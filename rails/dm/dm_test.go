@@ -346,7 +346,10 @@ func sendBounded(t *testing.T, robot *Robot, ctx context.Context, to, msg string
 }
 
 func TestSendRelayDownIsAClearBoundedError(t *testing.T) {
-	short := Options{ConnectTimeout: 300 * time.Millisecond, PublishTimeout: 300 * time.Millisecond, LookupTimeout: 300 * time.Millisecond}
+	// Short enough to keep the test quick, long enough that a loaded machine
+	// still connects to the silent relay within ConnectTimeout (else the
+	// error names the connect step, not the missing OK).
+	short := Options{ConnectTimeout: 2 * time.Second, PublishTimeout: time.Second, LookupTimeout: time.Second}
 	alice := newUser(t)
 	for _, tc := range []struct {
 		name, url, reason string
@@ -498,7 +501,10 @@ func TestSecretKeyNeverInErrors(t *testing.T) {
 	// not the robot's key even when it happens to contain those characters.
 
 	_, url := startRelay(t, relay.Options{Reject: func(*nostr.Event) string { return "blocked: no" }})
-	short := Options{ConnectTimeout: 300 * time.Millisecond, PublishTimeout: 300 * time.Millisecond, LookupTimeout: 300 * time.Millisecond}
+	// Short enough to keep the test quick, long enough that a loaded machine
+	// still connects to the silent relay within ConnectTimeout (else the
+	// error names the connect step, not the missing OK).
+	short := Options{ConnectTimeout: 2 * time.Second, PublishTimeout: time.Second, LookupTimeout: time.Second}
 	for _, opts := range []Options{short, {Protocol: NIP04, ConnectTimeout: short.ConnectTimeout, PublishTimeout: short.PublishTimeout, LookupTimeout: short.LookupTimeout}} {
 		for _, relays := range [][]string{{url}, {closedURL(t)}, {silentURL(t)}} {
 			robot := newRobot(t, sk, relays, opts)
