@@ -15,8 +15,8 @@
 #                 (N tenants, default 3)
 #             idle: PostgreSQL statements and Temporal tasks per idle tenant
 #                 per hour (N tenants, default 20; --window=1m)
-#   --baseline REV  also builds the worker from REV (a git worktree in a
-#                 temporary directory), runs the same scenario with it against
+#   --baseline REV  also builds the worker from REV (exported with git archive
+#                 into a temporary directory), runs the same scenario with it against
 #                 the same servers in the same run, and prints the ratio
 #   --FLAG=VALUE    passed to the bench command: --period=90s, --window=2m,
 #                 --timeout=20m (see go run ./bench/cmd/bench -h)
@@ -77,15 +77,13 @@ local_stack_env
 
 WORK=""
 BASE_TREE=""
+BASE_COMMIT=""
 cleanup() {
   local rc=$?
   set +e
   trap - INT TERM HUP
   temporal_down
   pg_down
-  if [[ -n $BASE_TREE ]]; then
-    git worktree remove --force "$BASE_TREE" >/dev/null 2>&1 || warn "could not remove the baseline worktree $BASE_TREE"
-  fi
   if [[ -n $WORK ]]; then
     if ((rc == 0)); then
       rm -rf "$WORK"
@@ -111,9 +109,12 @@ mkdir -p "$RESULTS"
 run_step "build the worker and the bench" go build -o "$WORK/" ./worker ./bench/cmd/bench
 if [[ -n $BASELINE ]]; then
   BASE_COMMIT=$(git rev-parse --verify --short=12 "$BASELINE^{commit}") || die "--baseline $BASELINE is not a commit"
+  # An exported tree (git archive) rather than a git worktree: nothing is
+  # added to the repository's metadata, and nothing is left if we are killed.
   BASE_TREE=$WORK/baseline
-  run_step "check out the baseline $BASELINE ($BASE_COMMIT)" git worktree add --detach --quiet "$BASE_TREE" "$BASE_COMMIT"
-  run_step "build the baseline worker" bash -c 'cd "$1" && go build -o "$2" ./worker' _ "$BASE_TREE" "$WORK/worker-baseline"
+  mkdir -p "$BASE_TREE"
+  run_step "export the baseline $BASELINE ($BASE_COMMIT)" bash -c 'set -o pipefail; git archive "$1" | tar -x -C "$2"' _ "$BASE_COMMIT" "$BASE_TREE"
+  run_step "build the baseline worker" bash -c 'cd "$1" && go build -buildvcs=false -o "$2" ./worker' _ "$BASE_TREE" "$WORK/worker-baseline"
 fi
 
 if [[ -n ${BILLFLOW_TEST_DATABASE_URL:-} || -n ${DATABASE_URL:-} ]]; then
@@ -144,7 +145,7 @@ cur=$RESULTS/$stamp-$SCENARIO${N:+-$N}-current.json
 base=$RESULTS/$stamp-$SCENARIO${N:+-$N}-baseline-$BASE_COMMIT.json
 "$WORK/bench" -worker "$WORK/worker" -label current -out "$cur" "${args[@]}" || rc=$?
 "$WORK/bench" -worker "$WORK/worker-baseline" -label "baseline $BASE_COMMIT" -commit "$BASE_COMMIT" \
-  -root "$BASE_TREE" -out "$base" "${args[@]}" || rc=$?
+  -root "$BASE_TREE" -results "$RESULTS" -out "$base" "${args[@]}" || rc=$?
 if [[ -f $cur && -f $base ]]; then
   printf '\n'
   "$WORK/bench" compare "$cur" "$base"

@@ -62,7 +62,7 @@ func run() error {
 	if fs.NArg() == 2 {
 		v, err := strconv.Atoi(fs.Arg(1))
 		if err != nil || v < 1 {
-			return fmt.Errorf("N must be a positive whole number, not %q", fs.Arg(1))
+			return fmt.Errorf("the tenant count must be a positive whole number, not %q", fs.Arg(1))
 		}
 		n = v
 	}
