@@ -86,6 +86,8 @@ func Idle(ctx context.Context, s *Stack, o IdleOptions) (Result, error) {
 	statements := after - before
 	r.Counts["window_seconds"] = round1(end.Sub(start).Seconds())
 	r.Counts["postgres_statements_in_window"] = float64(statements)
+	// Nonzero proves the counter counts: the set-up's statements.
+	r.Counts["postgres_statements_before_window"] = float64(before)
 	r.Counts["postgres_statements_per_idle_tenant_hour"] = round2(float64(statements) * perHour)
 	r.Counts["temporal_tasks_in_window"] = float64(tasks)
 	r.Counts["temporal_tasks_per_idle_tenant_hour"] = round2(float64(tasks) * perHour)

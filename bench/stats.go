@@ -158,12 +158,13 @@ func Table(rs []Result) string {
 	}
 	switch rs[0].Scenario {
 	case "storm":
-		b.WriteString("| worker | tenants | invoice created p50 / p99 | paid p50 / p99 / max | throughput (paid/s) | verified |\n")
-		b.WriteString("|---|---|---|---|---|---|\n")
+		b.WriteString("| worker | tenants | invoice created p50 / p99 | paid p50 / p99 / max | throughput (paid/s) | worker peak RSS | verified |\n")
+		b.WriteString("|---|---|---|---|---|---|---|\n")
 		for _, r := range rs {
 			c, p := r.Latencies["invoice_created"], r.Latencies["invoice_paid"]
-			fmt.Fprintf(&b, "| %s | %d | %s / %s | %s / %s / %s | %.2f | %s |\n", r.Label, r.Tenants,
-				secs(c.P50), secs(c.P99), secs(p.P50), secs(p.P99), secs(p.Max), r.ThroughputPerSecond, verified(r, p.Count))
+			fmt.Fprintf(&b, "| %s | %d | %s / %s | %s / %s / %s | %.2f | %.0f MB | %s |\n", r.Label, r.Tenants,
+				secs(c.P50), secs(c.P99), secs(p.P50), secs(p.P99), secs(p.Max), r.ThroughputPerSecond,
+				r.Counts["worker_peak_rss_mb"], verified(r, p.Count))
 		}
 	case "ceiling":
 		b.WriteString("| worker | workflows | done p50 / p99 / max | throughput (workflows/s) | verified |\n")

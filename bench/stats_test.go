@@ -47,6 +47,7 @@ func sampleStorm() Result {
 			"invoice_paid":    {Count: 2, P50: 3.25, P99: 6, Max: 6},
 		},
 		ThroughputPerSecond: 0.5,
+		Counts:              map[string]float64{"worker_peak_rss_mb": 81},
 		Failures:            []string{"invoice in_x (tenant abc): status open, want paid"},
 	}
 }
@@ -83,7 +84,7 @@ func TestTables(t *testing.T) {
 	tab := Table([]Result{r})
 	lines := strings.Split(strings.TrimSpace(tab), "\n")
 	require.Len(t, lines, 3)
-	require.Equal(t, "| current | 3 | 1.0 s / 2.0 s | 3.2 s / 6.0 s / 6.0 s | 0.50 | 1/3 |", lines[2])
+	require.Equal(t, "| current | 3 | 1.0 s / 2.0 s | 3.2 s / 6.0 s / 6.0 s | 0.50 | 81 MB | 1/3 |", lines[2])
 
 	base := r
 	base.Label, base.ThroughputPerSecond = "baseline abc", 0.25
