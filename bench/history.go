@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -55,6 +56,7 @@ func History(ctx context.Context, s *Stack, o HistoryOptions) (Result, error) {
 		invoiceOf[inv.Tenant] = inv.ID
 	}
 	var tenantEvents, invoiceEvents, firstRun, maxPeriod float64
+	byType := map[string]map[string]float64{"tenant": {}, "invoice": {}}
 	for _, t := range tenants {
 		runs, err := runChain(ctx, s, contract.TenantWorkflowID(t))
 		if err != nil {
@@ -69,16 +71,19 @@ func History(ctx context.Context, s *Stack, o HistoryOptions) (Result, error) {
 			r.Failures = append(r.Failures, fmt.Sprintf("tenant %s: no invoice for the first boundary", string(t)[:12]))
 			continue
 		}
-		inv, err := historyLen(ctx, s, invoiceWorkflowID(id), "")
+		invEvents, err := historyEvents(ctx, s, invoiceWorkflowID(id), "")
 		if err != nil {
 			return r, err
 		}
-		firstRun += float64(runs[0])
-		tenantEvents += float64(runs[1])
+		inv := len(invEvents)
+		firstRun += float64(len(runs[0]))
+		tenantEvents += float64(len(runs[1]))
 		invoiceEvents += float64(inv)
-		if p := float64(runs[1] + inv); p > maxPeriod {
+		if p := float64(len(runs[1]) + inv); p > maxPeriod {
 			maxPeriod = p
 		}
+		tally(byType, "tenant", runs[1])
+		tally(byType, "invoice", invEvents)
 	}
 	n := float64(len(tenants) - len(r.Failures))
 	if n > 0 {
@@ -87,37 +92,45 @@ func History(ctx context.Context, s *Stack, o HistoryOptions) (Result, error) {
 		r.Counts["events_per_tenant_period"] = round1((tenantEvents + invoiceEvents) / n)
 		r.Counts["events_per_tenant_period_max"] = maxPeriod
 		r.Counts["tenant_first_run_events_with_setup"] = round1(firstRun / n)
+		for _, m := range byType {
+			for k, v := range m {
+				m[k] = round1(v / n)
+			}
+		}
+		r.EventTypes = byType
 	}
 	r.Notes = append(r.Notes, "tenant events: the run from the first boundary (continue-as-new) to the second; invoice events: the first boundary's InvoicePayment; averages over tenants")
 	return r, nil
 }
 
-// runChain returns the event counts of a workflow's runs, first to last,
+// tally adds each event's type to m[name].
+func tally(m map[string]map[string]float64, name string, events []*historypb.HistoryEvent) {
+	for _, ev := range events {
+		m[name][strings.TrimPrefix(ev.GetEventType().String(), "EVENT_TYPE_")]++
+	}
+}
+
+// runChain returns the events of a workflow's runs, first to last,
 // following continue-as-new.
-func runChain(ctx context.Context, s *Stack, workflowID string) ([]int, error) {
+func runChain(ctx context.Context, s *Stack, workflowID string) ([][]*historypb.HistoryEvent, error) {
 	d, err := s.Temporal.DescribeWorkflowExecution(ctx, workflowID, "")
 	if err != nil {
 		return nil, err
 	}
 	runID := d.GetWorkflowExecutionInfo().GetFirstRunId()
-	var out []int
+	var out [][]*historypb.HistoryEvent
 	for runID != "" && len(out) < 100 {
 		events, err := historyEvents(ctx, s, workflowID, runID)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, len(events))
+		out = append(out, events)
 		runID = ""
 		if last := events[len(events)-1]; last.GetEventType() == enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW {
 			runID = last.GetWorkflowExecutionContinuedAsNewEventAttributes().GetNewExecutionRunId()
 		}
 	}
 	return out, nil
-}
-
-func historyLen(ctx context.Context, s *Stack, workflowID, runID string) (int, error) {
-	ev, err := historyEvents(ctx, s, workflowID, runID)
-	return len(ev), err
 }
 
 func historyEvents(ctx context.Context, s *Stack, workflowID, runID string) ([]*historypb.HistoryEvent, error) {

@@ -124,6 +124,9 @@ type Result struct {
 	ThroughputPerSecond float64 `json:"throughput_per_second,omitempty"`
 	// Counts are scenario figures: history events, statements per hour, ...
 	Counts map[string]float64 `json:"counts,omitempty"`
+	// EventTypes is the history scenario's average events per tenant-period
+	// by workflow ("tenant", "invoice") and event type: where to cut.
+	EventTypes map[string]map[string]float64 `json:"event_types,omitempty"`
 	// Failures lists what failed verification (empty when all passed).
 	Failures []string `json:"failures"`
 	// Notes say how figures were obtained where a reader could misread them.
