@@ -274,7 +274,8 @@ _pg_psql() {
 #   PG_ADMIN_URL  the same for the `postgres` database (to create databases)
 #   PG_PORT
 # --ephemeral trades durability for speed (no fsync): for throwaway test
-# clusters only. PG_EXTRA_OPTS, when set, adds postgres -c options. The log goes to ${LOG_DIR:-DATA_DIR/logs}/postgres.log.
+# clusters only. PG_EXTRA_OPTS, when set, adds server options (-c ...).
+# The log goes to ${LOG_DIR:-DATA_DIR/logs}/postgres.log.
 pg_up() {
   local dir=${1:?pg_up: DATA_DIR required} ephemeral=0 start
   [[ ${2:-} == --ephemeral ]] && ephemeral=1
