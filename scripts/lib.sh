@@ -274,7 +274,8 @@ _pg_psql() {
 #   PG_ADMIN_URL  the same for the `postgres` database (to create databases)
 #   PG_PORT
 # --ephemeral trades durability for speed (no fsync): for throwaway test
-# clusters only. The log goes to ${LOG_DIR:-DATA_DIR/logs}/postgres.log.
+# clusters only. PG_EXTRA_OPTS, when set, adds server options (-c ...).
+# The log goes to ${LOG_DIR:-DATA_DIR/logs}/postgres.log.
 pg_up() {
   local dir=${1:?pg_up: DATA_DIR required} ephemeral=0 start
   [[ ${2:-} == --ephemeral ]] && ephemeral=1
@@ -327,6 +328,8 @@ pg_up() {
   # listen_addresses keeps the trust-auth cluster off every other interface.
   local opts="-c listen_addresses=127.0.0.1 -k '$sockdir'"
   ((ephemeral)) && opts+=" -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+  # PG_EXTRA_OPTS adds server options (scripts/bench.sh loads pg_stat_statements).
+  [[ -n ${PG_EXTRA_OPTS:-} ]] && opts+=" $PG_EXTRA_OPTS"
   local attempt started=0
   for attempt in 1 2 3; do
     free_port PG_PORT

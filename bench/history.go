@@ -1,0 +1,150 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
+
+	"github.com/billflow/billflow/contract"
+)
+
+// HistoryOptions sets up the history scenario.
+type HistoryOptions struct {
+	Tenants int
+	// Period is every tenant's fixed period; zero picks 60 s, long enough
+	// for the claim debounce and the first invoice to settle within it.
+	Period  time.Duration
+	Timeout time.Duration
+}
+
+// History counts the Temporal history events of one tenant-period on the
+// happy path. Tenants are created with a shared anchor; after their second
+// boundary, the tenant workflow's run that began at the first boundary (by
+// continue-as-new) and ended at the second is one whole period with no
+// set-up in it, and the first boundary's InvoicePayment is its invoice.
+func History(ctx context.Context, s *Stack, o HistoryOptions) (Result, error) {
+	r := Result{Scenario: "history", Tenants: o.Tenants, Params: map[string]string{}, Counts: map[string]float64{}}
+	if o.Period == 0 {
+		o.Period = 60 * time.Second
+	}
+	if o.Timeout == 0 {
+		o.Timeout = 5 * time.Minute
+	}
+	if err := s.StartWorker(ctx); err != nil {
+		return r, err
+	}
+	anchor := time.Now().UTC().Truncate(time.Second)
+	b1, b2 := anchor.Add(o.Period), anchor.Add(2*o.Period)
+	r.Params["period"] = o.Period.String()
+	tenants, err := s.CreateTenants(ctx, o.Tenants, anchor, o.Period)
+	if err != nil {
+		return r, err
+	}
+	first, err := waitBoundaryInvoices(ctx, s, b1, len(tenants), b1.Add(o.Timeout))
+	if err != nil {
+		return r, fmt.Errorf("first boundary: %w", err)
+	}
+	if _, err := waitBoundaryInvoices(ctx, s, b2, len(tenants), b2.Add(o.Timeout)); err != nil {
+		return r, fmt.Errorf("second boundary: %w", err)
+	}
+	invoiceOf := map[string]string{}
+	for _, inv := range first {
+		invoiceOf[inv.Tenant] = inv.ID
+	}
+	var tenantEvents, invoiceEvents, firstRun, maxPeriod float64
+	byType := map[string]map[string]float64{"tenant": {}, "invoice": {}}
+	for _, t := range tenants {
+		runs, err := runChain(ctx, s, contract.TenantWorkflowID(t))
+		if err != nil {
+			return r, err
+		}
+		if len(runs) < 3 {
+			r.Failures = append(r.Failures, fmt.Sprintf("tenant %s: %d runs after two boundaries, want at least 3", string(t)[:12], len(runs)))
+			continue
+		}
+		id, ok := invoiceOf[string(t)]
+		if !ok {
+			r.Failures = append(r.Failures, fmt.Sprintf("tenant %s: no invoice for the first boundary", string(t)[:12]))
+			continue
+		}
+		invEvents, err := historyEvents(ctx, s, invoiceWorkflowID(id), "")
+		if err != nil {
+			return r, err
+		}
+		inv := len(invEvents)
+		firstRun += float64(len(runs[0]))
+		tenantEvents += float64(len(runs[1]))
+		invoiceEvents += float64(inv)
+		if p := float64(len(runs[1]) + inv); p > maxPeriod {
+			maxPeriod = p
+		}
+		tally(byType, "tenant", runs[1])
+		tally(byType, "invoice", invEvents)
+	}
+	n := float64(len(tenants) - len(r.Failures))
+	if n > 0 {
+		r.Counts["tenant_events_per_period"] = round1(tenantEvents / n)
+		r.Counts["invoice_events_per_period"] = round1(invoiceEvents / n)
+		r.Counts["events_per_tenant_period"] = round1((tenantEvents + invoiceEvents) / n)
+		r.Counts["events_per_tenant_period_max"] = maxPeriod
+		r.Counts["tenant_first_run_events_with_setup"] = round1(firstRun / n)
+		for _, m := range byType {
+			for k, v := range m {
+				m[k] = round1(v / n)
+			}
+		}
+		r.EventTypes = byType
+	}
+	r.Notes = append(r.Notes, "tenant events: the run from the first boundary (continue-as-new) to the second; invoice events: the first boundary's InvoicePayment; averages over tenants")
+	return r, nil
+}
+
+// tally adds each event's type to m[name].
+func tally(m map[string]map[string]float64, name string, events []*historypb.HistoryEvent) {
+	for _, ev := range events {
+		m[name][strings.TrimPrefix(ev.GetEventType().String(), "EVENT_TYPE_")]++
+	}
+}
+
+// runChain returns the events of a workflow's runs, first to last,
+// following continue-as-new.
+func runChain(ctx context.Context, s *Stack, workflowID string) ([][]*historypb.HistoryEvent, error) {
+	d, err := s.Temporal.DescribeWorkflowExecution(ctx, workflowID, "")
+	if err != nil {
+		return nil, err
+	}
+	runID := d.GetWorkflowExecutionInfo().GetFirstRunId()
+	var out [][]*historypb.HistoryEvent
+	for runID != "" && len(out) < 100 {
+		events, err := historyEvents(ctx, s, workflowID, runID)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, events)
+		runID = ""
+		if last := events[len(events)-1]; last.GetEventType() == enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW {
+			runID = last.GetWorkflowExecutionContinuedAsNewEventAttributes().GetNewExecutionRunId()
+		}
+	}
+	return out, nil
+}
+
+func historyEvents(ctx context.Context, s *Stack, workflowID, runID string) ([]*historypb.HistoryEvent, error) {
+	it := s.Temporal.GetWorkflowHistory(ctx, workflowID, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	var out []*historypb.HistoryEvent
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			return nil, fmt.Errorf("history of %s: %w", workflowID, err)
+		}
+		out = append(out, ev)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("history of %s %s is empty", workflowID, runID)
+	}
+	return out, nil
+}
