@@ -94,7 +94,7 @@ func (a *app) rootCommand() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{msg: err.Error()} })
-	root.AddCommand(a.tenantCommand(), a.activityCommand(), a.renewCommand(), a.invoiceCommand(), a.discountCommand())
+	root.AddCommand(a.tenantCommand(), a.activityCommand(), a.renewCommand(), a.invoiceCommand(), a.discountCommand(), a.walletCommand())
 	markUsage(root)
 	return root
 }
