@@ -6,6 +6,7 @@
 //	                                       tenant is 404 unless "create_tenant": true)
 //	GET  /v1/tenants/{tenant}              a tenant's billing state
 //	POST /v1/invoices/{invoice}/payments   report a payment {rail, reference}
+//	/v1/tenants/{tenant}/wallet...         a tenant's wallet (api/wallet.go)
 //	POST /webhooks/stripe                  Stripe events (Stripe-Signature)
 //	GET  /healthz                          readiness: Postgres and Temporal reachable
 //	GET  /metrics                          Prometheus metrics
@@ -74,6 +75,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/invoices/{invoice}/payments", s.app(s.reportPayment))
 	mux.HandleFunc("POST /v1/invoices/{invoice}/close", s.app(s.closeInvoice))
 	mux.HandleFunc("POST /v1/invoices/{invoice}/lightning", s.app(s.lightningInvoice))
+	s.mountWallet(mux)
 	mux.HandleFunc("POST /webhooks/stripe", s.stripeWebhook)
 	mux.Handle("GET /healthz", metrics.Health(5*time.Second, s.Checks...))
 	if s.Metrics != nil {

@@ -1,0 +1,278 @@
+package api
+
+// Wallet endpoints (issue 9), all under the bearer token:
+//
+//	GET  /v1/tenants/{tenant}/wallet                the wallet: totals, grants, auto-recharge, open top-ups
+//	GET  /v1/tenants/{tenant}/wallet/ledger         ledger page, newest first (?before=SEQ&limit=N)
+//	POST /v1/tenants/{tenant}/wallet/grants         operator credit {amount, key, expires_at?, currency?}
+//	POST /v1/tenants/{tenant}/wallet/top-ups        a top-up invoice, collected {amount, key, currency?}
+//	POST /v1/tenants/{tenant}/wallet/withdrawals    record a withdrawal {amount, reference, currency?}
+//	PUT  /v1/tenants/{tenant}/wallet/auto-recharge  {threshold, amount}, or both null to turn it off
+//
+// Unknown tenant 404; an amount not positive, another currency than the
+// wallet's, a grant expiry in the past and a withdrawal above withdrawable
+// are 400 naming what was wrong.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/billflow/billflow/billing"
+	"github.com/billflow/billflow/models"
+	"github.com/billflow/billflow/store"
+)
+
+// mountWallet adds the wallet endpoints.
+func (s *Server) mountWallet(mux *http.ServeMux) {
+	mux.HandleFunc("GET /v1/tenants/{tenant}/wallet", s.app(s.wallet))
+	mux.HandleFunc("GET /v1/tenants/{tenant}/wallet/ledger", s.app(s.walletLedger))
+	mux.HandleFunc("POST /v1/tenants/{tenant}/wallet/grants", s.app(s.walletGrant))
+	mux.HandleFunc("POST /v1/tenants/{tenant}/wallet/top-ups", s.app(s.walletTopUp))
+	mux.HandleFunc("POST /v1/tenants/{tenant}/wallet/withdrawals", s.app(s.walletWithdraw))
+	mux.HandleFunc("PUT /v1/tenants/{tenant}/wallet/auto-recharge", s.app(s.walletAutoRecharge))
+}
+
+// WalletGrantView is a grant with what is left of it.
+type WalletGrantView struct {
+	models.WalletGrant
+	Remaining int64 `json:"remaining"`
+}
+
+// WalletView is what `starter wallet show` and GET .../wallet answer: the
+// wallet's totals and derived amounts (a broken invariant in its
+// Violation), its grants in the order settlements consume them, its
+// auto-recharge setting and its open top-ups.
+type WalletView struct {
+	store.Wallet
+	Grants       []WalletGrantView  `json:"grants"`
+	AutoRecharge store.AutoRecharge `json:"auto_recharge"`
+	OpenTopUps   []store.TopUpRef   `json:"open_top_ups"`
+}
+
+// LoadWalletView reads a tenant's wallet from Postgres; an unknown tenant
+// is billing.ErrTenantNotFound.
+func LoadWalletView(ctx context.Context, st *store.Store, tenant models.TenantID) (WalletView, error) {
+	var v WalletView
+	if err := RequireTenant(ctx, st, tenant); err != nil {
+		return v, err
+	}
+	w, err := st.WalletState(ctx, tenant)
+	if err != nil {
+		return v, err
+	}
+	v.Wallet = w
+	grants, err := st.WalletGrants(ctx, tenant)
+	if err != nil {
+		return v, err
+	}
+	v.Grants = make([]WalletGrantView, 0, len(grants))
+	for _, g := range grants {
+		v.Grants = append(v.Grants, WalletGrantView{WalletGrant: g, Remaining: g.Remaining()})
+	}
+	if v.AutoRecharge, err = st.WalletAutoRecharge(ctx, tenant); err != nil {
+		return v, err
+	}
+	v.OpenTopUps, err = st.OpenTopUps(ctx, tenant)
+	return v, err
+}
+
+// RequireTenant is billing.ErrTenantNotFound (naming the tenant) for a
+// tenant without a row.
+func RequireTenant(ctx context.Context, st *store.Store, tenant models.TenantID) error {
+	_, err := st.GetTenant(ctx, tenant)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("%w: %s", billing.ErrTenantNotFound, tenant)
+	}
+	return err
+}
+
+// WalletError turns a wallet refusal (not enough spendable or withdrawable)
+// into the validation error it is to a caller: the request asked for more
+// than the wallet has. Other errors pass through.
+func WalletError(err error) error {
+	var ne *models.NotEnoughError
+	if errors.As(err, &ne) {
+		what := "amount"
+		if ne.Of == "withdrawable" {
+			what = "withdrawal"
+		}
+		return &models.ValidationError{Field: "amount", Reason: fmt.Sprintf("%s of %d is above the %s %d", what, ne.Wanted, ne.Of, ne.Available)}
+	}
+	return err
+}
+
+// WalletWriteView is the outcome of a grant or a withdrawal.
+type WalletWriteView struct {
+	Entry  store.WalletEntry `json:"entry"`
+	Wallet store.Wallet      `json:"wallet"`
+	// Duplicate: the key was written before; nothing changed.
+	Duplicate bool `json:"duplicate"`
+}
+
+// TopUpView is a top-up invoice whose collection was started.
+type TopUpView struct {
+	Invoice store.Invoice `json:"invoice"`
+	// PaymentURL is the invoice's hosted page, when the pages are configured.
+	PaymentURL string `json:"payment_url,omitempty"`
+}
+
+// walletTenant parses the path's tenant and checks it exists.
+func (s *Server) walletTenant(r *http.Request) (models.TenantID, error) {
+	id, err := models.ParseTenantID(r.PathValue("tenant"))
+	if err != nil {
+		return "", err
+	}
+	return id, RequireTenant(r.Context(), s.Store, id)
+}
+
+func (s *Server) wallet(w http.ResponseWriter, r *http.Request) error {
+	id, err := models.ParseTenantID(r.PathValue("tenant"))
+	if err != nil {
+		return err
+	}
+	v, err := LoadWalletView(r.Context(), s.Store, id)
+	if err != nil {
+		return err
+	}
+	if v.Violation != "" {
+		s.logger().Error("wallet invariant broken", "tenant", id, "violation", v.Violation)
+	}
+	writeJSON(w, http.StatusOK, v)
+	return nil
+}
+
+func (s *Server) walletLedger(w http.ResponseWriter, r *http.Request) error {
+	id, err := s.walletTenant(r)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	var before int64
+	limit := 0
+	if v := q.Get("before"); v != "" {
+		if before, err = strconv.ParseInt(v, 10, 64); err != nil {
+			return &models.ValidationError{Field: "before", Reason: fmt.Sprintf("%q is not a ledger sequence number", v)}
+		}
+	}
+	if v := q.Get("limit"); v != "" {
+		if limit, err = strconv.Atoi(v); err != nil || limit == 0 {
+			return &models.ValidationError{Field: "limit", Reason: fmt.Sprintf("%q is not between 1 and 500", v)}
+		}
+	}
+	page, err := s.Store.LedgerPage(r.Context(), id, before, limit)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, page)
+	return nil
+}
+
+// grantBody is the grant request; key makes a retry a no-op.
+type grantBody struct {
+	Amount    int64      `json:"amount"`
+	Key       string     `json:"key"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	Currency  string     `json:"currency,omitempty"`
+}
+
+func (s *Server) walletGrant(w http.ResponseWriter, r *http.Request) error {
+	id, err := s.walletTenant(r)
+	if err != nil {
+		return err
+	}
+	var body grantBody
+	if err := decode(w, r, &body); err != nil {
+		return err
+	}
+	res, err := s.Store.Grant(r.Context(), store.WalletWrite{TenantID: id, Key: body.Key, Amount: body.Amount,
+		Currency: models.Currency(body.Currency), ExpiresAt: body.ExpiresAt})
+	if err != nil {
+		return WalletError(err)
+	}
+	writeJSON(w, http.StatusOK, WalletWriteView{Entry: res.Entry, Wallet: res.Wallet, Duplicate: res.Duplicate})
+	return nil
+}
+
+// topUpBody is the top-up request; key makes a retry return the same invoice.
+type topUpBody struct {
+	Amount   int64  `json:"amount"`
+	Key      string `json:"key"`
+	Currency string `json:"currency,omitempty"`
+}
+
+func (s *Server) walletTopUp(w http.ResponseWriter, r *http.Request) error {
+	id, err := s.walletTenant(r)
+	if err != nil {
+		return err
+	}
+	var body topUpBody
+	if err := decode(w, r, &body); err != nil {
+		return err
+	}
+	inv, err := s.Store.CreateTopUp(r.Context(), store.TopUpParams{TenantID: id, Key: body.Key, Amount: body.Amount, Currency: models.Currency(body.Currency)})
+	if err != nil {
+		return err
+	}
+	// The invoice is written first: a failure to start its collection here
+	// is answered 503, and the retry (same key) starts it for the same invoice.
+	if _, err := s.Billing.CollectInvoice(r.Context(), inv.ID); err != nil {
+		return err
+	}
+	out := TopUpView{Invoice: inv}
+	if s.Pages != nil && s.Pages.Links != nil {
+		if out.PaymentURL, err = s.Pages.Links.InvoiceURL(r.Context(), inv.ID); err != nil {
+			return err
+		}
+	}
+	writeJSON(w, http.StatusCreated, out)
+	return nil
+}
+
+// withdrawalBody is the withdrawal request; reference (the operator's
+// payout reference) is its key.
+type withdrawalBody struct {
+	Amount    int64  `json:"amount"`
+	Reference string `json:"reference"`
+	Currency  string `json:"currency,omitempty"`
+}
+
+func (s *Server) walletWithdraw(w http.ResponseWriter, r *http.Request) error {
+	id, err := s.walletTenant(r)
+	if err != nil {
+		return err
+	}
+	var body withdrawalBody
+	if err := decode(w, r, &body); err != nil {
+		return err
+	}
+	if body.Reference == "" {
+		return &models.ValidationError{Field: "reference", Reason: "must not be empty: it is the withdrawal's key and the payout's reference"}
+	}
+	res, err := s.Store.Withdraw(r.Context(), store.WalletWrite{TenantID: id, Key: body.Reference, Amount: body.Amount, Currency: models.Currency(body.Currency)})
+	if err != nil {
+		return WalletError(err)
+	}
+	writeJSON(w, http.StatusOK, WalletWriteView{Entry: res.Entry, Wallet: res.Wallet, Duplicate: res.Duplicate})
+	return nil
+}
+
+func (s *Server) walletAutoRecharge(w http.ResponseWriter, r *http.Request) error {
+	id, err := s.walletTenant(r)
+	if err != nil {
+		return err
+	}
+	var body store.AutoRecharge
+	if err := decode(w, r, &body); err != nil {
+		return err
+	}
+	a, err := s.Store.SetWalletAutoRecharge(r.Context(), id, body)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, a)
+	return nil
+}

@@ -1,0 +1,384 @@
+package main
+
+import (
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/billflow/billflow/api"
+	"github.com/billflow/billflow/billing"
+	"github.com/billflow/billflow/models"
+	"github.com/billflow/billflow/store"
+)
+
+// The wallet commands read and write a tenant's prepaid wallet in Postgres
+// through the store (the ledger's rules are models/wallet.go); top-up also
+// starts the top-up invoice's collection in Temporal.
+
+func (a *app) walletCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "wallet",
+		Short: "Inspect and change a tenant's prepaid wallet",
+		Long: "A tenant's wallet holds prepaid credit in its currency (minor units): deposits from paid top-ups and grants from operators, " +
+			"less what settled usage, withdrawals and grant expiries took. spendable = funds - unsettled promises; grants are used before deposits.",
+	}
+	cmd.AddCommand(a.walletShow(), a.walletHistory(), a.walletGrant(), a.walletTopUp(), a.walletWithdraw(), a.walletAutoRecharge())
+	return cmd
+}
+
+// amountFlag reads a required positive --amount.
+func amountFlag(cmd *cobra.Command, amount int64) error {
+	if err := requireFlag(cmd, "amount"); err != nil {
+		return err
+	}
+	if amount <= 0 {
+		return &models.ValidationError{Field: "--amount", Reason: fmt.Sprintf("amount %d is not positive", amount)}
+	}
+	return nil
+}
+
+func (a *app) walletShow() *cobra.Command {
+	var (
+		tenant string
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "show --tenant PUBKEY",
+		Short: "Show a wallet: funds, promised, settled, spendable, grants, auto-recharge, open top-ups",
+		Long:  "Shows the wallet from Postgres. Spendable is never shown below zero; totals that break a wallet rule are reported as a warning on stderr (and in the JSON's violation).",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			id, st, err := a.tenantInDB(cmd, tenant)
+			if err != nil {
+				return err
+			}
+			v, err := api.LoadWalletView(cmd.Context(), st, id)
+			if err != nil {
+				return err
+			}
+			if v.Violation != "" {
+				fmt.Fprintln(a.stderr, "warning:", v.Violation)
+			}
+			if asJSON {
+				return a.printJSON(v)
+			}
+			a.printWallet(v)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&tenant, "tenant", "", "tenant's Nostr public key (hex or npub)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func (a *app) printWallet(v api.WalletView) {
+	money := func(n int64) string { return models.FormatAmount(n, v.Currency) }
+	t := v.Totals
+	w := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "tenant\t%s\n", v.TenantID)
+	fmt.Fprintf(w, "currency\t%s\n", v.Currency)
+	fmt.Fprintf(w, "funds\t%s\n", money(v.Funds))
+	fmt.Fprintf(w, "promised\t%s\n", money(t.Promised))
+	fmt.Fprintf(w, "settled\t%s (%s from grants)\n", money(t.Settled), money(t.SettledFromGrants))
+	fmt.Fprintf(w, "unsettled\t%s\n", money(v.Unsettled))
+	fmt.Fprintf(w, "deposited\t%s\n", money(t.Deposits))
+	fmt.Fprintf(w, "granted\t%s\n", money(t.Grants))
+	fmt.Fprintf(w, "withdrawn\t%s\n", money(t.Withdrawn))
+	fmt.Fprintf(w, "expired\t%s\n", money(t.Expired))
+	fmt.Fprintf(w, "spendable\t%s\n", money(v.Spendable))
+	fmt.Fprintf(w, "withdrawable\t%s\n", money(v.Withdrawable))
+	if v.AutoRecharge.On() {
+		fmt.Fprintf(w, "auto-recharge\t%s when spendable is below %s\n", money(*v.AutoRecharge.Amount), money(*v.AutoRecharge.Threshold))
+	} else {
+		fmt.Fprintf(w, "auto-recharge\toff\n")
+	}
+	fmt.Fprintf(w, "grants\t%d\n", len(v.Grants))
+	for _, g := range v.Grants {
+		expiry := "never expires"
+		if g.ExpiresAt != nil {
+			expiry = "expires " + g.ExpiresAt.Format(time.RFC3339)
+			if g.ExpiredDone {
+				expiry = "expired " + g.ExpiresAt.Format(time.RFC3339)
+			}
+		}
+		fmt.Fprintf(w, "  %s\t%s of %s left, %s\n", g.Key, money(g.Remaining), money(g.Amount), expiry)
+	}
+	fmt.Fprintf(w, "open top-ups\t%d\n", len(v.OpenTopUps))
+	for _, tu := range v.OpenTopUps {
+		fmt.Fprintf(w, "  %s\t%s %s\n", tu.InvoiceID, models.FormatAmount(tu.Total, tu.Currency), tu.Status)
+	}
+	_ = w.Flush()
+}
+
+func (a *app) walletHistory() *cobra.Command {
+	var (
+		tenant string
+		before int64
+		limit  int
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "history --tenant PUBKEY [--before SEQ] [--limit N]",
+		Short: "List the wallet's ledger, newest first",
+		Long:  "Lists up to --limit ledger entries (1-500) older than entry --before (default: from the newest). The last line names the --before of the next page, if any.",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			id, st, err := a.tenantInDB(cmd, tenant)
+			if err != nil {
+				return err
+			}
+			page, err := st.LedgerPage(cmd.Context(), id, before, limit)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return a.printJSON(page)
+			}
+			w := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "SEQ\tAT\tKIND\tAMOUNT\tKEY\tDETAIL")
+			for _, e := range page.Entries {
+				detail := ""
+				switch {
+				case e.ExpiresAt != nil:
+					detail = "expires " + e.ExpiresAt.Format(time.RFC3339)
+				case e.Kind == models.EntrySettle:
+					detail = models.FormatAmount(e.FromGrants, e.Currency) + " from grants"
+				case e.InvoiceID != "":
+					detail = "invoice " + e.InvoiceID
+				}
+				fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\n", e.Seq, e.At.Format(time.RFC3339), e.Kind, models.FormatAmount(e.Amount, e.Currency), e.Key, detail)
+			}
+			if page.Next != 0 {
+				fmt.Fprintf(w, "more: --before %d\n", page.Next)
+			}
+			return w.Flush()
+		},
+	}
+	cmd.Flags().StringVar(&tenant, "tenant", "", "tenant's Nostr public key (hex or npub)")
+	cmd.Flags().Int64Var(&before, "before", 0, "list entries older than this sequence number (the previous page's next)")
+	cmd.Flags().IntVar(&limit, "limit", 50, "entries per page (1-500)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+// printWrite prints a grant's or a withdrawal's outcome.
+func (a *app) printWrite(res store.WalletResult, asJSON bool) error {
+	if asJSON {
+		return a.printJSON(api.WalletWriteView{Entry: res.Entry, Wallet: res.Wallet, Duplicate: res.Duplicate})
+	}
+	e := res.Entry
+	verb := "recorded"
+	if res.Duplicate {
+		verb = "already recorded (nothing changed)"
+	}
+	fmt.Fprintf(a.stdout, "%s %s %s of %s (entry %d)\n", verb, e.Kind, e.Key, models.FormatAmount(e.Amount, e.Currency), e.Seq)
+	fmt.Fprintf(a.stdout, "spendable %s, withdrawable %s\n", models.FormatAmount(res.Wallet.Spendable, res.Wallet.Currency),
+		models.FormatAmount(res.Wallet.Withdrawable, res.Wallet.Currency))
+	return nil
+}
+
+func (a *app) walletGrant() *cobra.Command {
+	var (
+		tenant, expires, key, currency string
+		amount                         int64
+		asJSON                         bool
+	)
+	cmd := &cobra.Command{
+		Use:   "grant --tenant PUBKEY --amount N [--expires RFC3339] [--key K] [--currency C]",
+		Short: "Give the tenant credit (an operator grant), optionally expiring",
+		Long: "Grants --amount minor units of credit in the wallet's currency. Grants are used before deposits, earliest expiry first, and are not withdrawable; " +
+			"at its expiry a grant loses its unused remainder. --key makes the call idempotent (the same key again changes nothing); without it a fresh key is generated. " +
+			"--currency, when given, must be the wallet's.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := amountFlag(cmd, amount); err != nil {
+				return err
+			}
+			wr := store.WalletWrite{Key: key, Amount: amount, Currency: models.Currency(currency)}
+			if wr.Key == "" {
+				wr.Key = "cli-" + newID()
+			}
+			if expires != "" {
+				t, err := time.Parse(time.RFC3339, expires)
+				if err != nil {
+					return &billing.ValidationError{Field: "--expires", Reason: fmt.Sprintf("%q is not an RFC3339 instant", expires)}
+				}
+				wr.ExpiresAt = &t
+			}
+			id, st, err := a.tenantInDB(cmd, tenant)
+			if err != nil {
+				return err
+			}
+			wr.TenantID = id
+			res, err := st.Grant(cmd.Context(), wr)
+			if err != nil {
+				return api.WalletError(err)
+			}
+			return a.printWrite(res, asJSON)
+		},
+	}
+	cmd.Flags().StringVar(&tenant, "tenant", "", "tenant's Nostr public key (hex or npub)")
+	cmd.Flags().Int64Var(&amount, "amount", 0, "credit in minor units (e.g. 500 = 5.00 USD)")
+	cmd.Flags().StringVar(&expires, "expires", "", "expiry instant (RFC3339, in the future; default: never)")
+	cmd.Flags().StringVar(&key, "key", "", "idempotency key (default: generated)")
+	cmd.Flags().StringVar(&currency, "currency", "", "the wallet's currency, checked when given")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func (a *app) walletTopUp() *cobra.Command {
+	var (
+		tenant, key, currency string
+		amount                int64
+		asJSON                bool
+	)
+	cmd := &cobra.Command{
+		Use:   "top-up --tenant PUBKEY --amount N [--key K] [--currency C]",
+		Short: "Create a top-up invoice and start collecting it",
+		Long: "Creates an invoice of kind top_up for --amount minor units and starts its InvoicePayment workflow, which collects it like any invoice " +
+			"(NWC, card, then a DM with the payment link). When it is paid, the payment deposits its total in the wallet. " +
+			"--key makes the call idempotent (the same key returns the same invoice); without it a fresh key is generated. Prints the invoice id and, when the hosted pages are configured, its payment page link.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := amountFlag(cmd, amount); err != nil {
+				return err
+			}
+			if key == "" {
+				key = "cli-" + newID()
+			}
+			id, st, err := a.tenantInDB(cmd, tenant)
+			if err != nil {
+				return err
+			}
+			inv, err := st.CreateTopUp(cmd.Context(), store.TopUpParams{TenantID: id, Key: key, Amount: amount, Currency: models.Currency(currency)})
+			if err != nil {
+				return err
+			}
+			bc, err := a.billingClient(cmd.Context())
+			if err != nil {
+				return fmt.Errorf("top-up invoice %s was created but its collection was not started (run this again with --key %s): %w", inv.ID, key, err)
+			}
+			if _, err := bc.CollectInvoice(cmd.Context(), inv.ID); err != nil {
+				return fmt.Errorf("top-up invoice %s was created but its collection was not started (run this again with --key %s): %w", inv.ID, key, err)
+			}
+			page, err := a.invoicePageURL(cmd.Context(), inv.ID)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return a.printJSON(api.TopUpView{Invoice: inv, PaymentURL: page})
+			}
+			w := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintf(w, "invoice\t%s\n", inv.ID)
+			fmt.Fprintf(w, "amount\t%s\n", models.FormatAmount(inv.Total, inv.Currency))
+			fmt.Fprintf(w, "status\t%s (collection started)\n", inv.Status)
+			if page != "" {
+				fmt.Fprintf(w, "page\t%s\n", page)
+			}
+			return w.Flush()
+		},
+	}
+	cmd.Flags().StringVar(&tenant, "tenant", "", "tenant's Nostr public key (hex or npub)")
+	cmd.Flags().Int64Var(&amount, "amount", 0, "top-up in minor units (e.g. 2000 = 20.00 USD)")
+	cmd.Flags().StringVar(&key, "key", "", "idempotency key (default: generated)")
+	cmd.Flags().StringVar(&currency, "currency", "", "the wallet's currency, checked when given")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func (a *app) walletWithdraw() *cobra.Command {
+	var (
+		tenant, reference, currency string
+		amount                      int64
+		asJSON                      bool
+	)
+	cmd := &cobra.Command{
+		Use:   "withdraw --tenant PUBKEY --amount N --reference R [--currency C]",
+		Short: "Record a withdrawal of unspent deposits (paid out by the operator)",
+		Long: "Records that --amount minor units of unspent deposits were paid back to the tenant, under the operator's payout --reference " +
+			"(which is also the withdrawal's key: the same reference again changes nothing). Grants and what promises hold are not withdrawable. " +
+			"billflow does not pay the withdrawal out itself (a Lightning payout is not built yet): pay it, then record it here.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := amountFlag(cmd, amount); err != nil {
+				return err
+			}
+			if err := requireFlag(cmd, "reference"); err != nil {
+				return err
+			}
+			id, st, err := a.tenantInDB(cmd, tenant)
+			if err != nil {
+				return err
+			}
+			res, err := st.Withdraw(cmd.Context(), store.WalletWrite{TenantID: id, Key: reference, Amount: amount, Currency: models.Currency(currency)})
+			if err != nil {
+				return api.WalletError(err)
+			}
+			return a.printWrite(res, asJSON)
+		},
+	}
+	cmd.Flags().StringVar(&tenant, "tenant", "", "tenant's Nostr public key (hex or npub)")
+	cmd.Flags().Int64Var(&amount, "amount", 0, "withdrawal in minor units")
+	cmd.Flags().StringVar(&reference, "reference", "", "the payout's reference (its key)")
+	cmd.Flags().StringVar(&currency, "currency", "", "the wallet's currency, checked when given")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func (a *app) walletAutoRecharge() *cobra.Command {
+	var (
+		tenant            string
+		threshold, amount int64
+		off, asJSON       bool
+	)
+	cmd := &cobra.Command{
+		Use:   "auto-recharge --tenant PUBKEY (--threshold N --amount M | --off)",
+		Short: "Set or clear the wallet's auto-recharge (top up M when spendable falls below N)",
+		Long: "Stores the wallet's auto-recharge setting: when spendable falls below --threshold, a top-up of --amount is to be started. " +
+			"This command only stores the setting; the recharge is started by the wallet's balance sync, where that is deployed.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var set store.AutoRecharge
+			switch {
+			case off && (cmd.Flags().Changed("threshold") || cmd.Flags().Changed("amount")):
+				return usagef("--off turns auto-recharge off: give it without --threshold and --amount")
+			case off:
+			default:
+				if !cmd.Flags().Changed("threshold") || !cmd.Flags().Changed("amount") {
+					return usagef("give --threshold and --amount, or --off (see %s --help)", cmd.CommandPath())
+				}
+				set = store.AutoRecharge{Threshold: &threshold, Amount: &amount}
+			}
+			id, st, err := a.tenantInDB(cmd, tenant)
+			if err != nil {
+				return err
+			}
+			got, err := st.SetWalletAutoRecharge(cmd.Context(), id, set)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return a.printJSON(got)
+			}
+			if !got.On() {
+				_, err = fmt.Fprintln(a.stdout, "auto-recharge off")
+				return err
+			}
+			w, err := st.WalletState(cmd.Context(), id)
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(a.stdout, "auto-recharge: top up %s when spendable is below %s\n",
+				models.FormatAmount(*got.Amount, w.Currency), models.FormatAmount(*got.Threshold, w.Currency))
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&tenant, "tenant", "", "tenant's Nostr public key (hex or npub)")
+	cmd.Flags().Int64Var(&threshold, "threshold", 0, "spendable below which a top-up starts (minor units)")
+	cmd.Flags().Int64Var(&amount, "amount", 0, "top-up amount (minor units, positive)")
+	cmd.Flags().BoolVar(&off, "off", false, "turn auto-recharge off")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
