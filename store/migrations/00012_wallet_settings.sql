@@ -16,6 +16,8 @@ CREATE TABLE wallet_balance_published (
     tenant_id  text PRIMARY KEY REFERENCES wallets (tenant_id),
     spendable  bigint NOT NULL CHECK (spendable >= 0),
     low        boolean NOT NULL DEFAULT false,
+    -- seq numbers the wallet.balance_changed events (their subject ids).
+    seq        bigint NOT NULL DEFAULT 0 CHECK (seq >= 0),
     updated_at timestamptz NOT NULL DEFAULT now()
 );
 
