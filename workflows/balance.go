@@ -128,6 +128,9 @@ func BalanceSync(ctx workflow.Context, in BalanceSyncInput) (BalanceView, error)
 	var timerAt time.Time
 	var cancelTimer workflow.CancelFunc
 	for {
+		if err := ctx.Err(); err != nil {
+			return r.answer(), temporal.NewCanceledError() // cancelled by an operator
+		}
 		if budget.exhausted(ctx) {
 			if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
 				return r.view, err
