@@ -315,33 +315,33 @@ func (r *balanceRun) publish(ctx workflow.Context) {
 	}
 	v := r.view
 	var b strings.Builder
-	fmt.Fprintf(&b, "### Wallet of tenant `%s`\n\n| | |\n|---|---|\n", r.in.TenantID.Short())
+	b.WriteString(fmt.Sprintf("### Wallet of tenant `%s`\n\n| | |\n|---|---|\n", r.in.TenantID.Short()))
 	amt := func(x int64) string { return FormatAmount(x, v.Currency) }
-	fmt.Fprintf(&b, "| Funds | %s |\n| Promised | %s |\n| Settled | %s |\n| Spendable | **%s** |\n", amt(v.Funds), amt(v.Promised), amt(v.Settled), amt(v.Spendable))
+	b.WriteString(fmt.Sprintf("| Funds | %s |\n| Promised | %s |\n| Settled | %s |\n| Spendable | **%s** |\n", amt(v.Funds), amt(v.Promised), amt(v.Settled), amt(v.Spendable)))
 	last := "never"
 	if !v.SyncedAt.IsZero() {
 		last = v.SyncedAt.UTC().Format(time.RFC3339)
 	}
-	fmt.Fprintf(&b, "| Last sync | %s |\n", last)
+	b.WriteString(fmt.Sprintf("| Last sync | %s |\n", last))
 	if r.fastUntil != nil {
-		fmt.Fprintf(&b, "| Aggressive sync | every %s until %s |\n", r.in.FastInterval, r.fastUntil.UTC().Format(time.RFC3339))
+		b.WriteString(fmt.Sprintf("| Aggressive sync | every %s until %s |\n", r.in.FastInterval, r.fastUntil.UTC().Format(time.RFC3339)))
 	} else {
-		fmt.Fprintf(&b, "| Lifetime sync | every %s |\n", r.in.SlowInterval)
+		b.WriteString(fmt.Sprintf("| Lifetime sync | every %s |\n", r.in.SlowInterval))
 	}
 	if r.nextGrant != nil {
-		fmt.Fprintf(&b, "| Next grant expiry | %s |\n", r.nextGrant.UTC().Format(time.RFC3339))
+		b.WriteString(fmt.Sprintf("| Next grant expiry | %s |\n", r.nextGrant.UTC().Format(time.RFC3339)))
 	}
 	if v.Violation != "" {
-		fmt.Fprintf(&b, "| **Invariant broken** | %s |\n", v.Violation)
+		b.WriteString(fmt.Sprintf("| **Invariant broken** | %s |\n", v.Violation))
 	}
 	if v.LastError != "" {
-		fmt.Fprintf(&b, "| **Last error** | %s |\n", v.LastError)
+		b.WriteString(fmt.Sprintf("| **Last error** | %s |\n", v.LastError))
 	}
-	fmt.Fprintf(&b, "\n**Open top-ups:** %d\n", len(v.OpenTopUps))
+	b.WriteString(fmt.Sprintf("\n**Open top-ups:** %d\n", len(v.OpenTopUps)))
 	if len(v.OpenTopUps) > 0 {
 		b.WriteString("\n| Invoice | Amount | Status | Created |\n|---|---|---|---|\n")
 		for _, t := range v.OpenTopUps {
-			fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", t.InvoiceID, FormatAmount(t.Amount, t.Currency), t.Status, t.CreatedAt.UTC().Format(time.RFC3339))
+			b.WriteString(fmt.Sprintf("| `%s` | %s | %s | %s |\n", t.InvoiceID, FormatAmount(t.Amount, t.Currency), t.Status, t.CreatedAt.UTC().Format(time.RFC3339)))
 		}
 	}
 	workflow.SetCurrentDetails(ctx, b.String())
