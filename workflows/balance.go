@@ -203,7 +203,9 @@ func (r *balanceRun) extend(ctx workflow.Context) bool {
 func (r *balanceRun) next(ctx workflow.Context) (at time.Time, expire bool, summary string) {
 	if r.fastUntil != nil {
 		if at = r.lastSync.Add(r.in.FastInterval); !at.After(*r.fastUntil) {
-			summary = fmt.Sprintf("aggressive sync every %s (window until %s)", r.in.FastInterval, r.fastUntil.UTC().Format(time.RFC3339))
+			// The window's end is in the details: an event extends it without
+			// restarting this timer, so the summary does not name it.
+			summary = fmt.Sprintf("aggressive sync every %s after a balance event", r.in.FastInterval)
 		} else {
 			r.fastUntil = nil // the window timed out
 			r.publish(ctx)
