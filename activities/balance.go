@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/models"
@@ -84,6 +85,11 @@ type SyncWalletResult struct {
 func (a *Activities) SyncWallet(ctx context.Context, in SyncWalletInput) (SyncWalletResult, error) {
 	var out SyncWalletResult
 	pub, err := a.Store.PublishBalance(ctx, in.TenantID, in.At)
+	var ve *models.ValidationError
+	if errors.As(err, &ve) && ve.Field == "tenant" {
+		// No such tenant: NotFound, so the sync started for it can end.
+		return out, temporal.NewNonRetryableApplicationError(ve.Error(), ErrNotFound, nil)
+	}
 	if err != nil {
 		return out, classify(err)
 	}

@@ -120,7 +120,15 @@ func BalanceSync(ctx workflow.Context, in BalanceSyncInput) (BalanceView, error)
 	pending += drainCount(events)
 	opened := pending > 0 && r.extend(ctx)
 	if in.Carry == nil || opened {
-		_ = r.sync(ctx, syncOptions) // a failure is in the view; the next timer retries
+		// A failure is in the view and the next timer retries, except for a
+		// tenant that does not exist: a sync started for it (a mistyped id)
+		// ends instead of running forever.
+		if err := r.sync(ctx, syncOptions); errorType(err) == activities.ErrNotFound && r.view.SyncedAt.IsZero() {
+			if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+				return r.answer(), err
+			}
+			return r.answer(), nil
+		}
 	}
 
 	budget := runBudget{max: in.ContinueAfter}

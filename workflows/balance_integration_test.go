@@ -130,6 +130,17 @@ func TestBalanceSyncDepositSeenInFastWindow(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, desc.GetWorkflowExecutionInfo().GetSearchAttributes().GetIndexedFields(), "WalletBalance")
 	require.NoError(t, e.tc.TerminateWorkflow(ctx, id, "", "test done"))
+
+	// A tenant that was never created: the read names it, and the sync it
+	// started has ended.
+	unknown := testkit.NewTenantID(t)
+	_, err = e.bc.CachedBalance(ctx, string(unknown), 0)
+	require.ErrorIs(t, err, billing.ErrTenantNotFound)
+	require.ErrorContains(t, err, string(unknown))
+	run := e.tc.GetWorkflow(ctx, contract.BalanceWorkflowID(unknown), "")
+	var last contract.BalanceView
+	require.NoError(t, run.Get(ctx, &last), "completed, not failed")
+	require.Contains(t, last.LastError, "does not exist")
 }
 
 // TestBalanceSyncHistorySize measures the history events one aggressive

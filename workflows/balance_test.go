@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/billflow/billflow/activities"
@@ -245,4 +246,18 @@ func TestBalanceReconcilesOpenTopUpsWithRetry(t *testing.T) {
 	b.env.ExecuteWorkflow(BalanceSync, BalanceSyncInput{TenantID: testTenant})
 	require.Equal(t, 3, calls, "two retries by the policy, then success; no more once nothing is open")
 	require.Equal(t, []time.Duration{0, time.Hour}, b.syncs[:2])
+}
+
+// A sync started for a tenant that does not exist ends (completed, the
+// reason in its result) instead of running forever.
+func TestBalanceUnknownTenantEnds(t *testing.T) {
+	b := newBalanceEnv(t)
+	b.syncErr = temporal.NewNonRetryableApplicationError("tenant t-x does not exist", activities.ErrNotFound, nil)
+	b.env.ExecuteWorkflow(BalanceSync, BalanceSyncInput{TenantID: testTenant})
+	require.True(t, b.env.IsWorkflowCompleted())
+	require.NoError(t, b.env.GetWorkflowError())
+	var v BalanceView
+	require.NoError(t, b.env.GetWorkflowResult(&v))
+	require.Contains(t, v.LastError, "does not exist")
+	require.Len(t, b.syncs, 1)
 }
