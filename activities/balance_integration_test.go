@@ -136,10 +136,10 @@ func TestSyncWalletAndExpireGrants(t *testing.T) {
 	require.Equal(t, int64(200), res.Before)
 }
 
-// An unknown tenant is a non-retryable business error.
+// An unknown tenant is a non-retryable NotFound (the sync started for it ends).
 func TestSyncWalletUnknownTenant(t *testing.T) {
 	a, _, env, _ := balanceWorld(t)
 	_, err := env.ExecuteActivity(a.SyncWallet, SyncWalletInput{TenantID: testkit.NewTenantID(t), At: time.Now()})
 	require.ErrorContains(t, err, "does not exist")
-	require.ErrorContains(t, err, ErrValidation)
+	require.ErrorContains(t, err, ErrNotFound)
 }
