@@ -44,6 +44,7 @@ func (a *Activities) Settle(ctx context.Context, in SettleInput) (SettleResult, 
 	}
 	if res.Outcome != store.SettledDuplicate {
 		a.nudge(ctx)
+		a.balanceAfterSettle(ctx, res.Invoice, in.Payment.Rail)
 	}
 	return SettleResult{Invoice: invoiceRef(res.Invoice), Outcome: res.Outcome, AlreadyPaid: res.AlreadyPaid(), TenantStatus: res.TenantStatus}, nil
 }

@@ -25,6 +25,7 @@ BILLFLOW_SEARCH_ATTRIBUTES=(
   PaymentRail=Keyword
   AmountDue=Int
   PeriodStart=Datetime
+  WalletBalance=Int
 )
 
 log() { printf '==> %s\n' "$*" >&2; }

@@ -90,6 +90,7 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	w.RegisterWorkflow(workflows.GraceWindow)
 	w.RegisterWorkflow(workflows.EventOutbox)
 	w.RegisterWorkflow(workflows.LightningSettlements)
+	w.RegisterWorkflow(workflows.BalanceSync)
 	rails, closeRails, err := buildRails(logger, st, cfg.Rails)
 	defer closeRails()
 	if err != nil {

@@ -23,6 +23,7 @@ func TestReplayRecordedHistories(t *testing.T) {
 			r.RegisterWorkflow(GraceWindow)
 			r.RegisterWorkflow(EventOutbox)
 			r.RegisterWorkflow(LightningSettlements)
+			r.RegisterWorkflow(BalanceSync)
 			require.NoError(t, r.ReplayWorkflowHistoryFromJSONFile(nil, f))
 		})
 	}
