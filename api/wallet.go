@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/billflow/billflow/billing"
+	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/models"
 	"github.com/billflow/billflow/store"
 )
@@ -76,7 +77,7 @@ func LoadWalletView(ctx context.Context, st *store.Store, tenant models.TenantID
 	if v.AutoRecharge, err = st.WalletAutoRecharge(ctx, tenant); err != nil {
 		return v, err
 	}
-	v.OpenTopUps, err = st.OpenTopUps(ctx, tenant)
+	v.OpenTopUps, err = st.OpenTopUpRefs(ctx, tenant)
 	return v, err
 }
 
@@ -197,6 +198,15 @@ func (s *Server) walletGrant(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// balanceEvent starts the tenant's aggressive balance sync (signal-with-start
+// of balance/<tenant>). Best effort: the lifetime sync catches up anyway, so
+// a failure is logged and the request still succeeds.
+func (s *Server) balanceEvent(ctx context.Context, tenant models.TenantID, kind, ref string) {
+	if err := s.Billing.ReportBalanceEvent(ctx, tenant, contract.BalanceEvent{Kind: kind, Reference: ref}); err != nil {
+		s.logger().Warn("balance sync not started", "tenant", tenant, "event", kind, "error", err)
+	}
+}
+
 // topUpBody is the top-up request; key makes a retry return the same invoice.
 type topUpBody struct {
 	Amount   int64  `json:"amount"`
@@ -222,6 +232,7 @@ func (s *Server) walletTopUp(w http.ResponseWriter, r *http.Request) error {
 	if _, err := s.Billing.CollectInvoice(r.Context(), inv.ID); err != nil {
 		return err
 	}
+	s.balanceEvent(r.Context(), id, contract.BalanceTopUpRequested, inv.ID)
 	out := TopUpView{Invoice: inv}
 	if s.Pages != nil && s.Pages.Links != nil {
 		if out.PaymentURL, err = s.Pages.Links.InvoiceURL(r.Context(), inv.ID); err != nil {
@@ -255,6 +266,9 @@ func (s *Server) walletWithdraw(w http.ResponseWriter, r *http.Request) error {
 	res, err := s.Store.Withdraw(r.Context(), store.WalletWrite{TenantID: id, Key: body.Reference, Amount: body.Amount, Currency: models.Currency(body.Currency)})
 	if err != nil {
 		return WalletError(err)
+	}
+	if !res.Duplicate {
+		s.balanceEvent(r.Context(), id, contract.BalanceWithdrawalRequested, body.Reference)
 	}
 	writeJSON(w, http.StatusOK, WalletWriteView{Entry: res.Entry, Wallet: res.Wallet, Duplicate: res.Duplicate})
 	return nil

@@ -37,12 +37,6 @@ func newWalletHarness(t *testing.T) walletHarness {
 	t.Helper()
 	ctx := context.Background()
 	st := testkit.NewStore(t)
-	// Migration 00012's columns, until it is merged (a no-op after).
-	_, err := st.Pool().Exec(ctx, `ALTER TABLE wallets
-		ADD COLUMN IF NOT EXISTS auto_recharge_threshold bigint,
-		ADD COLUMN IF NOT EXISTS auto_recharge_amount bigint,
-		ADD COLUMN IF NOT EXISTS pay_invoices_from_wallet boolean NOT NULL DEFAULT true`)
-	require.NoError(t, err)
 	tc, queue := testkit.TemporalClient(t), testkit.TaskQueue(t)
 	bc := billing.New(tc, queue)
 	w := worker.New(tc, queue, worker.Options{})
@@ -55,7 +49,7 @@ func newWalletHarness(t *testing.T) walletHarness {
 	hs := httptest.NewServer((&api.Server{Billing: bc, Store: st, Token: "t"}).Handler())
 	t.Cleanup(hs.Close)
 	tenant := testkit.NewTenantID(t)
-	_, _, err = st.EnsureTenant(ctx, tenant, "usd", 600)
+	_, _, err := st.EnsureTenant(ctx, tenant, "usd", 600)
 	require.NoError(t, err)
 	return walletHarness{st: st, hs: hs, tenant: tenant}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/billflow/billflow/api"
 	"github.com/billflow/billflow/billing"
+	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/models"
 	"github.com/billflow/billflow/store"
 )
@@ -263,6 +264,7 @@ func (a *app) walletTopUp() *cobra.Command {
 			if _, err := bc.CollectInvoice(cmd.Context(), inv.ID); err != nil {
 				return fmt.Errorf("top-up invoice %s was created but its collection was not started (run this again with --key %s): %w", inv.ID, key, err)
 			}
+			a.balanceEvent(cmd, id, contract.BalanceTopUpRequested, inv.ID)
 			page, err := a.invoicePageURL(cmd.Context(), inv.ID)
 			if err != nil {
 				return err
@@ -315,6 +317,9 @@ func (a *app) walletWithdraw() *cobra.Command {
 			res, err := st.Withdraw(cmd.Context(), store.WalletWrite{TenantID: id, Key: reference, Amount: amount, Currency: models.Currency(currency)})
 			if err != nil {
 				return api.WalletError(err)
+			}
+			if !res.Duplicate {
+				a.balanceEvent(cmd, id, contract.BalanceWithdrawalRequested, reference)
 			}
 			return a.printWrite(res, asJSON)
 		},
@@ -381,4 +386,16 @@ func (a *app) walletAutoRecharge() *cobra.Command {
 	cmd.Flags().BoolVar(&off, "off", false, "turn auto-recharge off")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// balanceEvent starts the tenant's aggressive balance sync. Best effort: the
+// lifetime sync catches up anyway, so a failure is only a warning.
+func (a *app) balanceEvent(cmd *cobra.Command, tenant models.TenantID, kind, ref string) {
+	bc, err := a.billingClient(cmd.Context())
+	if err == nil {
+		err = bc.ReportBalanceEvent(cmd.Context(), tenant, contract.BalanceEvent{Kind: kind, Reference: ref})
+	}
+	if err != nil {
+		fmt.Fprintf(a.stderr, "warning: the balance sync was not started (the hourly sync catches up): %v\n", err)
+	}
 }

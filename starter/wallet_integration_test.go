@@ -19,21 +19,9 @@ import (
 	"github.com/billflow/billflow/store"
 )
 
-// addWalletSettingsColumns adds migration 00012's wallet settings columns
-// until that migration is merged (IF NOT EXISTS: a no-op after it).
-func addWalletSettingsColumns(t *testing.T, st *store.Store) {
-	t.Helper()
-	_, err := st.Pool().Exec(context.Background(), `ALTER TABLE wallets
-		ADD COLUMN IF NOT EXISTS auto_recharge_threshold bigint,
-		ADD COLUMN IF NOT EXISTS auto_recharge_amount bigint,
-		ADD COLUMN IF NOT EXISTS pay_invoices_from_wallet boolean NOT NULL DEFAULT true`)
-	require.NoError(t, err)
-}
-
 // walletTenant makes a usd tenant in a fresh database.
 func walletTenant(t *testing.T, st *store.Store) string {
 	t.Helper()
-	addWalletSettingsColumns(t, st)
 	tenant := testkit.NewTenantID(t)
 	_, _, err := st.EnsureTenant(context.Background(), tenant, "usd", 600)
 	require.NoError(t, err)

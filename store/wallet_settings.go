@@ -71,21 +71,15 @@ type TopUpRef struct {
 	CreatedAt time.Time       `json:"created_at"`
 }
 
-// OpenTopUps lists the tenant's top-up invoices not paid or closed yet, oldest first.
-func (s *Store) OpenTopUps(ctx context.Context, tenant models.TenantID) ([]TopUpRef, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, total, currency, status, created_at FROM invoices
-		WHERE tenant_id = $1 AND kind = 'top_up' AND status IN ('open', 'collecting', 'awaiting_payment') ORDER BY created_at, id`, tenant)
+// OpenTopUpRefs is OpenTopUps in the short form the wallet views show.
+func (s *Store) OpenTopUpRefs(ctx context.Context, tenant models.TenantID) ([]TopUpRef, error) {
+	open, err := s.OpenTopUps(ctx, tenant)
 	if err != nil {
 		return nil, err
 	}
-	refs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (TopUpRef, error) {
-		var t TopUpRef
-		err := r.Scan(&t.InvoiceID, &t.Total, &t.Currency, &t.Status, &t.CreatedAt)
-		t.CreatedAt = t.CreatedAt.UTC()
-		return t, err
-	})
-	if refs == nil {
-		refs = []TopUpRef{}
+	refs := make([]TopUpRef, 0, len(open))
+	for _, inv := range open {
+		refs = append(refs, TopUpRef{InvoiceID: inv.ID, Total: inv.Total, Currency: inv.Currency, Status: inv.Status, CreatedAt: inv.CreatedAt.UTC()})
 	}
-	return refs, err
+	return refs, nil
 }

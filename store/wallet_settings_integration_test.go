@@ -20,14 +20,8 @@ import (
 func TestWalletAutoRechargeAndOpenTopUps(t *testing.T) {
 	ctx := context.Background()
 	st := testkit.NewStore(t)
-	// Migration 00012's columns, until it is merged (a no-op after).
-	_, err := st.Pool().Exec(ctx, `ALTER TABLE wallets
-		ADD COLUMN IF NOT EXISTS auto_recharge_threshold bigint,
-		ADD COLUMN IF NOT EXISTS auto_recharge_amount bigint,
-		ADD COLUMN IF NOT EXISTS pay_invoices_from_wallet boolean NOT NULL DEFAULT true`)
-	require.NoError(t, err)
 	tenant := testkit.NewTenantID(t)
-	_, _, err = st.EnsureTenant(ctx, tenant, "usd", 600)
+	_, _, err := st.EnsureTenant(ctx, tenant, "usd", 600)
 	require.NoError(t, err)
 
 	a, err := st.WalletAutoRecharge(ctx, tenant)
@@ -65,7 +59,7 @@ func TestWalletAutoRechargeAndOpenTopUps(t *testing.T) {
 	assert.Nil(t, gotT)
 	assert.Nil(t, gotA)
 
-	open, err := st.OpenTopUps(ctx, tenant)
+	open, err := st.OpenTopUpRefs(ctx, tenant)
 	require.NoError(t, err)
 	assert.Empty(t, open)
 	tu1, err := st.CreateTopUp(ctx, store.TopUpParams{TenantID: tenant, Key: "tu-1", Amount: 1000})
@@ -74,7 +68,7 @@ func TestWalletAutoRechargeAndOpenTopUps(t *testing.T) {
 	require.NoError(t, err)
 	_, err = st.Settle(ctx, store.PaymentReport{InvoiceID: tu1.ID, Rail: "manual", Reference: "wire-1", Amount: 1000, Currency: "usd", ReceivedAt: st.Now()})
 	require.NoError(t, err)
-	open, err = st.OpenTopUps(ctx, tenant)
+	open, err = st.OpenTopUpRefs(ctx, tenant)
 	require.NoError(t, err)
 	require.Len(t, open, 1, "the paid top-up is not open")
 	assert.Equal(t, tu2.ID, open[0].InvoiceID)
