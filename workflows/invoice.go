@@ -759,13 +759,15 @@ func (r *invoiceRun) payFromWallet(ctx workflow.Context, n int) (done bool, err 
 	if res.NoWallet {
 		return false, nil
 	}
-	r.addAttempt(ctx, n, walletRail, res.Outcome, res.Summary)
-	switch {
-	case res.Outcome != activities.OutcomePaid:
+	if res.Outcome != activities.OutcomePaid || res.PaidElsewhere != nil {
+		r.addAttempt(ctx, n, walletRail, res.Outcome, res.Summary)
+		if res.PaidElsewhere != nil {
+			return true, r.report(ctx, markPaidRequest(*res.PaidElsewhere))
+		}
 		return false, nil
-	case res.PaidElsewhere != nil:
-		return true, r.report(ctx, markPaidRequest(*res.PaidElsewhere))
 	}
+	// Published once, with the invoice paid.
+	r.appendAttempt(ctx, n, walletRail, res.Outcome, res.Summary)
 	r.walletPaid(ctx, res.Reference, res.TenantStatus)
 	return true, nil
 }
@@ -775,7 +777,8 @@ func (r *invoiceRun) payFromWallet(ctx workflow.Context, n int) (done bool, err 
 // to settle; the run ends as paid via the wallet.
 func (r *invoiceRun) walletPaid(ctx workflow.Context, ref, tenantStatus string) {
 	if r.result != nil {
-		return // a report settled it meanwhile
+		r.publish(ctx) // a report settled it meanwhile; show the wallet's row
+		return
 	}
 	now := workflow.Now(ctx)
 	r.result = &InvoicePaymentResult{InvoiceID: r.in.InvoiceID, Status: "paid", Rail: walletRail, Reference: ref, PaidAt: &now, Outcome: "applied"}
@@ -978,12 +981,17 @@ func (r *invoiceRun) nextCheck() (time.Time, bool, string) {
 }
 
 func (r *invoiceRun) addAttempt(ctx workflow.Context, n int, rail, outcome, detail string) {
+	r.appendAttempt(ctx, n, rail, outcome, detail)
+	r.publish(ctx)
+}
+
+// appendAttempt adds a row to the attempt table without publishing it.
+func (r *invoiceRun) appendAttempt(ctx workflow.Context, n int, rail, outcome, detail string) {
 	r.c.Attempts = append(r.c.Attempts, AttemptRow{Attempt: n, Rail: rail, Outcome: outcome, Detail: detail, At: workflow.Now(ctx)})
 	// Keep the table readable and the carried state bounded.
 	if len(r.c.Attempts) > 30 {
 		r.c.Attempts = r.c.Attempts[len(r.c.Attempts)-30:]
 	}
-	r.publish(ctx)
 }
 
 // replaceAttempt records a rail's final outcome in place of its earlier
