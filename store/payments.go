@@ -243,7 +243,6 @@ func (s *Store) Settle(ctx context.Context, p PaymentReport) (SettleResult, erro
 	if cur != "" && !currencyCodeRE.MatchString(string(cur)) {
 		return res, &models.ValidationError{Field: "currency", Reason: fmt.Sprintf("%q is not a three-letter ISO 4217 code", p.Currency)}
 	}
-	lightning := strings.HasPrefix(ref, "lightning:")
 	if p.Rail != RailManual {
 		p.Reference = strings.ToLower(p.Reference)
 		if p.Rail == RailStripe {
@@ -252,6 +251,20 @@ func (s *Store) Settle(ctx context.Context, p PaymentReport) (SettleResult, erro
 	}
 	at := p.ReceivedAt.UTC().Truncate(time.Microsecond)
 	err = s.tx(ctx, func(tx pgx.Tx) error {
+		var err error
+		res, err = settleTx(ctx, tx, p, ref, cur, at)
+		return err
+	})
+	return res, err
+}
+
+// settleTx is Settle's transaction body, for a caller that records a
+// payment inside its own transaction (PayFromWallet): p is validated, ref is
+// its money reference, cur its currency (may be empty), at when it arrived.
+func settleTx(ctx context.Context, tx pgx.Tx, p PaymentReport, ref string, cur models.Currency, at time.Time) (SettleResult, error) {
+	var res SettleResult
+	lightning := strings.HasPrefix(ref, "lightning:")
+	err := func() error {
 		inv, err := scanInvoice(tx.QueryRow(ctx, `SELECT `+invoiceColumns+` FROM invoices WHERE id = $1 FOR UPDATE`, p.InvoiceID))
 		if err != nil {
 			return err
@@ -437,7 +450,7 @@ func (s *Store) Settle(ctx context.Context, p PaymentReport) (SettleResult, erro
 		}
 		res.Invoice = inv
 		return nil
-	})
+	}()
 	return res, err
 }
 

@@ -103,7 +103,7 @@ type CardFailed = contract.CardFailed
 type InvoicePaymentResult = contract.InvoicePaymentResult
 
 type invoiceVersions struct {
-	needsAction, oneTimer, attemptOnce, resolveNWC, lateReport, partial bool
+	needsAction, oneTimer, attemptOnce, resolveNWC, lateReport, partial, walletFirst bool
 }
 
 type invoiceRun struct {
@@ -142,6 +142,7 @@ func InvoicePayment(ctx workflow.Context, in InvoicePaymentInput) (InvoicePaymen
 		resolveNWC:  patched(ctx, changeInvoiceResolveNWC),
 		lateReport:  patched(ctx, changeInvoiceLateReport),
 		partial:     patched(ctx, changeInvoicePartial),
+		walletFirst: patched(ctx, changeInvoiceWalletFirst),
 	}
 	if in.Carry != nil {
 		r.c, r.status = *in.Carry, "awaiting_payment"
@@ -643,6 +644,11 @@ func (r *invoiceRun) cascade(ctx workflow.Context, reminder bool) error {
 			return err
 		}
 	}
+	if r.v.walletFirst {
+		if done, err := r.payFromWallet(ctx, n); done || err != nil {
+			return err
+		}
+	}
 	failure := ""
 	// nwcUnknown: the wallet may have been asked to pay and its answer is
 	// not known; the card waits until the node tells.
@@ -699,6 +705,12 @@ func (r *invoiceRun) cascade(ctx workflow.Context, reminder bool) error {
 			if res.Payment == nil {
 				return nil
 			}
+			if r.v.walletFirst && res.Payment.Rail == walletRail {
+				// The wallet paid after all (its activity's answer was
+				// lost): recorded already, and no report can claim it.
+				r.walletPaid(ctx, res.Payment.Reference, "")
+				return nil
+			}
 			// A payment that cannot be recorded is kept and retried; the
 			// cascade stops: the money was taken.
 			if err := r.report(ctx, markPaidRequest(*res.Payment)); err != nil || !r.v.partial || !r.open() || len(r.c.Reports) > 0 {
@@ -720,6 +732,61 @@ func (r *invoiceRun) cascade(ctx workflow.Context, reminder bool) error {
 		return nil
 	}
 	return r.collectionFailed(ctx, failure, reminder)
+}
+
+// walletRail is the rail of an invoice paid from the tenant's wallet.
+const walletRail = "wallet"
+
+// payFromWallet is the cascade's first rail: the tenant's wallet pays the
+// invoice when it covers all of it. done says there is nothing more to
+// collect (paid, or closed meanwhile); otherwise NWC goes on as before.
+func (r *invoiceRun) payFromWallet(ctx workflow.Context, n int) (done bool, err error) {
+	if !r.open() {
+		return true, nil
+	}
+	var res activities.WalletRailResult
+	err = workflow.ExecuteActivity(railOptions(ctx, fmt.Sprintf("attempt %d: pay from the wallet", n), 30*time.Second, 5*time.Minute),
+		a.PayFromWallet, activities.RailAttemptInput{InvoiceID: r.in.InvoiceID, Attempt: n}).Get(ctx, &res)
+	if err != nil {
+		if isClosed(err) {
+			return true, nil
+		}
+		// A wallet rail that stays down is no reason to hold collection;
+		// had it paid, the next rail finds the invoice paid.
+		r.addAttempt(ctx, n, walletRail, activities.OutcomeFailed, activities.Summarize("wallet rail unavailable: "+errorMessage(err)))
+		return false, nil
+	}
+	if res.NoWallet {
+		return false, nil
+	}
+	if res.Outcome != activities.OutcomePaid || res.PaidElsewhere != nil {
+		r.addAttempt(ctx, n, walletRail, res.Outcome, res.Summary)
+		if res.PaidElsewhere != nil {
+			return true, r.report(ctx, markPaidRequest(*res.PaidElsewhere))
+		}
+		return false, nil
+	}
+	// Published once, with the invoice paid.
+	r.appendAttempt(ctx, n, walletRail, res.Outcome, res.Summary)
+	r.walletPaid(ctx, res.Reference, res.TenantStatus)
+	return true, nil
+}
+
+// walletPaid records that the wallet paid the invoice: the store did it in
+// one transaction (payment, entitlement, invoice.paid), so there is nothing
+// to settle; the run ends as paid via the wallet.
+func (r *invoiceRun) walletPaid(ctx workflow.Context, ref, tenantStatus string) {
+	if r.result != nil {
+		r.publish(ctx) // a report settled it meanwhile; show the wallet's row
+		return
+	}
+	now := workflow.Now(ctx)
+	r.result = &InvoicePaymentResult{InvoiceID: r.in.InvoiceID, Status: "paid", Rail: walletRail, Reference: ref, PaidAt: &now, Outcome: "applied"}
+	r.status = "paid"
+	if tenantStatus != "" {
+		r.c.TenantStatus = tenantStatus
+	}
+	r.publish(ctx)
 }
 
 // resolveNWC asks the engine's node, for as long as it takes, how the
@@ -914,12 +981,17 @@ func (r *invoiceRun) nextCheck() (time.Time, bool, string) {
 }
 
 func (r *invoiceRun) addAttempt(ctx workflow.Context, n int, rail, outcome, detail string) {
+	r.appendAttempt(ctx, n, rail, outcome, detail)
+	r.publish(ctx)
+}
+
+// appendAttempt adds a row to the attempt table without publishing it.
+func (r *invoiceRun) appendAttempt(ctx workflow.Context, n int, rail, outcome, detail string) {
 	r.c.Attempts = append(r.c.Attempts, AttemptRow{Attempt: n, Rail: rail, Outcome: outcome, Detail: detail, At: workflow.Now(ctx)})
 	// Keep the table readable and the carried state bounded.
 	if len(r.c.Attempts) > 30 {
 		r.c.Attempts = r.c.Attempts[len(r.c.Attempts)-30:]
 	}
-	r.publish(ctx)
 }
 
 // replaceAttempt records a rail's final outcome in place of its earlier

@@ -46,6 +46,16 @@ func updateCallbacks(out *updateResult) *testsuite.TestUpdateCallback {
 }
 
 func newEnv(t *testing.T, start time.Time) (*testsuite.TestWorkflowEnvironment, *activities.Activities) {
+	env, acts := newBareEnv(t, start)
+	// The cascade's first rail: unless a test says otherwise, the wallet
+	// does not cover the invoice and NWC goes on as before.
+	env.OnActivity(acts.PayFromWallet, mock.Anything, mock.Anything).Return(
+		activities.WalletRailResult{Outcome: activities.OutcomeNotCovered, Summary: "no wallet", NoWallet: true}, nil).Maybe()
+	return env, acts
+}
+
+// newBareEnv is newEnv without the wallet rail's default answer.
+func newBareEnv(t *testing.T, start time.Time) (*testsuite.TestWorkflowEnvironment, *activities.Activities) {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
 	env.SetStartTime(start)

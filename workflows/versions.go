@@ -35,6 +35,10 @@ const (
 	// invoice due does not end the cascade: the next rail (or the DM)
 	// collects the remainder.
 	changeInvoicePartial = "invoice-partial-payments"
+	// changeInvoiceWalletFirst: each cascade attempt first tries the
+	// tenant's wallet (PayFromWallet); paid ends collection, not covered
+	// goes on to NWC as before.
+	changeInvoiceWalletFirst = "invoice-wallet-first"
 
 	// changeTenantNeedsAction: a failed load, renewal or claim parks the
 	// tenant as needs_action; a "retry" signal or the next boundary re-runs it.
