@@ -72,8 +72,9 @@ func (a *Activities) StartAutoRecharge(ctx context.Context, in StartAutoRecharge
 	if _, err := ic.CollectInvoice(ctx, res.Invoice.ID); err != nil {
 		return out, fmt.Errorf("start collecting auto top-up %s: %w", res.Invoice.ID, err)
 	}
-	if res.Created {
-		a.balanceEvent(ctx, in.TenantID, contract.BalanceTopUpRequested, res.Invoice.ID)
-	}
+	// Told after every start (not only when created): a retry after the
+	// collection failed to start finds the invoice made, and the sync's fast
+	// window is still wanted. The workflow calls this only when none is open.
+	a.balanceEvent(ctx, in.TenantID, contract.BalanceTopUpRequested, res.Invoice.ID)
 	return out, nil
 }
