@@ -347,7 +347,8 @@ func (a *app) walletAutoRecharge() *cobra.Command {
 		Use:   "auto-recharge --tenant PUBKEY (--threshold N --amount M | --off)",
 		Short: "Set or clear the wallet's auto-recharge (top up M when spendable falls below N)",
 		Long: "Stores the wallet's auto-recharge setting: when spendable falls below --threshold, a top-up of --amount is to be started. " +
-			"This command only stores the setting; the recharge is started by the wallet's balance sync, where that is deployed.",
+			"The wallet's balance sync (balance/<tenant>) starts it after a sync that finds spendable below the threshold, at most one open auto top-up at a time; " +
+			"a failed one is collected on its invoice's dunning schedule before another can start.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var set store.AutoRecharge
