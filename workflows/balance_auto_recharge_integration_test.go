@@ -57,7 +57,9 @@ func TestBalanceSyncAutoRechargeFiresOnce(t *testing.T) {
 		return open != nil
 	})
 	require.Equal(t, amount, open.Total)
-	t.Cleanup(func() { _ = tc.TerminateWorkflow(context.Background(), contract.InvoiceWorkflowID(open.ID), "", "test done") })
+	t.Cleanup(func() {
+		_ = tc.TerminateWorkflow(context.Background(), contract.InvoiceWorkflowID(open.ID), "", "test done")
+	})
 	waitFor(t, "its collection started", 60*time.Second, func() bool {
 		_, err := tc.DescribeWorkflowExecution(ctx, contract.InvoiceWorkflowID(open.ID), "")
 		return err == nil
