@@ -76,6 +76,8 @@ type SyncWalletResult struct {
 	LowCrossed bool  `json:"low_crossed,omitempty"`
 	// NextGrantExpiry is the earliest expiry of a grant not expired yet.
 	NextGrantExpiry *time.Time `json:"next_grant_expiry,omitempty"`
+	// AutoRecharge is the wallet's auto-recharge setting (nil when off).
+	AutoRecharge *AutoRechargeState `json:"auto_recharge,omitempty"`
 }
 
 // SyncWallet recomputes the wallet from the ledger of record, publishes
@@ -111,6 +113,20 @@ func (a *Activities) SyncWallet(ctx context.Context, in SyncWalletInput) (SyncWa
 	}
 	if out.NextGrantExpiry, err = a.Store.NextGrantExpiry(ctx, in.TenantID); err != nil {
 		return out, err
+	}
+	ar, err := a.Store.WalletAutoRecharge(ctx, in.TenantID)
+	if err != nil {
+		return out, classify(err)
+	}
+	if ar.On() {
+		out.AutoRecharge = &AutoRechargeState{Threshold: *ar.Threshold, Amount: *ar.Amount}
+		open, err := a.Store.OpenAutoTopUp(ctx, in.TenantID)
+		if err != nil {
+			return out, err
+		}
+		if open != nil {
+			out.AutoRecharge.OpenInvoiceID = open.ID
+		}
 	}
 	return out, nil
 }

@@ -8,6 +8,7 @@ package api
 //	POST /v1/tenants/{tenant}/wallet/top-ups        a top-up invoice, collected {amount, key, currency?}
 //	POST /v1/tenants/{tenant}/wallet/withdrawals    record a withdrawal {amount, reference, currency?}
 //	PUT  /v1/tenants/{tenant}/wallet/auto-recharge  {threshold, amount}, or both null to turn it off
+//	PUT  /v1/tenants/{tenant}/wallet/pay-invoices   {enabled}: the wallet pays open invoices first, or not
 //
 // Unknown tenant 404; an amount not positive, another currency than the
 // wallet's, a grant expiry in the past and a withdrawal above withdrawable
@@ -35,6 +36,7 @@ func (s *Server) mountWallet(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/tenants/{tenant}/wallet/top-ups", s.app(s.walletTopUp))
 	mux.HandleFunc("POST /v1/tenants/{tenant}/wallet/withdrawals", s.app(s.walletWithdraw))
 	mux.HandleFunc("PUT /v1/tenants/{tenant}/wallet/auto-recharge", s.app(s.walletAutoRecharge))
+	mux.HandleFunc("PUT /v1/tenants/{tenant}/wallet/pay-invoices", s.app(s.walletPayInvoices))
 }
 
 // WalletGrantView is a grant with what is left of it.
@@ -46,12 +48,14 @@ type WalletGrantView struct {
 // WalletView is what `starter wallet show` and GET .../wallet answer: the
 // wallet's totals and derived amounts (a broken invariant in its
 // Violation), its grants in the order settlements consume them, its
-// auto-recharge setting and its open top-ups.
+// auto-recharge setting, whether it pays invoices first and its open top-ups.
 type WalletView struct {
 	store.Wallet
 	Grants       []WalletGrantView  `json:"grants"`
 	AutoRecharge store.AutoRecharge `json:"auto_recharge"`
-	OpenTopUps   []store.TopUpRef   `json:"open_top_ups"`
+	// PayInvoices: the wallet pays an open invoice it covers before NWC.
+	PayInvoices bool             `json:"pay_invoices_from_wallet"`
+	OpenTopUps  []store.TopUpRef `json:"open_top_ups"`
 }
 
 // LoadWalletView reads a tenant's wallet from Postgres; an unknown tenant
@@ -75,6 +79,9 @@ func LoadWalletView(ctx context.Context, st *store.Store, tenant models.TenantID
 		v.Grants = append(v.Grants, WalletGrantView{WalletGrant: g, Remaining: g.Remaining()})
 	}
 	if v.AutoRecharge, err = st.WalletAutoRecharge(ctx, tenant); err != nil {
+		return v, err
+	}
+	if v.PayInvoices, err = st.WalletPaysInvoices(ctx, tenant); err != nil {
 		return v, err
 	}
 	v.OpenTopUps, err = st.OpenTopUpRefs(ctx, tenant)
@@ -288,5 +295,30 @@ func (s *Server) walletAutoRecharge(w http.ResponseWriter, r *http.Request) erro
 		return err
 	}
 	writeJSON(w, http.StatusOK, a)
+	return nil
+}
+
+// PayInvoicesView is the pay-invoices setting, as PUT .../pay-invoices
+// takes and answers it.
+type PayInvoicesView struct {
+	Enabled *bool `json:"enabled"`
+}
+
+func (s *Server) walletPayInvoices(w http.ResponseWriter, r *http.Request) error {
+	id, err := s.walletTenant(r)
+	if err != nil {
+		return err
+	}
+	var body PayInvoicesView
+	if err := decode(w, r, &body); err != nil {
+		return err
+	}
+	if body.Enabled == nil {
+		return &models.ValidationError{Field: "enabled", Reason: "is required: true lets the wallet pay open invoices first, false turns that off"}
+	}
+	if err := s.Store.SetWalletPaysInvoices(r.Context(), id, *body.Enabled); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, body)
 	return nil
 }

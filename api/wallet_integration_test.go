@@ -217,3 +217,25 @@ func TestWalletAPIAutoRecharge(t *testing.T) {
 	require.Equal(t, http.StatusOK, h.call(t, http.MethodGet, h.base(), "", &v))
 	assert.False(t, v.AutoRecharge.On())
 }
+
+// PUT .../pay-invoices stores wallets.pay_invoices_from_wallet and GET
+// .../wallet shows it (on by default); a body without enabled is refused.
+func TestWalletAPIPayInvoices(t *testing.T) {
+	h := newWalletHarness(t)
+	var v api.WalletView
+	require.Equal(t, http.StatusOK, h.call(t, http.MethodGet, h.base(), "", &v))
+	assert.True(t, v.PayInvoices, "on by default")
+
+	var got api.PayInvoicesView
+	require.Equal(t, http.StatusOK, h.call(t, http.MethodPut, h.base()+"/pay-invoices", `{"enabled": false}`, &got))
+	require.NotNil(t, got.Enabled)
+	assert.False(t, *got.Enabled)
+	require.Equal(t, http.StatusOK, h.call(t, http.MethodGet, h.base(), "", &v))
+	assert.False(t, v.PayInvoices)
+
+	require.Equal(t, http.StatusOK, h.call(t, http.MethodPut, h.base()+"/pay-invoices", `{"enabled": true}`, &got))
+	require.Equal(t, http.StatusOK, h.call(t, http.MethodGet, h.base(), "", &v))
+	assert.True(t, v.PayInvoices)
+
+	h.requireRefused(t, http.MethodPut, h.base()+"/pay-invoices", `{}`, http.StatusBadRequest, "enabled: is required")
+}

@@ -25,7 +25,7 @@ func (a *app) walletCommand() *cobra.Command {
 		Long: "A tenant's wallet holds prepaid credit in its currency (minor units): deposits from paid top-ups and grants from operators, " +
 			"less what settled usage, withdrawals and grant expiries took. spendable = funds - unsettled promises; grants are used before deposits.",
 	}
-	cmd.AddCommand(a.walletShow(), a.walletHistory(), a.walletGrant(), a.walletTopUp(), a.walletWithdraw(), a.walletAutoRecharge())
+	cmd.AddCommand(a.walletShow(), a.walletHistory(), a.walletGrant(), a.walletTopUp(), a.walletWithdraw(), a.walletAutoRecharge(), a.walletPayInvoices())
 	return cmd
 }
 
@@ -94,6 +94,11 @@ func (a *app) printWallet(v api.WalletView) {
 		fmt.Fprintf(w, "auto-recharge\t%s when spendable is below %s\n", money(*v.AutoRecharge.Amount), money(*v.AutoRecharge.Threshold))
 	} else {
 		fmt.Fprintf(w, "auto-recharge\toff\n")
+	}
+	if v.PayInvoices {
+		fmt.Fprintf(w, "pays invoices\ton (an open invoice the wallet covers is paid from it first)\n")
+	} else {
+		fmt.Fprintf(w, "pays invoices\toff\n")
 	}
 	fmt.Fprintf(w, "grants\t%d\n", len(v.Grants))
 	for _, g := range v.Grants {
@@ -342,7 +347,8 @@ func (a *app) walletAutoRecharge() *cobra.Command {
 		Use:   "auto-recharge --tenant PUBKEY (--threshold N --amount M | --off)",
 		Short: "Set or clear the wallet's auto-recharge (top up M when spendable falls below N)",
 		Long: "Stores the wallet's auto-recharge setting: when spendable falls below --threshold, a top-up of --amount is to be started. " +
-			"This command only stores the setting; the recharge is started by the wallet's balance sync, where that is deployed.",
+			"The wallet's balance sync (balance/<tenant>) starts it after a sync that finds spendable below the threshold, at most one open auto top-up at a time; " +
+			"a failed one is collected on its invoice's dunning schedule before another can start.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var set store.AutoRecharge
@@ -384,6 +390,46 @@ func (a *app) walletAutoRecharge() *cobra.Command {
 	cmd.Flags().Int64Var(&threshold, "threshold", 0, "spendable below which a top-up starts (minor units)")
 	cmd.Flags().Int64Var(&amount, "amount", 0, "top-up amount (minor units, positive)")
 	cmd.Flags().BoolVar(&off, "off", false, "turn auto-recharge off")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func (a *app) walletPayInvoices() *cobra.Command {
+	var (
+		tenant          string
+		on, off, asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "pay-invoices --tenant PUBKEY (--on | --off)",
+		Short: "Turn on or off paying the tenant's invoices from its wallet first",
+		Long: "On (the default), an open invoice the wallet covers in full is paid from the wallet before NWC, card and DM. " +
+			"Off, the wallet keeps its credit and invoices go to the other rails.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if on == off {
+				return usagef("give exactly one of --on and --off (see %s --help)", cmd.CommandPath())
+			}
+			id, st, err := a.tenantInDB(cmd, tenant)
+			if err != nil {
+				return err
+			}
+			if err := st.SetWalletPaysInvoices(cmd.Context(), id, on); err != nil {
+				return err
+			}
+			if asJSON {
+				return a.printJSON(api.PayInvoicesView{Enabled: &on})
+			}
+			state := "off"
+			if on {
+				state = "on"
+			}
+			_, err = fmt.Fprintf(a.stdout, "pay invoices from wallet: %s\n", state)
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&tenant, "tenant", "", "tenant's Nostr public key (hex or npub)")
+	cmd.Flags().BoolVar(&on, "on", false, "the wallet pays open invoices it covers first")
+	cmd.Flags().BoolVar(&off, "off", false, "the wallet does not pay invoices")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }

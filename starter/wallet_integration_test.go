@@ -44,7 +44,7 @@ func TestWalletUnknownTenant(t *testing.T) {
 	nobody := string(testkit.NewTenantID(t))
 	for _, args := range [][]string{
 		{"show"}, {"history"}, {"grant", "--amount", "100"}, {"top-up", "--amount", "100"},
-		{"withdraw", "--amount", "100", "--reference", "r"}, {"auto-recharge", "--off"},
+		{"withdraw", "--amount", "100", "--reference", "r"}, {"auto-recharge", "--off"}, {"pay-invoices", "--off"},
 	} {
 		r := runWithDB(t, url, append(append([]string{"wallet"}, args...), "--tenant", nobody)...)
 		assert.Equal(t, exitNotFound, r.code, "wallet %v: %s", args, r.stdout)
@@ -219,4 +219,31 @@ func TestWalletAutoRecharge(t *testing.T) {
 
 	requireInvalid(t, runWithDB(t, url, "wallet", "auto-recharge", "--tenant", tenant, "--threshold", "500"), "--threshold and --amount, or --off")
 	requireInvalid(t, runWithDB(t, url, "wallet", "auto-recharge", "--tenant", tenant, "--threshold", "500", "--amount", "0"), "amount 0 is not positive")
+}
+
+// pay-invoices --off and --on store wallets.pay_invoices_from_wallet and
+// show reports it (on by default); neither or both flags is a usage error.
+func TestWalletPayInvoices(t *testing.T) {
+	st, url := newTestStore(t)
+	tenant := walletTenant(t, st)
+	assert.True(t, showWallet(t, url, tenant).PayInvoices, "on by default")
+
+	r := runWithDB(t, url, "wallet", "pay-invoices", "--tenant", tenant, "--off")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "pay invoices from wallet: off")
+	assert.False(t, showWallet(t, url, tenant).PayInvoices)
+	on, err := st.WalletPaysInvoices(context.Background(), models.TenantID(tenant))
+	require.NoError(t, err)
+	assert.False(t, on, "stored in wallets.pay_invoices_from_wallet")
+	r = runWithDB(t, url, "wallet", "show", "--tenant", tenant)
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "pays invoices  off")
+
+	r = runWithDB(t, url, "wallet", "pay-invoices", "--tenant", tenant, "--on", "--json")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.JSONEq(t, `{"enabled": true}`, r.stdout)
+	assert.True(t, showWallet(t, url, tenant).PayInvoices)
+
+	requireInvalid(t, runWithDB(t, url, "wallet", "pay-invoices", "--tenant", tenant), "exactly one of --on and --off")
+	requireInvalid(t, runWithDB(t, url, "wallet", "pay-invoices", "--tenant", tenant, "--on", "--off"), "exactly one of --on and --off")
 }

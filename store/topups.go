@@ -73,21 +73,32 @@ func (s *Store) CreateTopUp(ctx context.Context, p TopUpParams) (Invoice, error)
 		} else if !errors.Is(err, ErrNotFound) {
 			return err
 		}
-		inv = Invoice{ID: uuid.NewString(), TenantID: p.TenantID, Currency: cur, Total: p.Amount, Status: InvoiceOpen,
-			PeriodStart: at, PeriodEnd: at, CreatedAt: at}
-		if _, err := tx.Exec(ctx, `INSERT INTO invoices (id, tenant_id, claim_key, currency, total, status, period_start, period_end, created_at, kind)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'top_up')`,
-			inv.ID, inv.TenantID, claimKey, inv.Currency, inv.Total, inv.Status, inv.PeriodStart, inv.PeriodEnd, inv.CreatedAt); err != nil {
-			return fmt.Errorf("insert top-up invoice: %w", err)
-		}
-		if _, err := tx.Exec(ctx, `INSERT INTO invoice_items (id, tenant_id, kind, resource_id, amount, currency, created_at, period_start, description, invoice_id)
-			VALUES ($1, $2, 'top_up', 'wallet', $3, $4, $5, $5, $6, $7)`,
-			uuid.NewString(), inv.TenantID, inv.Total, inv.Currency, at, "Wallet top-up", inv.ID); err != nil {
-			return fmt.Errorf("insert top-up item: %w", err)
-		}
-		return insertEvent(ctx, tx, inv.TenantID, "invoice.created", inv.ID, inv)
+		inv, err = insertTopUp(ctx, tx, p.TenantID, cur, p.Amount, claimKey, at, false)
+		return err
 	})
 	return inv, err
+}
+
+// insertTopUp writes an open top-up invoice with its one item and its
+// invoice.created event, in the caller's transaction.
+func insertTopUp(ctx context.Context, tx pgx.Tx, tenant models.TenantID, cur models.Currency, amount int64, claimKey string, at time.Time, auto bool) (Invoice, error) {
+	inv := Invoice{ID: uuid.NewString(), TenantID: tenant, Currency: cur, Total: amount, Status: InvoiceOpen,
+		PeriodStart: at, PeriodEnd: at, CreatedAt: at}
+	if _, err := tx.Exec(ctx, `INSERT INTO invoices (id, tenant_id, claim_key, currency, total, status, period_start, period_end, created_at, kind, auto_recharge)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'top_up', $10)`,
+		inv.ID, inv.TenantID, claimKey, inv.Currency, inv.Total, inv.Status, inv.PeriodStart, inv.PeriodEnd, inv.CreatedAt, auto); err != nil {
+		return inv, fmt.Errorf("insert top-up invoice: %w", err)
+	}
+	description := "Wallet top-up"
+	if auto {
+		description = "Wallet auto-recharge"
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO invoice_items (id, tenant_id, kind, resource_id, amount, currency, created_at, period_start, description, invoice_id)
+		VALUES ($1, $2, 'top_up', 'wallet', $3, $4, $5, $5, $6, $7)`,
+		uuid.NewString(), inv.TenantID, inv.Total, inv.Currency, at, description, inv.ID); err != nil {
+		return inv, fmt.Errorf("insert top-up item: %w", err)
+	}
+	return inv, insertEvent(ctx, tx, inv.TenantID, "invoice.created", inv.ID, inv)
 }
 
 // InvoiceKind returns an invoice's kind (subscription or top_up).

@@ -83,3 +83,31 @@ func (s *Store) OpenTopUpRefs(ctx context.Context, tenant models.TenantID) ([]To
 	}
 	return refs, nil
 }
+
+// WalletPaysInvoices says whether the tenant's wallet pays its open
+// invoices before the other rails (wallets.pay_invoices_from_wallet; on for
+// a wallet not written yet, the column's default); an unknown tenant is a
+// *models.ValidationError.
+func (s *Store) WalletPaysInvoices(ctx context.Context, tenant models.TenantID) (bool, error) {
+	on := true
+	err := s.pool.QueryRow(ctx, `SELECT pay_invoices_from_wallet FROM wallets WHERE tenant_id = $1`, tenant).Scan(&on)
+	if errors.Is(err, pgx.ErrNoRows) {
+		// No wallet yet: WalletState tells an unknown tenant from an empty wallet.
+		_, err = s.WalletState(ctx, tenant)
+		return true, err
+	}
+	return on, err
+}
+
+// SetWalletPaysInvoices turns the wallet as the first rail on or off for the
+// tenant, making its wallet if it has none. Off, PayFromWallet leaves the
+// tenant's invoices to NWC, card and DM.
+func (s *Store) SetWalletPaysInvoices(ctx context.Context, tenant models.TenantID, on bool) error {
+	return s.tx(ctx, func(tx pgx.Tx) error {
+		if _, _, err := ensureWallet(ctx, tx, tenant); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `UPDATE wallets SET pay_invoices_from_wallet = $2, updated_at = now() WHERE tenant_id = $1`, tenant, on)
+		return err
+	})
+}

@@ -74,6 +74,8 @@ type balanceRun struct {
 	windows    int
 	// published is the WalletBalance search attribute's value (-1: unset).
 	published int64
+	// autoRecharge: this run starts auto top-ups (changeBalanceAutoRecharge).
+	autoRecharge bool
 }
 
 // BalanceSync keeps a tenant's wallet balance in sync with its ledger of
@@ -96,6 +98,7 @@ func BalanceSync(ctx workflow.Context, in BalanceSyncInput) (BalanceView, error)
 		in.FastTimeout = contract.DefaultBalanceFastTimeout
 	}
 	r := &balanceRun{in: in, view: BalanceView{TenantID: in.TenantID}, published: -1}
+	r.autoRecharge = patched(ctx, changeBalanceAutoRecharge)
 	if err := workflow.SetQueryHandlerWithOptions(ctx, QueryBalance, func() (BalanceView, error) { return r.answer(), nil },
 		workflow.QueryHandlerOptions{Description: "The wallet balance as last synced, with the instant of that sync."}); err != nil {
 		return r.view, err
@@ -274,12 +277,32 @@ func (r *balanceRun) sync(ctx workflow.Context, opts func(workflow.Context, stri
 		r.nextGrant = res.NextGrantExpiry
 	}
 	r.view.LastError = ""
+	if r.autoRecharge && res.AutoRecharge.Due(res.View.Spendable) {
+		r.startAutoRecharge(ctx, opts)
+	}
 	if recErr != nil {
 		r.failed(ctx, "reconcile top-ups", recErr)
 		return nil // the balance itself is fresh
 	}
 	r.publish(ctx)
 	return nil
+}
+
+// startAutoRecharge starts the wallet's auto top-up. Its collection is its
+// own InvoicePayment (dunning included), and the sync after finds it open,
+// so a failed top-up is not followed by another on every sync.
+func (r *balanceRun) startAutoRecharge(ctx workflow.Context, opts func(workflow.Context, string) workflow.Context) {
+	var res activities.StartAutoRechargeResult
+	err := workflow.ExecuteActivity(opts(ctx, "start an auto-recharge top-up"), a.StartAutoRecharge,
+		activities.StartAutoRechargeInput{TenantID: r.in.TenantID}).Get(ctx, &res)
+	if err != nil {
+		r.failed(ctx, "start auto-recharge", err)
+		return
+	}
+	if res.Created {
+		r.view.OpenTopUps = append(r.view.OpenTopUps, contract.OpenTopUp{InvoiceID: res.InvoiceID, Amount: res.Amount,
+			Currency: r.view.Currency, Status: "open", CreatedAt: workflow.Now(ctx)})
+	}
 }
 
 // failed records a step's failure in the view and the details.

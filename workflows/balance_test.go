@@ -26,6 +26,8 @@ type balanceEnv struct {
 	openTopUp bool
 	nextGrant *time.Time
 	syncErr   error
+	// recharge is the wallet's auto-recharge state SyncWallet answers.
+	recharge *activities.AutoRechargeState
 }
 
 func newBalanceEnv(t *testing.T) *balanceEnv {
@@ -44,7 +46,12 @@ func newBalanceEnv(t *testing.T) *balanceEnv {
 			if b.openTopUp {
 				v.OpenTopUps = []contract.OpenTopUp{{InvoiceID: "inv-top", Amount: 500, Currency: "usd", Status: "open", CreatedAt: start}}
 			}
-			return activities.SyncWalletResult{View: v, After: b.spendable, NextGrantExpiry: b.nextGrant}, nil
+			var ar *activities.AutoRechargeState
+			if b.recharge != nil {
+				c := *b.recharge
+				ar = &c
+			}
+			return activities.SyncWalletResult{View: v, After: b.spendable, NextGrantExpiry: b.nextGrant, AutoRecharge: ar}, nil
 		}).Maybe()
 	return b
 }

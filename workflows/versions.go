@@ -40,6 +40,11 @@ const (
 	// goes on to NWC as before.
 	changeInvoiceWalletFirst = "invoice-wallet-first"
 
+	// changeBalanceAutoRecharge: after a sync that finds spendable below
+	// the wallet's auto-recharge threshold and no auto top-up open, the
+	// balance sync starts one (StartAutoRecharge).
+	changeBalanceAutoRecharge = "balance-auto-recharge"
+
 	// changeTenantNeedsAction: a failed load, renewal or claim parks the
 	// tenant as needs_action; a "retry" signal or the next boundary re-runs it.
 	changeTenantNeedsAction = "tenant-needs-action"
