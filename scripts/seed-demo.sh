@@ -14,7 +14,11 @@
 #       grace  no NWC and the Stripe customer cus_demo_declined: the card is
 #              declined, the tenant gets a DM with the payment link, a grace
 #              window opens, and the tenant is suspended when it ends
-#              (BILLFLOW_GRACE_WINDOW, 3 minutes under scripts/dev.sh).
+#              (BILLFLOW_GRACE_WINDOW, 3 minutes under scripts/dev.sh);
+#       wallet a prepaid wallet with 7.00 USD of credit and auto-recharge
+#              (threshold 3.00, amount 10.00) over its NWC connection: the
+#              wallet pays each invoice first, and when it falls below 3.00
+#              its balance sync tops it up over NWC.
 #
 # scripts/dev.sh runs it; it is safe to run again by hand: it skips tenants
 # that exist, records activities under fixed ids (a replay returns the first
@@ -43,9 +47,11 @@ fi
 #   sha256("billflow-demo-nwc")   = f73338a51b53f0e9ea23f1216ba6632f7e14d9a67ac7764f3fc529b0958e144a
 #   sha256("billflow-demo-card")  = f34617b6562ce76f151c80562fc4710f6e7821a4587d642508e674160ba8fca3
 #   sha256("billflow-demo-grace") = a43f04ef6d4aed86bade56a4fc48d5f7445a280d544cae1ee1b6b07aa4e92921
+#   sha256("billflow-demo-wallet") = 95d4679beec98abee9c47c51a24b14717819d10c75b92e5fc12b0167aa9d1fa5
 NWC_TENANT=7f40f288d7e9339c2cd10b16ca09e1eeaf15f311708fe52b4f63f7ac9c724719
 CARD_TENANT=e1a5cefc1f790421d81062e6b0b62d4663f3099fa79809a5141923909eaaf0df
 GRACE_TENANT=47f55c1981bcbe42c74208648eb34ecdb8155e5c70169514e9ef184b1ca2bbd6
+WALLET_TENANT=c91fe185a0553279b92f44ecef802137f7cfb3209ea606b4a2a4e209897a86ea
 
 # ensure_tenant ID: creates the tenant with 2-minute periods unless it exists.
 # `tenant show` succeeding is the reliable "already exists" test; matching
@@ -150,6 +156,15 @@ ensure_tenant "$GRACE_TENANT"
 "$STARTER" tenant set-nwc --tenant "$GRACE_TENANT" --clear
 "$STARTER" tenant set-stripe-customer --tenant "$GRACE_TENANT" --customer cus_demo_declined
 payment_demo "$GRACE_TENANT" grace
+
+log "seeding payment-demo tenant $WALLET_TENANT (prepaid wallet with auto-recharge over NWC)"
+ensure_tenant "$WALLET_TENANT"
+set_nwc "$WALLET_TENANT" "$authorised_secret"
+"$STARTER" tenant set-stripe-customer --tenant "$WALLET_TENANT" --customer ""
+# Fixed keys: a re-run changes nothing.
+"$STARTER" wallet grant --tenant "$WALLET_TENANT" --amount 700 --key demo-wallet-credit >/dev/null
+"$STARTER" wallet auto-recharge --tenant "$WALLET_TENANT" --threshold 300 --amount 1000 >/dev/null
+payment_demo "$WALLET_TENANT" wallet
 unset authorised_secret unauthorised_secret
 
 grace=${BILLFLOW_GRACE_WINDOW:-"the worker's BILLFLOW_GRACE_WINDOW"}
@@ -169,12 +184,18 @@ Payment demos (2-minute periods: each tenant gets a new invoice every 2 minutes)
          card cus_demo_declined is declined: a DM with the payment link, the
          invoice waits (awaiting_payment), a grace window opens and the tenant
          is suspended when it ends (after $grace)
+  wallet $WALLET_TENANT
+         invoice ${INVOICE[$WALLET_TENANT]}
+         paid from its wallet (7.00 USD of credit, rail wallet); below 3.00
+         its balance sync starts a 10.00 USD top-up, paid over NWC
+         (.bin/starter wallet show --tenant $WALLET_TENANT)
 
 What to watch in the Temporal Web UI (search box: BillingTenant="<tenant id>"):
   invoice/<id>  the InvoicePayment workflow: its rail attempts, PaymentRail,
                 BillingStatus; paid ones complete, the grace tenant's keeps
                 retrying on the dunning schedule
   grace/<id>    the grace tenant's GraceWindow workflow, until suspension
+  balance/<id>  the wallet tenant's BalanceSync: funds, spendable, top-ups
   tenant/<id>   each TenantBilling workflow: renewals and claims every period
 
 EOF
