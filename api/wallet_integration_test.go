@@ -13,16 +13,13 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.temporal.io/sdk/worker"
 
-	"github.com/billflow/billflow/activities"
 	"github.com/billflow/billflow/api"
 	"github.com/billflow/billflow/billing"
 	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/internal/testkit"
 	"github.com/billflow/billflow/models"
 	"github.com/billflow/billflow/store"
-	"github.com/billflow/billflow/workflows"
 )
 
 // walletHarness is an api in front of a fresh database and the invoice
@@ -37,15 +34,7 @@ func newWalletHarness(t *testing.T) walletHarness {
 	t.Helper()
 	ctx := context.Background()
 	st := testkit.NewStore(t)
-	tc, queue := testkit.TemporalClient(t), testkit.TaskQueue(t)
-	bc := billing.New(tc, queue)
-	w := worker.New(tc, queue, worker.Options{})
-	w.RegisterWorkflow(workflows.InvoicePayment)
-	w.RegisterWorkflow(workflows.GraceWindow)
-	w.RegisterWorkflow(workflows.TenantBilling)
-	w.RegisterActivity(&activities.Activities{Store: st, Notify: bc})
-	require.NoError(t, w.Start())
-	t.Cleanup(w.Stop)
+	bc := startBillingWorker(t, st)
 	hs := httptest.NewServer((&api.Server{Billing: bc, Store: st, Token: "t"}).Handler())
 	t.Cleanup(hs.Close)
 	tenant := testkit.NewTenantID(t)

@@ -127,15 +127,7 @@ func newPaymentsHarness(t *testing.T, whsec string, now time.Time) (*store.Store
 	t.Helper()
 	ctx := context.Background()
 	st := testkit.NewStore(t)
-	tc, queue := testkit.TemporalClient(t), testkit.TaskQueue(t)
-	bc := billing.New(tc, queue)
-	w := worker.New(tc, queue, worker.Options{})
-	w.RegisterWorkflow(workflows.InvoicePayment)
-	w.RegisterWorkflow(workflows.GraceWindow)
-	w.RegisterWorkflow(workflows.TenantBilling)
-	w.RegisterActivity(&activities.Activities{Store: st, Notify: bc})
-	require.NoError(t, w.Start())
-	t.Cleanup(w.Stop)
+	bc := startBillingWorker(t, st)
 	srv := &api.Server{Billing: bc, Store: st, Token: "t", StripeWebhookSecret: whsec, Now: func() time.Time { return now }}
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
@@ -196,4 +188,21 @@ func TestApplicationPaymentsGoThroughSettlement(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, store.InvoicePaid, inv.Status)
 	assert.Equal(t, int64(2000), inv.AmountPaid)
+}
+
+// startBillingWorker runs billflow's tenant, invoice and grace workflows with
+// their activities on st, on a task queue of the test's own, and returns a
+// billing client for that queue.
+func startBillingWorker(t *testing.T, st *store.Store) *billing.Client {
+	t.Helper()
+	tc, queue := testkit.TemporalClient(t), testkit.TaskQueue(t)
+	bc := billing.New(tc, queue)
+	w := worker.New(tc, queue, worker.Options{})
+	w.RegisterWorkflow(workflows.InvoicePayment)
+	w.RegisterWorkflow(workflows.GraceWindow)
+	w.RegisterWorkflow(workflows.TenantBilling)
+	w.RegisterActivity(&activities.Activities{Store: st, Notify: bc})
+	require.NoError(t, w.Start())
+	t.Cleanup(w.Stop)
+	return bc
 }
