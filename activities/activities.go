@@ -61,7 +61,8 @@ func classify(err error) error {
 	case err == nil:
 		return nil
 	case errors.As(err, &ve):
-		return temporal.NewNonRetryableApplicationError(ve.Error(), ErrValidation, nil)
+		// The details carry the field, so callers can tell what was wrong.
+		return temporal.NewNonRetryableApplicationError(ve.Error(), ErrValidation, nil, *ve)
 	case errors.Is(err, store.ErrNotFound):
 		return temporal.NewNonRetryableApplicationError(err.Error(), ErrNotFound, nil)
 	case errors.Is(err, store.ErrInvoiceClosed):

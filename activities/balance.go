@@ -82,8 +82,9 @@ type SyncWalletResult struct {
 
 // SyncWallet recomputes the wallet from the ledger of record, publishes
 // wallet.balance_changed / wallet.low_balance when due (decided in
-// Postgres, store.PublishBalance), and lists the open top-ups and the next
-// grant expiry.
+// Postgres, store.PublishBalance), and lists the open top-ups and payouts
+// and the next grant expiry. A Lightning payout left unfinished for a
+// minute gets its workflow started again (resumePayouts).
 func (a *Activities) SyncWallet(ctx context.Context, in SyncWalletInput) (SyncWalletResult, error) {
 	var out SyncWalletResult
 	pub, err := a.Store.PublishBalance(ctx, in.TenantID, in.At)
@@ -111,6 +112,14 @@ func (a *Activities) SyncWallet(ctx context.Context, in SyncWalletInput) (SyncWa
 		out.View.OpenTopUps = append(out.View.OpenTopUps, contract.OpenTopUp{InvoiceID: inv.ID, Amount: inv.Total, Currency: inv.Currency,
 			Status: inv.Status, CreatedAt: inv.CreatedAt})
 	}
+	payouts, err := a.Store.OpenWithdrawals(ctx, in.TenantID)
+	if err != nil {
+		return out, err
+	}
+	for _, w := range payouts {
+		out.View.OpenPayouts = append(out.View.OpenPayouts, withdrawalView(store.WithdrawalResult{Withdrawal: w}).Withdrawal)
+	}
+	a.resumePayouts(ctx, in.TenantID, payouts, in.At)
 	if out.NextGrantExpiry, err = a.Store.NextGrantExpiry(ctx, in.TenantID); err != nil {
 		return out, err
 	}

@@ -38,8 +38,11 @@ type Rails struct {
 	NewNWC func(nwc.Connection) (NWCPayer, error)
 	// NWCTimeout bounds one pay_invoice round trip (default 60s).
 	NWCTimeout time.Duration
-	Cards      card.Charger
-	DM         dm.Sender
+	// Payouts pays withdrawals out from the engine's node; nil: Lightning
+	// withdrawals are refused at request time.
+	Payouts PayoutNode
+	Cards   card.Charger
+	DM      dm.Sender
 	// AppURL is where tenants pay by hand: <AppURL>/account?invoice=<id>,
 	// unless Pages mints hosted page links.
 	AppURL string

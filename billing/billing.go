@@ -252,6 +252,10 @@ func translate(err error, notFound error) error {
 	if errors.As(err, &appErr) {
 		switch appErr.Type() {
 		case contract.ErrValidation:
+			var ve ValidationError
+			if appErr.HasDetails() && appErr.Details(&ve) == nil && ve.Reason != "" {
+				return &ve
+			}
 			return &ValidationError{Reason: appErr.Message()}
 		case contract.ErrNotFound:
 			return fmt.Errorf("%w (%s)", notFound, appErr.Message())

@@ -45,6 +45,8 @@ const (
 	BalanceTopUpPaid           = "top_up_paid"
 	BalanceSettled             = "settled"
 	BalanceWithdrawalRequested = "withdrawal_requested"
+	// BalanceWithdrawalFinished: a payout ended (a failed one gave the amount back).
+	BalanceWithdrawalFinished = "withdrawal_finished"
 )
 
 // BalanceEvent is the balance-event signal's payload.
@@ -90,6 +92,8 @@ type BalanceView struct {
 	// Violation names a broken wallet rule, if any (reported, not hidden).
 	Violation  string      `json:"violation,omitempty"`
 	OpenTopUps []OpenTopUp `json:"open_top_ups,omitempty"`
+	// OpenPayouts are withdrawals requested and not paid out yet.
+	OpenPayouts []Withdrawal `json:"open_payouts,omitempty"`
 	// SyncedAt is when the balance was read; zero before the first sync.
 	SyncedAt time.Time `json:"synced_at"`
 	// FastUntil is when the running aggressive window ends, if one runs.

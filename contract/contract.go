@@ -92,6 +92,9 @@ const (
 	ErrNotFound = "NotFound"
 	// ErrInvoiceClosed is a payment for a voided or written-off invoice.
 	ErrInvoiceClosed = "InvoiceClosed"
+	// ErrNotEnough is a withdrawal (or promise) above what the wallet has;
+	// its details are a models.NotEnoughError.
+	ErrNotEnough = "NotEnough"
 )
 
 // ValidationError is input billflow rejected, naming the field and why.

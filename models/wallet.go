@@ -53,6 +53,9 @@ const (
 	EntrySettle WalletEntryKind = "settle"
 	// EntryWithdraw is unspent deposits paid back (source key: request id).
 	EntryWithdraw WalletEntryKind = "withdraw"
+	// EntryWithdrawReturn gives back a withdrawal whose payout failed
+	// (source key: the withdrawal's request id, so it returns once).
+	EntryWithdrawReturn WalletEntryKind = "withdraw_return"
 	// EntryExpire is the unused remainder of a grant at its expiry (source
 	// key: the grant's key).
 	EntryExpire WalletEntryKind = "expire"
@@ -61,10 +64,10 @@ const (
 // ParseWalletEntryKind checks a ledger entry kind.
 func ParseWalletEntryKind(s string) (WalletEntryKind, error) {
 	switch k := WalletEntryKind(s); k {
-	case EntryDeposit, EntryGrant, EntryPromise, EntrySettle, EntryWithdraw, EntryExpire:
+	case EntryDeposit, EntryGrant, EntryPromise, EntrySettle, EntryWithdraw, EntryWithdrawReturn, EntryExpire:
 		return k, nil
 	}
-	return "", invalid("kind", "%q is not one of deposit, grant, promise, settle, withdraw, expire", s)
+	return "", invalid("kind", "%q is not one of deposit, grant, promise, settle, withdraw, withdraw_return, expire", s)
 }
 
 // ErrNotEnough is matched (errors.Is) by every *NotEnoughError.
@@ -410,6 +413,19 @@ func (w *Wallet) Withdraw(amount int64) error {
 		return &NotEnoughError{Of: "withdrawable", Wanted: amount, Available: a}
 	}
 	w.Totals.Withdrawn += amount
+	return nil
+}
+
+// ReturnWithdrawal gives back amount of a withdrawal whose payout failed:
+// it is unspent deposits again. More than was withdrawn is an error.
+func (w *Wallet) ReturnWithdrawal(amount int64) error {
+	if err := positive("withdraw_return", amount); err != nil {
+		return err
+	}
+	if amount > w.Totals.Withdrawn {
+		return invalid("withdraw_return", "amount %d is above the %d withdrawn", amount, w.Totals.Withdrawn)
+	}
+	w.Totals.Withdrawn -= amount
 	return nil
 }
 

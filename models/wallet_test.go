@@ -215,6 +215,7 @@ func TestWalletRandomSequences(t *testing.T) {
 		var ledger []entry
 		now := walletNow
 		grants := 0
+		var open []int64 // withdrawals not returned
 		steps := rapid.IntRange(1, 60).Draw(t, "steps")
 		for i := 0; i < steps; i++ {
 			now = now.Add(time.Duration(rapid.IntRange(0, 120).Draw(t, "advance")) * time.Minute)
@@ -222,7 +223,7 @@ func TestWalletRandomSequences(t *testing.T) {
 			var err error
 			var accepted int64
 			kind := rapid.SampledFrom([]models.WalletEntryKind{models.EntryDeposit, models.EntryGrant, models.EntryPromise,
-				models.EntrySettle, models.EntryWithdraw, models.EntryExpire}).Draw(t, "kind")
+				models.EntrySettle, models.EntryWithdraw, models.EntryWithdrawReturn, models.EntryExpire}).Draw(t, "kind")
 			before := w.Totals
 			grantRemainder := func() int64 {
 				var r int64
@@ -263,6 +264,19 @@ func TestWalletRandomSequences(t *testing.T) {
 				}
 			case models.EntryWithdraw:
 				err, accepted = w.Withdraw(amount), amount
+				if err == nil {
+					open = append(open, amount)
+				}
+			case models.EntryWithdrawReturn:
+				// A failed payout gives back one earlier withdrawal, once.
+				if len(open) == 0 {
+					continue
+				}
+				i := rapid.IntRange(0, len(open)-1).Draw(t, "payout")
+				accepted = open[i]
+				if err = w.ReturnWithdrawal(accepted); err == nil {
+					open = append(open[:i], open[i+1:]...)
+				}
 			case models.EntryExpire:
 				if len(w.Grants) == 0 {
 					continue
@@ -287,7 +301,7 @@ func TestWalletRandomSequences(t *testing.T) {
 			for _, e := range ledger {
 				sums[e.kind] += e.amount
 			}
-			funds := sums[models.EntryDeposit] + sums[models.EntryGrant] - sums[models.EntrySettle] - sums[models.EntryWithdraw] - sums[models.EntryExpire]
+			funds := sums[models.EntryDeposit] + sums[models.EntryGrant] - sums[models.EntrySettle] - sums[models.EntryWithdraw] + sums[models.EntryWithdrawReturn] - sums[models.EntryExpire]
 			unsettled := sums[models.EntryPromise] - sums[models.EntrySettle]
 			gotFunds, ferr := w.Totals.Funds()
 			gotUnsettled, uerr := w.Totals.Unsettled()
@@ -326,5 +340,25 @@ func TestParseWalletEntryKind(t *testing.T) {
 	var ve *models.ValidationError
 	if _, err := models.ParseWalletEntryKind("refund"); !errors.As(err, &ve) {
 		t.Fatalf("refund: %v, want ValidationError", err)
+	}
+}
+
+func TestReturnWithdrawal(t *testing.T) {
+	var w models.Wallet
+	mustNil(t, w.Deposit(1000))
+	mustNil(t, w.Withdraw(400))
+	if got := w.Totals.Spendable(); got != 600 {
+		t.Fatalf("spendable after withdrawing 400 of 1000 = %d, want 600", got)
+	}
+	var ve *models.ValidationError
+	if err := w.ReturnWithdrawal(401); !errors.As(err, &ve) {
+		t.Fatalf("returning 401 of 400 withdrawn: %v, want a validation error", err)
+	}
+	if err := w.ReturnWithdrawal(0); !errors.As(err, &ve) {
+		t.Fatalf("returning 0: %v, want a validation error", err)
+	}
+	mustNil(t, w.ReturnWithdrawal(400))
+	if got, wd := w.Totals.Spendable(), w.Totals.Withdrawable(); got != 1000 || wd != 1000 {
+		t.Fatalf("after the return: spendable %d withdrawable %d, want 1000 1000", got, wd)
 	}
 }

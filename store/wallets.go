@@ -480,29 +480,6 @@ func (s *Store) SettlePromises(ctx context.Context, w WalletWrite) (WalletResult
 	}, nil)
 }
 
-// Withdraw records a withdrawal of unspent deposits (key: request id),
-// taking it from spendable now. Grants are not withdrawable, nor what
-// promises hold: more than withdrawable is refused with a *NotEnoughError
-// of "withdrawable", by one conditional UPDATE.
-func (s *Store) Withdraw(ctx context.Context, w WalletWrite) (WalletResult, error) {
-	return s.walletWrite(ctx, models.EntryWithdraw, w, func(ctx context.Context, tx pgx.Tx, e *WalletEntry) error {
-		tag, err := tx.Exec(ctx, `UPDATE wallets SET withdrawn = withdrawn + $2, updated_at = now()
-			WHERE tenant_id = $1 AND deposits - (settled - settled_from_grants) - withdrawn >= $2
-				AND deposits + grants - withdrawn - expired - promised >= $2`, e.TenantID, e.Amount)
-		if err != nil {
-			return err
-		}
-		if tag.RowsAffected() == 0 {
-			t, err := currentSpendable(ctx, tx, e.TenantID)
-			if err != nil {
-				return err
-			}
-			return &NotEnoughError{Of: "withdrawable", Wanted: e.Amount, Available: t.Withdrawable()}
-		}
-		return nil
-	}, nil)
-}
-
 // ExpireGrant ends the grant under grantKey at at (its expiry or later):
 // an expire entry (key: the grant's key) removes its unused remainder, less
 // what outstanding promises rely on (models.ExpireAmount). Exactly once: a

@@ -61,7 +61,7 @@ func requireLedgerMatchesTotals(t tb, st *store.Store, tenant models.TenantID) {
 	assert.Equal(t, ledgerSum(t, st, tenant, "grant"), w.Grants, "grants")
 	assert.Equal(t, ledgerSum(t, st, tenant, "promise"), w.Promised, "promised")
 	assert.Equal(t, ledgerSum(t, st, tenant, "settle"), w.Settled, "settled")
-	assert.Equal(t, ledgerSum(t, st, tenant, "withdraw"), w.Withdrawn, "withdrawn")
+	assert.Equal(t, ledgerSum(t, st, tenant, "withdraw")-ledgerSum(t, st, tenant, "withdraw_return"), w.Withdrawn, "withdrawn")
 	assert.Equal(t, ledgerSum(t, st, tenant, "expire"), w.Expired, "expired")
 	assert.Equal(t, scalar(t, st, `SELECT coalesce(sum(from_grants), 0) FROM wallet_entries WHERE tenant_id = $1`, tenant), w.SettledFromGrants, "settled from grants")
 	assert.Equal(t, w.SettledFromGrants, scalar(t, st, `SELECT coalesce(sum(used), 0) FROM wallet_grants WHERE tenant_id = $1`, tenant), "grants used")

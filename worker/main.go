@@ -91,6 +91,7 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	w.RegisterWorkflow(workflows.EventOutbox)
 	w.RegisterWorkflow(workflows.LightningSettlements)
 	w.RegisterWorkflow(workflows.BalanceSync)
+	w.RegisterWorkflow(workflows.WithdrawalPayout)
 	rails, closeRails, err := buildRails(logger, st, cfg.Rails)
 	defer closeRails()
 	if err != nil {

@@ -377,5 +377,11 @@ func (r *balanceRun) publish(ctx workflow.Context) {
 			b.WriteString(fmt.Sprintf("| `%s` | %s | %s | %s |\n", t.InvoiceID, FormatAmount(t.Amount, t.Currency), t.Status, t.CreatedAt.UTC().Format(time.RFC3339)))
 		}
 	}
+	if len(v.OpenPayouts) > 0 {
+		b.WriteString(fmt.Sprintf("\n**Open payouts:** %d\n\n| Withdrawal | Amount | Method | Requested |\n|---|---|---|---|\n", len(v.OpenPayouts)))
+		for _, p := range v.OpenPayouts {
+			b.WriteString(fmt.Sprintf("| `%s` | %s | %s | %s |\n", p.Key, FormatAmount(p.Amount, p.Currency), p.Method, p.RequestedAt.UTC().Format(time.RFC3339)))
+		}
+	}
 	workflow.SetCurrentDetails(ctx, b.String())
 }

@@ -24,6 +24,7 @@ func TestReplayRecordedHistories(t *testing.T) {
 			r.RegisterWorkflow(EventOutbox)
 			r.RegisterWorkflow(LightningSettlements)
 			r.RegisterWorkflow(BalanceSync)
+			r.RegisterWorkflow(WithdrawalPayout)
 			require.NoError(t, r.ReplayWorkflowHistoryFromJSONFile(nil, f))
 		})
 	}
