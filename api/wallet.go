@@ -6,7 +6,7 @@ package api
 //	GET  /v1/tenants/{tenant}/wallet/ledger         ledger page, newest first (?before=SEQ&limit=N)
 //	POST /v1/tenants/{tenant}/wallet/grants         operator credit {amount, key, expires_at?, currency?}
 //	POST /v1/tenants/{tenant}/wallet/top-ups        a top-up invoice, collected {amount, key, currency?}
-//	POST /v1/tenants/{tenant}/wallet/withdrawals    record a withdrawal {amount, reference, currency?}
+//	POST /v1/tenants/{tenant}/wallet/withdrawals    withdraw {amount, bolt11, key} (Lightning payout) or {amount, reference} (paid by the operator)
 //	PUT  /v1/tenants/{tenant}/wallet/auto-recharge  {threshold, amount}, or both null to turn it off
 //	PUT  /v1/tenants/{tenant}/wallet/pay-invoices   {enabled}: the wallet pays open invoices first, or not
 //
@@ -250,11 +250,15 @@ func (s *Server) walletTopUp(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// withdrawalBody is the withdrawal request; reference (the operator's
-// payout reference) is its key.
+// withdrawalBody is a withdrawal request. With bolt11 the engine's node pays
+// it out over Lightning (key is the request id); without, it records a
+// payout the operator made already, under its reference (which is then the
+// key).
 type withdrawalBody struct {
 	Amount    int64  `json:"amount"`
-	Reference string `json:"reference"`
+	Key       string `json:"key,omitempty"`
+	Reference string `json:"reference,omitempty"`
+	BOLT11    string `json:"bolt11,omitempty"`
 	Currency  string `json:"currency,omitempty"`
 }
 
@@ -267,8 +271,15 @@ func (s *Server) walletWithdraw(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &body); err != nil {
 		return err
 	}
+	if body.BOLT11 != "" {
+		return s.lightningWithdraw(w, r, id, body)
+	}
 	if body.Reference == "" {
-		return &models.ValidationError{Field: "reference", Reason: "must not be empty: it is the withdrawal's key and the payout's reference"}
+		return &models.ValidationError{Field: "reference", Reason: "must not be empty: it is the withdrawal's key and the payout's reference " +
+			"(or give bolt11 and key for a Lightning payout)"}
+	}
+	if body.Key != "" && body.Key != body.Reference {
+		return &models.ValidationError{Field: "key", Reason: "a manual payout's key is its reference; leave key out"}
 	}
 	res, err := s.Store.Withdraw(r.Context(), store.WalletWrite{TenantID: id, Key: body.Reference, Amount: body.Amount, Currency: models.Currency(body.Currency)})
 	if err != nil {
@@ -278,6 +289,32 @@ func (s *Server) walletWithdraw(w http.ResponseWriter, r *http.Request) error {
 		s.balanceEvent(r.Context(), id, contract.BalanceWithdrawalRequested, body.Reference)
 	}
 	writeJSON(w, http.StatusOK, WalletWriteView{Entry: res.Entry, Wallet: res.Wallet, Duplicate: res.Duplicate})
+	return nil
+}
+
+// lightningWithdraw records a Lightning withdrawal through its payout
+// workflow (the worker checks the BOLT11 against the engine's node and
+// rate) and answers 202 once it is recorded; the payout goes on there.
+func (s *Server) lightningWithdraw(w http.ResponseWriter, r *http.Request, id models.TenantID, body withdrawalBody) error {
+	if body.Key == "" {
+		return &models.ValidationError{Field: "key", Reason: "must not be empty: a Lightning withdrawal's request id (retrying it changes nothing)"}
+	}
+	if body.Reference != "" {
+		return &models.ValidationError{Field: "reference", Reason: "a Lightning withdrawal's reference is its payment's preimage; give either bolt11 or reference"}
+	}
+	if s.Billing == nil {
+		return &billing.UnavailableError{Err: errors.New("the api has no Temporal client, so it cannot start a payout")}
+	}
+	res, err := s.Billing.Withdraw(r.Context(), billing.WithdrawalRequest{TenantID: id, Key: body.Key, Amount: body.Amount,
+		Currency: models.Currency(body.Currency), BOLT11: body.BOLT11})
+	if err != nil {
+		return WalletError(err)
+	}
+	code := http.StatusAccepted
+	if res.Duplicate {
+		code = http.StatusOK
+	}
+	writeJSON(w, code, res)
 	return nil
 }
 

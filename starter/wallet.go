@@ -297,20 +297,25 @@ func (a *app) walletTopUp() *cobra.Command {
 
 func (a *app) walletWithdraw() *cobra.Command {
 	var (
-		tenant, reference, currency string
-		amount                      int64
-		asJSON                      bool
+		tenant, reference, currency, bolt11, key string
+		amount                                   int64
+		asJSON                                   bool
 	)
 	cmd := &cobra.Command{
-		Use:   "withdraw --tenant PUBKEY --amount N --reference R [--currency C]",
-		Short: "Record a withdrawal of unspent deposits (paid out by the operator)",
-		Long: "Records that --amount minor units of unspent deposits were paid back to the tenant, under the operator's payout --reference " +
-			"(which is also the withdrawal's key: the same reference again changes nothing). Grants and what promises hold are not withdrawable. " +
-			"billflow does not pay the withdrawal out itself (a Lightning payout is not built yet): pay it, then record it here.",
+		Use:   "withdraw --tenant PUBKEY --amount N (--bolt11 INVOICE --key K | --reference R) [--currency C]",
+		Short: "Pay unspent deposits back: over Lightning, or record an operator's payout",
+		Long: "Takes --amount minor units of unspent deposits out of the wallet (grants and what promises hold are not withdrawable).\n\n" +
+			"With --bolt11 and --key, the engine's Lightning node pays the tenant's invoice: it must be for the engine's network, ask exactly " +
+			"the amount's value in millisatoshis at the engine's rate, and stay payable for at least a minute. The request is recorded at once " +
+			"(the same --key again changes nothing) and its payout workflow, payout/<tenant>/<key>, pays it; if the payment fails the amount " +
+			"goes back to the wallet.\n\nWith --reference, it records a payout the operator made already, under that reference (also its key).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := amountFlag(cmd, amount); err != nil {
 				return err
+			}
+			if bolt11 != "" {
+				return a.lightningWithdraw(cmd, tenant, key, bolt11, reference, currency, amount, asJSON)
 			}
 			if err := requireFlag(cmd, "reference"); err != nil {
 				return err
@@ -331,10 +336,48 @@ func (a *app) walletWithdraw() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&tenant, "tenant", "", "tenant's Nostr public key (hex or npub)")
 	cmd.Flags().Int64Var(&amount, "amount", 0, "withdrawal in minor units")
-	cmd.Flags().StringVar(&reference, "reference", "", "the payout's reference (its key)")
+	cmd.Flags().StringVar(&bolt11, "bolt11", "", "the tenant's BOLT11 invoice: pay the withdrawal out over Lightning")
+	cmd.Flags().StringVar(&key, "key", "", "the Lightning withdrawal's request id (its idempotency key)")
+	cmd.Flags().StringVar(&reference, "reference", "", "the operator's payout reference (its key), for a payout made already")
 	cmd.Flags().StringVar(&currency, "currency", "", "the wallet's currency, checked when given")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// lightningWithdraw records a Lightning withdrawal through its payout
+// workflow and prints the recorded request.
+func (a *app) lightningWithdraw(cmd *cobra.Command, tenant, key, bolt11, reference, currency string, amount int64, asJSON bool) error {
+	if reference != "" {
+		return &billing.ValidationError{Field: "--reference", Reason: "a Lightning withdrawal's reference is its payment's preimage; give either --bolt11 or --reference"}
+	}
+	if err := requireFlag(cmd, "key"); err != nil {
+		return err
+	}
+	id, err := models.ParseTenantID(tenant)
+	if err != nil {
+		return err
+	}
+	bc, err := a.billingClient(cmd.Context())
+	if err != nil {
+		return err
+	}
+	res, err := bc.Withdraw(cmd.Context(), billing.WithdrawalRequest{TenantID: id, Key: key, Amount: amount, Currency: models.Currency(currency), BOLT11: bolt11})
+	if err != nil {
+		return api.WalletError(err)
+	}
+	if asJSON {
+		return a.printJSON(res)
+	}
+	w := res.Withdrawal
+	verb := "recorded"
+	if res.Duplicate {
+		verb = "already recorded"
+	}
+	fmt.Fprintf(a.stdout, "%s Lightning withdrawal %s of %s (%d msat, payment hash %s): %s\n", verb, w.Key, models.FormatAmount(w.Amount, w.Currency),
+		w.AmountMsat, w.PaymentHash, w.Status)
+	fmt.Fprintf(a.stdout, "spendable %s, withdrawable %s; the payout runs in workflow %s\n", models.FormatAmount(res.Spendable, w.Currency),
+		models.FormatAmount(res.Withdrawable, w.Currency), contract.PayoutWorkflowID(id, w.Key))
+	return nil
 }
 
 func (a *app) walletAutoRecharge() *cobra.Command {
