@@ -65,6 +65,9 @@ type Server struct {
 	Metrics http.Handler
 	// Pages are the hosted invoice and account pages, when configured.
 	Pages *paypage.Server
+	// WalletMaxAge is how old a synced balance GET .../wallet answers
+	// without syncing first (0: contract.DefaultBalanceMaxAge).
+	WalletMaxAge time.Duration
 }
 
 // Handler returns the routes.

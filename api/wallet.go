@@ -56,6 +56,10 @@ type WalletView struct {
 	// PayInvoices: the wallet pays an open invoice it covers before NWC.
 	PayInvoices bool             `json:"pay_invoices_from_wallet"`
 	OpenTopUps  []store.TopUpRef `json:"open_top_ups"`
+	// SyncedAt is when the balance amounts were read from the ledger by the
+	// tenant's BalanceSync workflow (GET .../wallet only; absent where the
+	// view is read from Postgres directly, as `starter wallet show` does).
+	SyncedAt *time.Time `json:"synced_at,omitempty"`
 }
 
 // LoadWalletView reads a tenant's wallet from Postgres; an unknown tenant
@@ -137,15 +141,52 @@ func (s *Server) walletTenant(r *http.Request) (models.TenantID, error) {
 	return id, RequireTenant(r.Context(), s.Store, id)
 }
 
+// balanceReadTimeout bounds the wallet GET's read of the balance sync, so an
+// unreachable Temporal (or no worker to run the sync) is a prompt 503.
+const balanceReadTimeout = 10 * time.Second
+
+// wallet answers the expiring view: the balance amounts (funds, promised,
+// settled, unsettled, spendable, withdrawable, violation, synced_at) come
+// from the tenant's BalanceSync workflow through billing.CachedBalance: a
+// sync at most WalletMaxAge old is answered from its query without reading
+// the ledger; an older one (or none yet: the first read starts the
+// workflow) syncs first. The rest (the other ledger totals, grants,
+// auto-recharge, pay-invoices, open top-ups) is read from Postgres at
+// request time, so those totals may be newer than synced_at. An unknown
+// tenant is 404 before any workflow is started; a known tenant without
+// ledger entries has an empty wallet in its currency (200, all zero).
+// When the balance sync cannot be reached or fails, the answer is 503: a
+// Postgres read is never passed off as the synced balance.
 func (s *Server) wallet(w http.ResponseWriter, r *http.Request) error {
-	id, err := models.ParseTenantID(r.PathValue("tenant"))
+	id, err := s.walletTenant(r)
 	if err != nil {
 		return err
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), balanceReadTimeout)
+	bal, err := s.Billing.CachedBalance(ctx, string(id), s.WalletMaxAge)
+	cancel()
+	var ve *models.ValidationError
+	switch {
+	case errors.Is(err, billing.ErrTenantNotFound), errors.As(err, &ve), errors.Is(err, context.Canceled):
+		return err
+	case err != nil:
+		s.logger().Warn("wallet balance not read", "tenant", id, "error", err)
+		msg := "the wallet balance of tenant " + string(id) + " cannot be read: its balance sync (Temporal) is unreachable; retry later"
+		var ue *billing.UnavailableError
+		if !errors.As(err, &ue) && !errors.Is(err, context.DeadlineExceeded) {
+			msg = "the wallet balance of tenant " + string(id) + " could not be synced from the ledger; retry later"
+		}
+		writeError(w, http.StatusServiceUnavailable, "unavailable", msg, "")
+		return nil
 	}
 	v, err := LoadWalletView(r.Context(), s.Store, id)
 	if err != nil {
 		return err
 	}
+	v.Totals.Promised, v.Totals.Settled = bal.Promised, bal.Settled
+	v.Funds, v.Unsettled, v.Spendable, v.Withdrawable, v.Violation = bal.Funds, bal.Unsettled, bal.Spendable, bal.Withdrawable, bal.Violation
+	synced := bal.SyncedAt
+	v.SyncedAt = &synced
 	if v.Violation != "" {
 		s.logger().Error("wallet invariant broken", "tenant", id, "violation", v.Violation)
 	}

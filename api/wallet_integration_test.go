@@ -13,6 +13,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
 
 	"github.com/billflow/billflow/api"
 	"github.com/billflow/billflow/billing"
@@ -26,6 +28,7 @@ import (
 // workflows on a task queue of the test's own, with one usd tenant.
 type walletHarness struct {
 	st     *store.Store
+	bc     *billing.Client
 	hs     *httptest.Server
 	tenant models.TenantID
 }
@@ -35,12 +38,22 @@ func newWalletHarness(t *testing.T) walletHarness {
 	ctx := context.Background()
 	st := testkit.NewStore(t)
 	bc := startBillingWorker(t, st)
-	hs := httptest.NewServer((&api.Server{Billing: bc, Store: st, Token: "t"}).Handler())
-	t.Cleanup(hs.Close)
-	tenant := testkit.NewTenantID(t)
-	_, _, err := st.EnsureTenant(ctx, tenant, "usd", 600)
+	h := walletHarness{st: st, bc: bc, tenant: testkit.NewTenantID(t)}
+	// Every GET syncs first, so these tests read their own writes; the
+	// expiring view itself is TestWalletAPIExpiringView's.
+	h = h.withMaxAge(t, time.Nanosecond)
+	_, _, err := st.EnsureTenant(ctx, h.tenant, "usd", 600)
 	require.NoError(t, err)
-	return walletHarness{st: st, hs: hs, tenant: tenant}
+	return h
+}
+
+// withMaxAge is the harness with an api of its own whose wallet GET
+// answers a synced balance up to maxAge old without syncing.
+func (h walletHarness) withMaxAge(t *testing.T, maxAge time.Duration) walletHarness {
+	t.Helper()
+	h.hs = httptest.NewServer((&api.Server{Billing: h.bc, Store: h.st, Token: "t", WalletMaxAge: maxAge}).Handler())
+	t.Cleanup(h.hs.Close)
+	return h
 }
 
 // call sends a request with the bearer token and decodes the JSON answer into out.
@@ -227,4 +240,105 @@ func TestWalletAPIPayInvoices(t *testing.T) {
 	assert.True(t, v.PayInvoices)
 
 	h.requireRefused(t, http.MethodPut, h.base()+"/pay-invoices", `{}`, http.StatusBadRequest, "enabled: is required")
+}
+
+// syncRuns counts the SyncWallet activities the tenant's BalanceSync
+// workflow has scheduled: each is one read of the ledger.
+func syncRuns(t *testing.T, tenant models.TenantID) int {
+	t.Helper()
+	iter := testkit.TemporalClient(t).GetWorkflowHistory(context.Background(), contract.BalanceWorkflowID(tenant), "", false, 0)
+	n := 0
+	for iter.HasNext() {
+		ev, err := iter.Next()
+		require.NoError(t, err)
+		if a := ev.GetActivityTaskScheduledEventAttributes(); a != nil && a.GetActivityType().GetName() == "SyncWallet" {
+			n++
+		}
+	}
+	return n
+}
+
+// GET .../wallet is the expiring view: the balance comes from the tenant's
+// BalanceSync workflow. A read within the max age answers from its query
+// (no SyncWallet runs, synced_at unchanged, a grant written since is not in
+// the balance yet, though the Postgres totals show it); a read with a
+// shorter max age syncs first (one more SyncWallet, a later synced_at, the
+// grant counted). An unknown tenant is 404 naming it, and no sync is
+// started for it; a tenant without ledger entries reads as an empty wallet.
+func TestWalletAPIExpiringView(t *testing.T) {
+	ctx := context.Background()
+	h := newWalletHarness(t)
+	fresh := h.withMaxAge(t, time.Hour)
+	stale := h.withMaxAge(t, time.Millisecond)
+
+	var empty api.WalletView
+	require.Equal(t, http.StatusOK, fresh.call(t, http.MethodGet, h.base(), "", &empty))
+	assert.Zero(t, empty.Spendable, "no entries yet: an empty wallet")
+	assert.Equal(t, models.Currency("usd"), empty.Currency)
+	require.NotNil(t, empty.SyncedAt, "the first read starts the balance sync and syncs")
+	assert.False(t, empty.SyncedAt.IsZero())
+
+	var res api.WalletWriteView
+	require.Equal(t, http.StatusOK, h.call(t, http.MethodPost, h.base()+"/grants", `{"amount": 700, "key": "g-1"}`, &res))
+	var first api.WalletView
+	require.Equal(t, http.StatusOK, stale.call(t, http.MethodGet, h.base(), "", &first))
+	assert.Equal(t, int64(700), first.Spendable)
+	assert.Equal(t, int64(700), first.Funds)
+	require.NotNil(t, first.SyncedAt)
+	assert.True(t, first.SyncedAt.After(*empty.SyncedAt), "a stale read synced first")
+	runs := syncRuns(t, h.tenant)
+
+	// A grant moves no balance event: the BalanceSync does not know of it.
+	require.Equal(t, http.StatusOK, h.call(t, http.MethodPost, h.base()+"/grants", `{"amount": 300, "key": "g-2"}`, &res))
+	var cached api.WalletView
+	require.Equal(t, http.StatusOK, fresh.call(t, http.MethodGet, h.base(), "", &cached))
+	require.NotNil(t, cached.SyncedAt)
+	assert.True(t, cached.SyncedAt.Equal(*first.SyncedAt), "a fresh read answers the last sync")
+	assert.Equal(t, int64(700), cached.Spendable, "the balance as synced, not read from Postgres")
+	assert.Equal(t, int64(700), cached.Funds)
+	assert.Equal(t, int64(1000), cached.Totals.Grants, "the ledger totals are Postgres's, at request time")
+	require.Len(t, cached.Grants, 2)
+	assert.Equal(t, runs, syncRuns(t, h.tenant), "a fresh read runs no sync")
+
+	var synced api.WalletView
+	require.Equal(t, http.StatusOK, stale.call(t, http.MethodGet, h.base(), "", &synced))
+	require.NotNil(t, synced.SyncedAt)
+	assert.True(t, synced.SyncedAt.After(*first.SyncedAt), "a read older than its max age syncs first")
+	assert.Equal(t, int64(1000), synced.Spendable)
+	assert.Equal(t, runs+1, syncRuns(t, h.tenant), "exactly one sync for the stale read")
+	require.Equal(t, http.StatusOK, fresh.call(t, http.MethodGet, h.base(), "", &cached))
+	assert.True(t, cached.SyncedAt.Equal(*synced.SyncedAt))
+	assert.Equal(t, int64(1000), cached.Spendable)
+
+	// The raw body carries synced_at.
+	var raw map[string]any
+	require.Equal(t, http.StatusOK, fresh.call(t, http.MethodGet, h.base(), "", &raw))
+	assert.Contains(t, raw, "synced_at")
+
+	nobody := testkit.NewTenantID(t)
+	var e errorAnswer
+	require.Equal(t, http.StatusNotFound, fresh.call(t, http.MethodGet, "/v1/tenants/"+string(nobody)+"/wallet", "", &e))
+	assert.Contains(t, e.Message, "tenant not found: "+string(nobody))
+	_, err := testkit.TemporalClient(t).DescribeWorkflowExecution(ctx, contract.BalanceWorkflowID(nobody), "")
+	var nf *serviceerror.NotFound
+	assert.ErrorAs(t, err, &nf, "no balance sync started for an unknown tenant")
+	require.Equal(t, http.StatusBadRequest, fresh.call(t, http.MethodGet, "/v1/tenants/not-a-key/wallet", "", &e))
+	assert.Contains(t, e.Message, "not-a-key")
+}
+
+// With Temporal unreachable, GET .../wallet is 503 saying so: the balance
+// is never read from Postgres in its place.
+func TestWalletAPIBalanceSyncUnreachable(t *testing.T) {
+	h := newWalletHarness(t)
+	tc, err := client.NewLazyClient(client.Options{HostPort: "127.0.0.1:1"})
+	require.NoError(t, err)
+	t.Cleanup(tc.Close)
+	down := httptest.NewServer((&api.Server{Billing: billing.New(tc, "nowhere"), Store: h.st, Token: "t"}).Handler())
+	t.Cleanup(down.Close)
+	h.hs = down
+	var e errorAnswer
+	require.Equal(t, http.StatusServiceUnavailable, h.call(t, http.MethodGet, h.base(), "", &e))
+	assert.Equal(t, "unavailable", e.Error)
+	assert.Contains(t, e.Message, "balance sync (Temporal) is unreachable")
+	assert.Contains(t, e.Message, string(h.tenant))
 }

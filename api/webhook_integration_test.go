@@ -190,7 +190,7 @@ func TestApplicationPaymentsGoThroughSettlement(t *testing.T) {
 	assert.Equal(t, int64(2000), inv.AmountPaid)
 }
 
-// startBillingWorker runs billflow's tenant, invoice and grace workflows with
+// startBillingWorker runs billflow's tenant, invoice, grace and balance sync workflows with
 // their activities on st, on a task queue of the test's own, and returns a
 // billing client for that queue.
 func startBillingWorker(t *testing.T, st *store.Store) *billing.Client {
@@ -201,6 +201,7 @@ func startBillingWorker(t *testing.T, st *store.Store) *billing.Client {
 	w.RegisterWorkflow(workflows.InvoicePayment)
 	w.RegisterWorkflow(workflows.GraceWindow)
 	w.RegisterWorkflow(workflows.TenantBilling)
+	w.RegisterWorkflow(workflows.BalanceSync)
 	w.RegisterActivity(&activities.Activities{Store: st, Notify: bc})
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
