@@ -2,6 +2,7 @@ package activities
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -260,9 +261,23 @@ func (a *Activities) RecordAttempt(ctx context.Context, in RecordAttemptInput) e
 }
 
 // ReportCollectionFailed starts or feeds the tenant's grace window.
+//
+// A wallet top-up is not owed money: its failed collection (an auto
+// top-up the tenant's NWC wallet refused, say) leaves the tenant in good
+// standing, so it opens no grace window.
 func (a *Activities) ReportCollectionFailed(ctx context.Context, in CollectionFailedInput) error {
 	if a.Notify == nil {
 		return temporal.NewNonRetryableApplicationError("no notifier configured", ErrValidation, nil)
+	}
+	if a.Store != nil {
+		kind, err := a.Store.InvoiceKind(ctx, in.InvoiceID)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		if kind == store.InvoiceKindTopUp {
+			activity.GetLogger(ctx).Info("top-up not paid; no grace window: a top-up is not owed", "invoice", in.InvoiceID, "tenant", in.TenantID)
+			return nil
+		}
 	}
 	return a.Notify.ReportCollectionFailed(ctx, in)
 }

@@ -306,3 +306,33 @@ func TestSyncWalletResumesStalePayouts(t *testing.T) {
 	require.Len(t, res.View.OpenPayouts, 2)
 	assert.Equal(t, []string{"stale"}, n.resumed)
 }
+
+// graceNotifier counts the grace windows opened.
+type graceNotifier struct {
+	balanceNotifier
+	opened []string
+}
+
+func (n *graceNotifier) ReportCollectionFailed(_ context.Context, in CollectionFailedInput) error {
+	n.opened = append(n.opened, in.InvoiceID)
+	return nil
+}
+
+// A top-up that could not be collected is not owed: it opens no grace
+// window (found by the e2e auto-recharge test: it did before).
+func TestTopUpCollectionFailureOpensNoGrace(t *testing.T) {
+	a, _, env, tenant := balanceWorld(t)
+	n := &graceNotifier{}
+	a.Notify = n
+	env.RegisterActivity(a)
+	top, err := a.Store.CreateTopUp(context.Background(), store.TopUpParams{TenantID: tenant, Key: "k1", Amount: 500})
+	require.NoError(t, err)
+	_, err = env.ExecuteActivity(a.ReportCollectionFailed, CollectionFailedInput{TenantID: tenant, InvoiceID: top.ID, Reason: "NWC refused"})
+	require.NoError(t, err)
+	assert.Empty(t, n.opened, "a failed top-up opens no grace window")
+	// An invoice the store does not know still reaches the grace window
+	// (the workflow's own input says it was owed).
+	_, err = env.ExecuteActivity(a.ReportCollectionFailed, CollectionFailedInput{TenantID: tenant, InvoiceID: "inv-elsewhere", Reason: "declined"})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"inv-elsewhere"}, n.opened)
+}
