@@ -1,12 +1,16 @@
 // Package lnnode is a stand-in for the engine's Lightning node: it speaks
 // the part of lnd's gRPC API that rails/lightning uses (AddInvoice,
-// LookupInvoice, ListInvoices, SubscribeInvoices, GetInfo) over TLS with
-// lnd-format macaroons, so the production LND client runs against it
-// unchanged. Its invoices are real BOLT11 strings signed with the node's
-// secp256k1 key; Pay settles one as if a payment had arrived.
+// LookupInvoice, ListInvoices, SubscribeInvoices, GetInfo, and routerrpc's
+// SendPaymentV2 and TrackPaymentV2) over TLS with lnd-format macaroons, so
+// the production LND client runs against it unchanged. Its invoices are
+// real BOLT11 strings signed with the node's secp256k1 key; Pay settles one
+// as if a payment had arrived.
 //
-// It has no channels and routes nothing: only invoices it issued can be
-// paid, and only through Pay (in process) or the HTTP handler.
+// It has no channels. Incoming, only invoices it issued can be paid, and
+// only through Pay (in process) or the HTTP handler. Outgoing, its
+// "network" is one remote payee with its own key (PayeeInvoice): the node
+// pays the payee's invoices (fee 0) and fails any other destination with
+// FAILURE_REASON_NO_ROUTE.
 package lnnode
 
 import (
@@ -70,8 +74,9 @@ type Options struct {
 	// ListenAddr is the gRPC address; "127.0.0.1:0" by default.
 	ListenAddr string
 	// DataDir, when set, keeps the node's identity (node key, TLS key pair,
-	// macaroon root key) and invoices across restarts, and receives the
-	// client files tls.cert, invoice.macaroon and readonly.macaroon. A
+	// macaroon root key, payee key), invoices, payee invoices and outgoing
+	// payments across restarts, and receives the client files tls.cert,
+	// invoice.macaroon, readonly.macaroon and payout.macaroon. A
 	// restarted node therefore keeps its settle indexes, which the engine
 	// has persisted. Without it everything lives in memory.
 	DataDir string
