@@ -108,8 +108,16 @@ func (l *LND) sendEnded(ctx context.Context, hash string, last *Payment, err err
 			return p, terr
 		case codes.Unknown, codes.InvalidArgument:
 			// lnd checks the request before it records anything and
-			// answers a refusal as a plain error (codes.Unknown).
-			return Payment{}, &PaymentRefusedError{Reason: refusalReason(st.Message()), PaymentHash: hash, Message: st.Message()}
+			// answers a refusal as a plain error (codes.Unknown). Its
+			// rarer internal failures look the same, and one of them
+			// (after recording the payment) must not pass for "nothing
+			// was sent": a refusal is only reported for a hash the node
+			// has no payment for.
+			p, terr := l.track(ctx, hash, true)
+			if errors.Is(terr, ErrPaymentNotFound) {
+				return Payment{}, &PaymentRefusedError{Reason: refusalReason(st.Message()), PaymentHash: hash, Message: st.Message()}
+			}
+			return p, terr
 		}
 	}
 	return Payment{}, rpcError(ctx, "SendPaymentV2", err)
