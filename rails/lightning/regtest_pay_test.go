@@ -121,7 +121,9 @@ func TestRegtestPayout(t *testing.T) {
 	errs := make([]error, callers)
 	var wg sync.WaitGroup
 	for i := range callers {
-		wg.Go(func() { results[i], errs[i] = c.PayInvoice(ctx, lightning.PayRequest{BOLT11: shared, MaxFeeMsat: 10_000}) })
+		wg.Go(func() {
+			results[i], errs[i] = c.PayInvoice(ctx, lightning.PayRequest{BOLT11: shared, MaxFeeMsat: 10_000})
+		})
 	}
 	wg.Wait()
 	for i := range callers {
