@@ -282,3 +282,80 @@ func create(t *testing.T, c *lightning.LND, msat int64) lightning.Invoice {
 	require.NoError(t, err)
 	return inv
 }
+
+// waitUntil polls cond (a query of the node, not a clock) until it holds;
+// guard only stops a hang.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(guard)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never happened (hang guard)", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A payment whose outcome is not known yet: callers whose context ends get
+// it in flight (or an error saying the call ended), never a second payment;
+// callers still waiting get the outcome when it comes.
+func TestPayInvoiceInFlight(t *testing.T) {
+	node, c := payoutSandbox(t, lnnode.Options{})
+	bolt11, hash := payeeInvoice(t, node, 8_000, time.Hour)
+	node.HoldPayouts()
+
+	type result struct {
+		p   lightning.Payment
+		err error
+	}
+	pay := func(ctx context.Context) <-chan result {
+		ch := make(chan result, 1)
+		go func() {
+			p, err := c.PayInvoice(ctx, lightning.PayRequest{BOLT11: bolt11})
+			ch <- result{p, err}
+		}()
+		return ch
+	}
+	leaving, leave := context.WithCancel(t.Context())
+	first := pay(leaving)
+	waitUntil(t, "the payment in flight on the node", func() bool {
+		p, err := c.LookupPayment(t.Context(), hash)
+		return err == nil && p.Status == lightning.StatusInFlight
+	})
+	inflight, err := c.LookupPayment(t.Context(), hash)
+	require.NoError(t, err)
+	assert.Equal(t, lightning.PaymentStatus("in_flight"), inflight.Status)
+	assert.Empty(t, inflight.PreimageHex)
+	assert.False(t, inflight.Status.Terminal())
+
+	waiting := pay(t.Context())
+	leave()
+	r := <-first
+	if r.err == nil {
+		assert.Equal(t, inflight, r.p, "the caller that left gets the payment in flight")
+	} else {
+		assert.ErrorIs(t, r.err, context.Canceled, "or an error saying its call ended")
+	}
+	settled, _, err := node.PayeeInvoiceState(hash)
+	require.NoError(t, err)
+	assert.False(t, settled)
+
+	n, err := node.ReleasePayouts()
+	require.NoError(t, err)
+	assert.Equal(t, 1, n)
+	var w result
+	select {
+	case w = <-waiting:
+	case <-time.After(guard):
+		t.Fatal("the waiting caller never got the outcome (hang guard)")
+	}
+	require.NoError(t, w.err)
+	assert.Equal(t, lightning.StatusSucceeded, w.p.Status)
+	assert.NotEmpty(t, w.p.PreimageHex)
+	_, paid, err := node.PayeeInvoiceState(hash)
+	require.NoError(t, err)
+	assert.Equal(t, int64(8_000), paid, "paid once")
+	looked, err := c.LookupPayment(t.Context(), hash)
+	require.NoError(t, err)
+	assert.Equal(t, w.p, looked)
+}

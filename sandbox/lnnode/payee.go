@@ -54,6 +54,11 @@ type payouts struct {
 	order    []*invoice // in creation order; AddIndex is the position+1
 	payments map[[32]byte]*payment
 	seq      uint64 // last payment index
+	// hold keeps new payments to the payee in flight until release.
+	hold bool
+	// changed is closed and replaced whenever a payment changes, waking
+	// every stream that follows one.
+	changed chan struct{}
 }
 
 // payoutsFile is the persisted form of payouts.
@@ -63,7 +68,7 @@ type payoutsFile struct {
 }
 
 func newPayouts(path string) (*payouts, error) {
-	p := &payouts{path: path, invoices: map[[32]byte]*invoice{}, payments: map[[32]byte]*payment{}}
+	p := &payouts{path: path, invoices: map[[32]byte]*invoice{}, payments: map[[32]byte]*payment{}, changed: make(chan struct{})}
 	if path == "" {
 		return p, nil
 	}
@@ -140,14 +145,82 @@ func (p *payouts) invoice(hash [32]byte) (invoice, bool) {
 	return *inv, true
 }
 
-func (p *payouts) payment(hash [32]byte) (payment, bool) {
+// payment returns the payment for hash and a channel closed at its next
+// change (of any payment).
+func (p *payouts) payment(hash [32]byte) (payment, <-chan struct{}, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	pay, ok := p.payments[hash]
 	if !ok {
-		return payment{}, false
+		return payment{}, p.changed, false
 	}
-	return *pay, true
+	return *pay, p.changed, true
+}
+
+func (p *payouts) notifyLocked() {
+	close(p.changed)
+	p.changed = make(chan struct{})
+}
+
+// setHold turns holding of new payee payments on or off.
+func (p *payouts) setHold(hold bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.hold = hold
+}
+
+// release settles every payment in flight: the payee's invoice and the
+// payment (the payee accepted the HTLC when it was sent). It returns how
+// many it settled.
+func (p *payouts) release(now time.Time) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	type undo struct {
+		pay        *payment
+		invoice    *invoice
+		invoiceWas invoice
+		payWas     payment
+	}
+	var done []undo
+	for _, pay := range p.payments {
+		if pay.Status != lnrpc.Payment_IN_FLIGHT {
+			continue
+		}
+		u := undo{pay: pay, payWas: *pay}
+		if inv, ok := p.invoices[pay.Hash]; ok && inv.State != stateSettled {
+			u.invoice, u.invoiceWas = inv, *inv
+			settleLocked(inv, pay, now)
+		} else {
+			pay.Status = lnrpc.Payment_FAILED
+			pay.FailureReason = lnrpc.PaymentFailureReason_FAILURE_REASON_INCORRECT_PAYMENT_DETAILS
+		}
+		done = append(done, u)
+	}
+	if len(done) == 0 {
+		return 0, nil
+	}
+	if err := p.saveLocked(); err != nil {
+		for _, u := range done {
+			*u.pay = u.payWas
+			if u.invoice != nil {
+				*u.invoice = u.invoiceWas
+			}
+		}
+		return 0, err
+	}
+	p.notifyLocked()
+	return len(done), nil
+}
+
+// settleLocked marks the payee's invoice paid by pay, and pay succeeded.
+func settleLocked(inv *invoice, pay *payment, now time.Time) {
+	inv.State = stateSettled
+	inv.SettleDate = now.Truncate(time.Second)
+	inv.AmtPaidMsat = pay.ValueMsat
+	inv.SettleIndex = inv.AddIndex
+	pay.Status = lnrpc.Payment_SUCCEEDED
+	pay.FailureReason = lnrpc.PaymentFailureReason_FAILURE_REASON_NONE
+	pay.Preimage = inv.Preimage
 }
 
 // Errors of send, with lnd's texts (channeldb/payment_control.go).
@@ -189,16 +262,14 @@ func (p *payouts) send(hash [32]byte, bolt11 string, amountMsat int64, toPayee b
 		case !ok, inv.State == stateSettled, !now.Before(inv.expiresAt()), inv.ValueMsat > 0 && inv.ValueMsat != amountMsat:
 			// The payee fails the HTLC back: incorrect or unknown payment details.
 			pay.FailureReason = lnrpc.PaymentFailureReason_FAILURE_REASON_INCORRECT_PAYMENT_DETAILS
+		case p.hold:
+			// The payee holds the HTLC: in flight until release.
+			pay.Status = lnrpc.Payment_IN_FLIGHT
+			pay.FailureReason = lnrpc.PaymentFailureReason_FAILURE_REASON_NONE
 		default:
 			before = *inv
-			inv.State = stateSettled
-			inv.SettleDate = now.Truncate(time.Second)
-			inv.AmtPaidMsat = amountMsat
-			inv.SettleIndex = inv.AddIndex
+			settleLocked(inv, pay, now)
 			settled = inv
-			pay.Status = lnrpc.Payment_SUCCEEDED
-			pay.FailureReason = lnrpc.PaymentFailureReason_FAILURE_REASON_NONE
-			pay.Preimage = inv.Preimage
 		}
 	}
 	prev, hadPrev := p.payments[hash]
@@ -216,6 +287,7 @@ func (p *payouts) send(hash [32]byte, bolt11 string, amountMsat int64, toPayee b
 		}
 		return payment{}, err
 	}
+	p.notifyLocked()
 	return *pay, nil
 }
 
@@ -294,6 +366,21 @@ func (n *Node) PayeeInvoice(ctx context.Context, amountMsat int64, memo string, 
 	hashHex = hex.EncodeToString(inv.Hash[:])
 	n.log.InfoContext(ctx, "payee invoice added", "payment_hash", hashHex, "value_msat", amountMsat)
 	return inv.PaymentRequest, hashHex, nil
+}
+
+// HoldPayouts makes the payee hold the HTLCs of payments made from now on
+// (until ReleasePayouts): they stay IN_FLIGHT, persisted as such, the way
+// a slow route or a payee holding an HTLC looks on lnd. For tests of
+// payouts whose outcome is not known at once. A restarted node keeps them
+// in flight (and no longer holds new ones) until ReleasePayouts.
+func (n *Node) HoldPayouts() { n.payouts.setHold(true) }
+
+// ReleasePayouts stops holding, and settles every payment in flight (the
+// payee's invoice too), waking every stream that follows one. It returns
+// how many payments it settled.
+func (n *Node) ReleasePayouts() (int, error) {
+	n.payouts.setHold(false)
+	return n.payouts.release(n.now())
 }
 
 // PayeeInvoiceState reports whether the payee's invoice with this hex

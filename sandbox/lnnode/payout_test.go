@@ -281,3 +281,58 @@ func TestRestartKeepsPayeeAndPayments(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, p, got)
 }
+
+// Held payouts follow lnd's in-flight semantics: a second send of the hash
+// is "payment is in transition", TrackPaymentV2 streams IN_FLIGHT then the
+// outcome, and a restart keeps the payment in flight.
+func TestHeldPayoutsStayInFlight(t *testing.T) {
+	dir := t.TempDir()
+	node, err := lnnode.Start(t.Context(), lnnode.Options{DataDir: dir})
+	require.NoError(t, err)
+	bolt11, hashHex, err := node.PayeeInvoice(t.Context(), 4_000, "", time.Hour)
+	require.NoError(t, err)
+	hash, _ := hex.DecodeString(hashHex)
+	node.HoldPayouts()
+	r := rawRouter(t, node, node.PayoutMacaroonHex())
+
+	stream, err := r.SendPaymentV2(t.Context(), &routerrpc.SendPaymentRequest{PaymentRequest: bolt11, TimeoutSeconds: 10})
+	require.NoError(t, err)
+	first, err := stream.Recv()
+	require.NoError(t, err)
+	assert.Equal(t, lnrpc.Payment_IN_FLIGHT, first.GetStatus())
+	_, err = send(t, r, &routerrpc.SendPaymentRequest{PaymentRequest: bolt11, TimeoutSeconds: 10})
+	assert.Equal(t, codes.AlreadyExists, status.Code(err))
+	assert.Contains(t, err.Error(), "payment is in transition")
+	tracked, err := track(t, r, hash)
+	require.NoError(t, err)
+	assert.Equal(t, lnrpc.Payment_IN_FLIGHT, tracked.GetStatus())
+	require.NoError(t, node.Close())
+
+	// After a restart the payment is still in flight, until released.
+	node = startNode(t, lnnode.Options{DataDir: dir})
+	r = rawRouter(t, node, node.PayoutMacaroonHex())
+	follow, err := r.TrackPaymentV2(t.Context(), &routerrpc.TrackPaymentRequest{PaymentHash: hash})
+	require.NoError(t, err)
+	update, err := follow.Recv()
+	require.NoError(t, err)
+	assert.Equal(t, lnrpc.Payment_IN_FLIGHT, update.GetStatus())
+	settled, _, err := node.PayeeInvoiceState(hashHex)
+	require.NoError(t, err)
+	assert.False(t, settled)
+
+	n, err := node.ReleasePayouts()
+	require.NoError(t, err)
+	assert.Equal(t, 1, n)
+	update, err = follow.Recv()
+	require.NoError(t, err)
+	assert.Equal(t, lnrpc.Payment_SUCCEEDED, update.GetStatus())
+	_, err = follow.Recv()
+	assert.ErrorIs(t, err, io.EOF, "the stream ends after the terminal state")
+	settled, paid, err := node.PayeeInvoiceState(hashHex)
+	require.NoError(t, err)
+	assert.True(t, settled)
+	assert.Equal(t, int64(4_000), paid)
+	n, err = node.ReleasePayouts()
+	require.NoError(t, err)
+	assert.Zero(t, n)
+}

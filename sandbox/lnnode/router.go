@@ -1,6 +1,7 @@
 package lnnode
 
 import (
+	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -95,30 +96,62 @@ func (r *routerServer) SendPaymentV2(req *routerrpc.SendPaymentRequest, stream r
 	}
 	n.log.InfoContext(stream.Context(), "payment sent", "payment_hash", hex.EncodeToString(pay.Hash[:]), "value_msat", pay.ValueMsat,
 		"status", pay.Status.String(), "failure_reason", pay.FailureReason.String())
-	if !req.GetNoInflightUpdates() {
+	if !req.GetNoInflightUpdates() && pay.Status != lnrpc.Payment_IN_FLIGHT {
+		// lnd reports the attempt in flight before its outcome.
 		inflight := pay
 		inflight.Status, inflight.FailureReason, inflight.Preimage = lnrpc.Payment_IN_FLIGHT, lnrpc.PaymentFailureReason_FAILURE_REASON_NONE, [32]byte{}
 		if err := stream.Send(paymentToRPC(&inflight)); err != nil {
 			return err
 		}
 	}
-	return stream.Send(paymentToRPC(&pay))
+	return r.follow(*z.PaymentHash, req.GetNoInflightUpdates(), stream)
+}
+
+// follow streams the payment's state, then each change, until a terminal
+// state (sent, then the stream ends), the client leaves or the node stops:
+// lnd's trackPayment.
+func (r *routerServer) follow(hash [32]byte, noInflight bool, stream interface {
+	Send(*lnrpc.Payment) error
+	Context() context.Context
+}) error {
+	var last *payment
+	for {
+		pay, changed, ok := r.n.payouts.payment(hash)
+		if !ok {
+			return status.Error(codes.NotFound, "payment isn't initiated")
+		}
+		terminal := pay.Status == lnrpc.Payment_SUCCEEDED || pay.Status == lnrpc.Payment_FAILED
+		if (last == nil || *last != pay) && (terminal || !noInflight) {
+			if err := stream.Send(paymentToRPC(&pay)); err != nil {
+				return err
+			}
+		}
+		if terminal {
+			return nil
+		}
+		last = &pay
+		select {
+		case <-changed:
+		case <-stream.Context().Done():
+			if errors.Is(stream.Context().Err(), context.Canceled) {
+				return nil
+			}
+			return status.FromContextError(stream.Context().Err()).Err()
+		case <-r.n.quit:
+			return status.Error(codes.Unavailable, "node shutting down")
+		}
+	}
 }
 
 // TrackPaymentV2 implements routerrpc.RouterServer: the payment's current
-// state, then the end of the stream (every sandbox payment is terminal as
-// soon as it is recorded; lnd too ends the stream after a terminal state).
+// state, then each change until it is terminal, when the stream ends (as
+// on lnd); NotFound (lnd's "payment isn't initiated") for an unknown hash.
 func (r *routerServer) TrackPaymentV2(req *routerrpc.TrackPaymentRequest, stream routerrpc.Router_TrackPaymentV2Server) error {
 	raw := req.GetPaymentHash()
 	if len(raw) != 32 {
 		return refuse("invalid hash length of %v, want %v", len(raw), 32)
 	}
-	pay, ok := r.n.payouts.payment([32]byte(raw))
-	if !ok {
-		// lnd's status and channeldb.ErrPaymentNotInitiated's text.
-		return status.Error(codes.NotFound, "payment isn't initiated")
-	}
-	return stream.Send(paymentToRPC(&pay))
+	return r.follow([32]byte(raw), req.GetNoInflightUpdates(), stream)
 }
 
 // paymentToRPC renders a payment as lnd's MarshallPayment does (the fields
