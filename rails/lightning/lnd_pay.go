@@ -94,8 +94,7 @@ func (l *LND) sendEnded(ctx context.Context, hash string, last *Payment, err err
 		// answered by the node's record.
 		return l.track(ctx, hash, true)
 	}
-	if last == nil && ctx.Err() == nil {
-		st, _ := status.FromError(err)
+	if st, _ := status.FromError(err); last == nil && ctx.Err() == nil && !authRefused(st) {
 		switch st.Code() {
 		case codes.AlreadyExists:
 			// lnd's ErrPaymentInFlight ("payment is in transition"),
