@@ -169,4 +169,20 @@ func TestRegtestPayout(t *testing.T) {
 	var rpcErr *lightning.RPCError
 	require.ErrorAs(t, err, &rpcErr)
 	assert.Equal(t, "PermissionDenied", rpcErr.Code.String())
+
+	// The read-only macaroon may look (offchain:read) but not pay: a
+	// configuration error, not a refusal of the invoice.
+	if env.readonly != "" {
+		cfg.PayoutMacaroonPath = env.readonly
+		ro, err := lightning.New(cfg)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = ro.Close() })
+		_, err = ro.PayInvoice(ctx, lightning.PayRequest{BOLT11: otherNodeInvoice(t, invoiceCmd, 1_000, time.Hour)})
+		assert.NotErrorIs(t, err, lightning.ErrPaymentRefused)
+		require.ErrorAs(t, err, &rpcErr)
+		assert.Equal(t, "PermissionDenied", rpcErr.Code.String())
+		looked, err := ro.LookupPayment(ctx, p.PaymentHash)
+		require.NoError(t, err)
+		assert.Equal(t, p, looked)
+	}
 }
