@@ -18,13 +18,17 @@ type Payer interface {
 	// it returns that payment's current state, following an in-flight one
 	// to its end like a new one. When ctx ends while the node is still
 	// trying, it returns the payment with StatusInFlight and no error: the
-	// node keeps trying, and LookupPayment tells the outcome later.
+	// node keeps trying, and LookupPayment tells the outcome later. When
+	// ctx ends before the node answered at all, the error is an *RPCError
+	// wrapping ctx's error: the payment may or may not have started, and
+	// calling PayInvoice again is safe.
 	//
 	// Errors: ErrPayoutsNotConfigured; ErrInvalidRequest for a malformed
 	// request; a *PaymentRefusedError (errors.Is ErrPaymentRefused) when
 	// the node would not even try (invalid or expired invoice, payment to
 	// itself, amount-less invoice), which no retry can change; otherwise an
-	// *RPCError, retryable as it says (a retry is safe: see above).
+	// *RPCError, retryable as it says (a retry is safe: see above); a
+	// macaroon without offchain permissions is codes.PermissionDenied.
 	PayInvoice(ctx context.Context, req PayRequest) (Payment, error)
 	// LookupPayment returns the node's outgoing payment for a hex payment
 	// hash; ErrPaymentNotFound if the node never attempted it.
