@@ -50,6 +50,10 @@ type Rails struct {
 	LNDMacaroon string `env:"BILLFLOW_LND_MACAROON"`
 	LNDNetwork  string `env:"BILLFLOW_LND_NETWORK"`
 	LNDPubkey   string `env:"BILLFLOW_LND_PUBKEY"`
+	// LNDPayoutMacaroon, optional, turns Lightning payouts (withdrawals) on:
+	// a macaroon of the engine's node with offchain read and write (never
+	// the admin one), as a file path or as hex. Only payouts send it.
+	LNDPayoutMacaroon string `env:"BILLFLOW_LND_PAYOUT_MACAROON" redact:"secret"`
 	// Rates is msat per major unit, "usd=2000000,eur=2200000".
 	Rates string `env:"BILLFLOW_RATES"`
 	// StripeAPIKey turns the card rail on; StripeAPIURL is for the sandbox.
@@ -70,6 +74,26 @@ type Rails struct {
 
 // LightningOn reports whether the engine's Lightning node is configured.
 func (r Rails) LightningOn() bool { return r.LNDAddr != "" }
+
+// PayoutsOn reports whether the engine's node may pay out over Lightning.
+func (r Rails) PayoutsOn() bool { return r.LightningOn() && r.LNDPayoutMacaroon != "" }
+
+// LNDPayoutMacaroonSource splits BILLFLOW_LND_PAYOUT_MACAROON into a file
+// path or hex text (one is empty): a value of hex digits only is the
+// macaroon itself, anything else a path. Hex is never treated as a path,
+// so that it cannot reach a "no such file" error.
+func (r Rails) LNDPayoutMacaroonSource() (path, hexText string) {
+	v := strings.TrimSpace(r.LNDPayoutMacaroon)
+	if v == "" {
+		return "", ""
+	}
+	for _, c := range v {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return v, ""
+		}
+	}
+	return "", v
+}
 
 // NWCOn reports whether the NWC rail is on.
 func (r Rails) NWCOn() bool {
@@ -271,6 +295,9 @@ func (r Rails) validate() error {
 			if v.value != "" {
 				errs = append(errs, fmt.Errorf("%s is set but BILLFLOW_LND_ADDR is not: the Lightning and NWC rails need the engine's node", v.name))
 			}
+		}
+		if r.LNDPayoutMacaroon != "" {
+			errs = append(errs, errors.New("BILLFLOW_LND_PAYOUT_MACAROON is set but BILLFLOW_LND_ADDR is not: payouts are paid by the engine's node"))
 		}
 	}
 	if r.LNDNetwork != "" && !contains(networks, r.LNDNetwork) {

@@ -61,7 +61,7 @@ func TestDevEnvFileExportsEverySetting(t *testing.T) {
 eval "$(sed -n '/^write_env() {$/,/^}$/p' "$1")"
 declare -f write_env >/dev/null || { echo "no write_env in dev.sh" >&2; exit 1; }
 declare -A LNNODE=([LNNODE_GRPC_ADDR]=127.0.0.1:10009 [LNNODE_TLS_CERT]=/d/tls.cert [LNNODE_MACAROON]=/d/invoice.macaroon
-  [LNNODE_NETWORK]=regtest [LNNODE_PUBKEY]=02` + strings.Repeat("ab", 32) + `)
+  [LNNODE_PAYOUT_MACAROON]=/d/payout.macaroon [LNNODE_NETWORK]=regtest [LNNODE_PUBKEY]=02` + strings.Repeat("ab", 32) + `)
 DATA=$2 DATABASE_URL=postgres://billflow@127.0.0.1:5432/billflow TEMPORAL_ADDRESS=127.0.0.1:7233 TEMPORAL_NAMESPACE=default
 TEMPORAL_UI_URL=http://127.0.0.1:8233 BILLFLOW_PLANS=/repo/config/plans.json TASK_QUEUE=billflow
 API_PORT=8090 WORKER_HTTP_PORT=9464 RELAY_PORT=7000 STRIPE_PORT=12111
@@ -107,6 +107,8 @@ env -i PATH="$PATH" bash -c 'source "$1" && env' sourced "$3"
 		}
 	}
 	assert.True(t, w.NWCOn() && w.LightningOn())
+	assert.True(t, w.PayoutsOn(), "the dev worker pays out withdrawals over the sandbox node")
+	assert.Equal(t, "/d/payout.macaroon", vars["BILLFLOW_LND_PAYOUT_MACAROON"])
 }
 
 func names(attrs []slog.Attr) []string {

@@ -142,6 +142,7 @@ write_env() {
       printf 'export BILLFLOW_LND_ADDR=%q\n' "${LNNODE[LNNODE_GRPC_ADDR]}"
       printf 'export BILLFLOW_LND_TLS_CERT=%q\n' "${LNNODE[LNNODE_TLS_CERT]}"
       printf 'export BILLFLOW_LND_MACAROON=%q\n' "${LNNODE[LNNODE_MACAROON]}"
+      printf 'export BILLFLOW_LND_PAYOUT_MACAROON=%q\n' "${LNNODE[LNNODE_PAYOUT_MACAROON]}"
       printf 'export BILLFLOW_LND_NETWORK=%q\n' "${LNNODE[LNNODE_NETWORK]}"
       printf 'export BILLFLOW_LND_PUBKEY=%q\n' "${LNNODE[LNNODE_PUBKEY]}"
       printf 'export BILLFLOW_RATES=%q\n' "$BILLFLOW_RATES"
@@ -253,7 +254,7 @@ declare -A LNNODE=()
 while IFS='=' read -r key value; do
   [[ $key == LNNODE_* ]] && LNNODE[$key]=$value
 done <"$DATA/lnnode/lnnode.env"
-for key in LNNODE_GRPC_ADDR LNNODE_TLS_CERT LNNODE_MACAROON LNNODE_NETWORK LNNODE_PUBKEY; do
+for key in LNNODE_GRPC_ADDR LNNODE_TLS_CERT LNNODE_MACAROON LNNODE_PAYOUT_MACAROON LNNODE_NETWORK LNNODE_PUBKEY; do
   [[ -n ${LNNODE[$key]:-} ]] || die "$key is missing from .data/lnnode/lnnode.env"
 done
 # The worker's /metrics and /healthz.

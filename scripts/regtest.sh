@@ -5,7 +5,8 @@
 #   1. builds lnd, lncli, btcd and btcctl into .bin/ (pinned in tools/lnd)
 #   2. starts a private btcd on simnet and two lnd nodes (--noseedbackup):
 #        alice  the payer: mined coins, a 1,000,000 sat channel to bob
-#        bob    the engine's node: it issues the invoices
+#        bob    the engine's node: it issues the invoices and pays
+#               alice's (payouts, with a baked offchain macaroon)
 #   3. runs  go test -tags regtest -run Regtest ./rails/lightning/  with
 #      BILLFLOW_REGTEST_* pointing at bob (address, tls.cert, macaroons)
 #      and at a script paying from alice (lncli payinvoice)
@@ -181,12 +182,13 @@ open_channel() {
   local bob_key
   bob_key=$(lncli bob getinfo | jq -r .identity_pubkey) || die "lncli getinfo (bob) failed"
   lncli alice connect "$bob_key@127.0.0.1:$BOB_P2P" >/dev/null || die "alice could not connect to bob"
-  lncli alice openchannel --node_key="$bob_key" --local_amt=1000000 >/dev/null || die "alice could not open a channel to bob"
+  # push_amt gives bob (the engine) funds to pay out with.
+  lncli alice openchannel --node_key="$bob_key" --local_amt=1000000 --push_amt=300000 >/dev/null || die "alice could not open a channel to bob"
   mine 6
   wait_until "the channel active at alice" 120 channel_active alice
   wait_until "the channel active at bob" 120 channel_active bob
 }
-run_step "open a 1,000,000 sat channel alice -> bob" open_channel
+run_step "open a 1,000,000 sat channel alice -> bob (300,000 pushed to bob)" open_channel
 
 # The payer the tests call: alice pays the BOLT11 in $1.
 cat >"$WORK/pay.sh" <<EOF
@@ -199,6 +201,18 @@ printf '%s\n' "\$out"
 EOF
 chmod +x "$WORK/pay.sh"
 
+# Payouts: alice's invoices ($1 msat, $2 seconds), paid by bob with a
+# macaroon baked with only what payouts need.
+cat >"$WORK/invoice.sh" <<EOF
+#!/usr/bin/env bash
+set -euo pipefail
+HOME="$WORK/home" "$BIN_DIR/lncli" --network=$NET --lnddir="$WORK/alice" \\
+  --rpcserver="127.0.0.1:$ALICE_RPC" addinvoice --amt_msat="\$1" --expiry="\$2" --memo=withdrawal
+EOF
+chmod +x "$WORK/invoice.sh"
+lncli bob bakemacaroon --save_to="$WORK/bob-payout.macaroon" offchain:read offchain:write info:read >/dev/null ||
+  die "lncli bakemacaroon (bob's payout macaroon) failed"
+
 chain_dir=$WORK/bob/data/chain/bitcoin/$NET
 export BILLFLOW_REGTEST_LND_ADDR=127.0.0.1:$BOB_RPC
 export BILLFLOW_REGTEST_LND_TLSCERT=$WORK/bob/tls.cert
@@ -206,6 +220,8 @@ export BILLFLOW_REGTEST_LND_MACAROON=$chain_dir/invoice.macaroon
 export BILLFLOW_REGTEST_LND_READONLY_MACAROON=$chain_dir/readonly.macaroon
 export BILLFLOW_REGTEST_NETWORK=$NET
 export BILLFLOW_REGTEST_PAY_CMD=$WORK/pay.sh
+export BILLFLOW_REGTEST_LND_PAYOUT_MACAROON=$WORK/bob-payout.macaroon
+export BILLFLOW_REGTEST_INVOICE_CMD=$WORK/invoice.sh
 
 run_step "go test -tags regtest -run Regtest ./rails/lightning/" \
   go test -tags regtest -count=1 -run Regtest "$@" ./rails/lightning/

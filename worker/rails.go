@@ -45,6 +45,10 @@ func buildRails(logger *slog.Logger, st *store.Store, c config.Rails) (activitie
 	}
 	if c.LightningOn() {
 		lc := lightning.Config{Address: c.LNDAddr, TLSCertPath: c.LNDTLSCert, MacaroonPath: c.LNDMacaroon}
+		// With BILLFLOW_LND_PAYOUT_MACAROON the node is also a
+		// lightning.Payer (withdrawal payouts); without, its PayInvoice
+		// returns lightning.ErrPayoutsNotConfigured.
+		lc.PayoutMacaroonPath, lc.PayoutMacaroonHex = c.LNDPayoutMacaroonSource()
 		if c.LNDNetwork != "" {
 			net, ok := network(c.LNDNetwork)
 			if !ok {
@@ -88,7 +92,8 @@ func buildRails(logger *slog.Logger, st *store.Store, c config.Rails) (activitie
 		}
 		r.Pages = pages
 	}
-	logger.Info("payment rails", "nwc", r.Vault != nil && r.Node != nil, "lightning", r.Node != nil, "card", r.Cards != nil, "dm", r.DM != nil, "pages", r.Pages != nil)
+	logger.Info("payment rails", "nwc", r.Vault != nil && r.Node != nil, "lightning", r.Node != nil, "lightning_payouts", r.Node != nil && c.PayoutsOn(),
+		"card", r.Cards != nil, "dm", r.DM != nil, "pages", r.Pages != nil)
 	return r, closeAll, nil
 }
 

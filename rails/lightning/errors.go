@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -63,6 +64,23 @@ func (e *RPCError) Retryable() bool {
 	}
 }
 
+// authRefused recognises lnd's macaroon refusals. lnd sends them as plain
+// errors (codes.Unknown: "permission denied", "verification failed: ...",
+// "expected 1 macaroon, got 2"), so rpcError reports them as
+// codes.PermissionDenied, as the sandbox does, and PayInvoice never takes
+// one for a refusal of the invoice.
+func authRefused(st *status.Status) bool {
+	switch st.Code() {
+	case codes.PermissionDenied, codes.Unauthenticated:
+		return true
+	case codes.Unknown:
+		msg := st.Message()
+		return msg == "permission denied" || strings.HasPrefix(msg, "verification failed") || strings.Contains(msg, "macaroon")
+	default:
+		return false
+	}
+}
+
 // rpcError converts a gRPC failure of method into an *RPCError. ctx is the
 // caller's context: when it has ended, its error becomes the cause.
 func rpcError(ctx context.Context, method string, err error) error {
@@ -71,6 +89,9 @@ func rpcError(ctx context.Context, method string, err error) error {
 	}
 	st, _ := status.FromError(err)
 	e := &RPCError{Method: method, Code: st.Code(), Message: st.Message()}
+	if authRefused(st) {
+		e.Code = codes.PermissionDenied
+	}
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		e.cause = ctxErr
 	}

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/btcsuite/btcd/chaincfg"
 	"github.com/lightningnetwork/lnd/lnrpc"
+	"github.com/lightningnetwork/lnd/lnrpc/routerrpc"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
@@ -23,7 +25,10 @@ import (
 	macaroon "gopkg.in/macaroon.v2"
 )
 
-var _ Node = (*LND)(nil)
+var (
+	_ Node  = (*LND)(nil)
+	_ Payer = (*LND)(nil)
+)
 
 // Defaults for Config.
 const (
@@ -55,6 +60,13 @@ type Config struct {
 	// and watch invoices but not spend.
 	MacaroonPath string
 	MacaroonHex  string
+	// PayoutMacaroonPath or PayoutMacaroonHex, both optional, is a
+	// macaroon with lnd's offchain read and write permissions (e.g. a
+	// baked "offchain:read offchain:write info:read" one, never admin),
+	// sent only on the router calls of Payer. Without one, PayInvoice and
+	// LookupPayment return ErrPayoutsNotConfigured.
+	PayoutMacaroonPath string
+	PayoutMacaroonHex  string
 	// Network, when set, makes CreateInvoice check every invoice the node
 	// issues with ValidateBOLT11 (network, amount, expiry), so a node on the
 	// wrong chain is caught before its invoice reaches a payer.
@@ -74,6 +86,13 @@ func (c Config) String() string {
 	case c.MacaroonHex != "":
 		mac = "hex [redacted]"
 	}
+	payout := "none"
+	switch {
+	case c.PayoutMacaroonPath != "":
+		payout = "file " + c.PayoutMacaroonPath
+	case c.PayoutMacaroonHex != "":
+		payout = "hex [redacted]"
+	}
 	cert := "none"
 	switch {
 	case c.TLSCertPath != "":
@@ -85,7 +104,7 @@ func (c Config) String() string {
 	if c.Network != nil {
 		network = c.Network.Name
 	}
-	return fmt.Sprintf("lnd %s (TLS cert: %s, macaroon: %s, network: %s)", c.Address, cert, mac, network)
+	return fmt.Sprintf("lnd %s (TLS cert: %s, macaroon: %s, payout macaroon: %s, network: %s)", c.Address, cert, mac, payout, network)
 }
 
 // GoString keeps %#v as redacted as String.
@@ -95,12 +114,19 @@ func (c Config) GoString() string { return "lightning.Config{" + c.String() + "}
 func (c Config) LogValue() slog.Value { return slog.StringValue(c.String()) }
 
 // LND is a Node backed by an lnd node over lnrpc gRPC, authenticated with
-// TLS and a macaroon. It is safe for concurrent use.
+// TLS and a macaroon, and a Payer over routerrpc when it has a payout
+// macaroon. It is safe for concurrent use.
 type LND struct {
 	conn    *grpc.ClientConn
 	client  lnrpc.LightningClient
 	network *chaincfg.Params
 	timeout time.Duration
+	// payConn carries the payout macaroon and nothing else uses it, so
+	// the spending credential is sent only on router calls (gRPC would
+	// send both macaroons if one connection had a default and a per-call
+	// one, and lnd refuses two). nil without a payout macaroon.
+	payConn *grpc.ClientConn
+	router  routerrpc.RouterClient
 }
 
 // New prepares a client for cfg. It reads the certificate and macaroon but
@@ -114,7 +140,11 @@ func New(cfg Config) (*LND, error) {
 	if err != nil {
 		return nil, err
 	}
-	mac, err := loadMacaroon(cfg)
+	mac, err := loadMacaroon(cfg.MacaroonPath, cfg.MacaroonHex, "MacaroonPath", "MacaroonHex", true)
+	if err != nil {
+		return nil, err
+	}
+	payoutMac, err := loadMacaroon(cfg.PayoutMacaroonPath, cfg.PayoutMacaroonHex, "PayoutMacaroonPath", "PayoutMacaroonHex", false)
 	if err != nil {
 		return nil, err
 	}
@@ -123,23 +153,44 @@ func New(cfg Config) (*LND, error) {
 		timeout = DefaultCallTimeout
 	}
 	tlsCfg := &tls.Config{RootCAs: pool, ServerName: cfg.TLSServerName, MinVersion: tls.VersionTLS12}
-	conn, err := grpc.NewClient(cfg.Address,
-		grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)),
-		grpc.WithPerRPCCredentials(macaroonCredential(hex.EncodeToString(mac))),
-		// A subscription can sit idle for hours; pings make a silently
-		// dropped connection fail the stream instead of hanging it. 30s is
-		// above lnd's minimum client ping interval (5s).
-		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 20 * time.Second}),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(32<<20)),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("lightning: gRPC client for %s: %w", cfg.Address, err)
+	dial := func(mac []byte) (*grpc.ClientConn, error) {
+		conn, err := grpc.NewClient(cfg.Address,
+			grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)),
+			grpc.WithPerRPCCredentials(macaroonCredential(hex.EncodeToString(mac))),
+			// A subscription can sit idle for hours; pings make a silently
+			// dropped connection fail the stream instead of hanging it. 30s is
+			// above lnd's minimum client ping interval (5s).
+			grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 20 * time.Second}),
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(32<<20)),
+		)
+		if err != nil {
+			return nil, fmt.Errorf("lightning: gRPC client for %s: %w", cfg.Address, err)
+		}
+		return conn, nil
 	}
-	return &LND{conn: conn, client: lnrpc.NewLightningClient(conn), network: cfg.Network, timeout: timeout}, nil
+	conn, err := dial(mac)
+	if err != nil {
+		return nil, err
+	}
+	l := &LND{conn: conn, client: lnrpc.NewLightningClient(conn), network: cfg.Network, timeout: timeout}
+	if payoutMac != nil {
+		if l.payConn, err = dial(payoutMac); err != nil {
+			_ = conn.Close()
+			return nil, err
+		}
+		l.router = routerrpc.NewRouterClient(l.payConn)
+	}
+	return l, nil
 }
 
-// Close releases the connection. Calls in flight fail.
-func (l *LND) Close() error { return l.conn.Close() }
+// Close releases the connections. Calls in flight fail.
+func (l *LND) Close() error {
+	err := l.conn.Close()
+	if l.payConn != nil {
+		err = errors.Join(err, l.payConn.Close())
+	}
+	return err
+}
 
 // WaitReady connects and completes the TLS handshake, or fails when ctx
 // ends; use it to report a misconfigured node at start-up. It does not test
@@ -272,40 +323,44 @@ func loadCertPool(cfg Config) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-// loadMacaroon returns the macaroon's binary encoding. Errors never quote
+// loadMacaroon returns the binary encoding of the macaroon in the file
+// path or the hex text hexText (fields pathField and hexField of Config);
+// nil when neither is set and the macaroon is optional. Errors never quote
 // the macaroon or the decoder's view of it.
-func loadMacaroon(cfg Config) ([]byte, error) {
+func loadMacaroon(path, hexText, pathField, hexField string, required bool) ([]byte, error) {
 	var raw []byte
 	switch {
-	case cfg.MacaroonPath != "" && cfg.MacaroonHex != "":
-		return nil, fmt.Errorf("%w: set one of MacaroonPath and MacaroonHex, not both", ErrInvalidRequest)
-	case cfg.MacaroonPath != "":
-		b, err := os.ReadFile(cfg.MacaroonPath)
+	case path != "" && hexText != "":
+		return nil, fmt.Errorf("%w: set one of %s and %s, not both", ErrInvalidRequest, pathField, hexField)
+	case path != "":
+		b, err := os.ReadFile(path)
 		if err != nil {
-			return nil, fmt.Errorf("lightning: read macaroon: %w", err)
+			return nil, fmt.Errorf("lightning: read macaroon (%s): %w", pathField, err)
 		}
 		// lnd writes binary files; billflow's sandbox and many deployments
 		// keep hex text. Binary macaroons start with a non-hex byte.
 		if text := bytes.TrimSpace(b); isHex(text) {
 			raw = make([]byte, hex.DecodedLen(len(text)))
 			if _, err := hex.Decode(raw, text); err != nil {
-				return nil, fmt.Errorf("%w: macaroon file is not valid hex", ErrInvalidRequest)
+				return nil, fmt.Errorf("%w: macaroon file (%s) is not valid hex", ErrInvalidRequest, pathField)
 			}
 		} else {
 			raw = b
 		}
-	case cfg.MacaroonHex != "":
-		b, err := hex.DecodeString(strings.TrimSpace(cfg.MacaroonHex))
+	case hexText != "":
+		b, err := hex.DecodeString(strings.TrimSpace(hexText))
 		if err != nil {
-			return nil, fmt.Errorf("%w: macaroon is not valid hex", ErrInvalidRequest)
+			return nil, fmt.Errorf("%w: macaroon (%s) is not valid hex", ErrInvalidRequest, hexField)
 		}
 		raw = b
+	case required:
+		return nil, fmt.Errorf("%w: no macaroon (%s or %s)", ErrInvalidRequest, pathField, hexField)
 	default:
-		return nil, fmt.Errorf("%w: no macaroon (MacaroonPath or MacaroonHex)", ErrInvalidRequest)
+		return nil, nil
 	}
 	var m macaroon.Macaroon
 	if err := m.UnmarshalBinary(raw); err != nil {
-		return nil, fmt.Errorf("%w: macaroon does not decode as a macaroon", ErrInvalidRequest)
+		return nil, fmt.Errorf("%w: macaroon (%s or %s) does not decode as a macaroon", ErrInvalidRequest, pathField, hexField)
 	}
 	return raw, nil
 }

@@ -21,6 +21,8 @@ var (
 	invoicesRead  = bakery.Op{Entity: "invoices", Action: "read"}
 	invoicesWrite = bakery.Op{Entity: "invoices", Action: "write"}
 	infoRead      = bakery.Op{Entity: "info", Action: "read"}
+	offchainRead  = bakery.Op{Entity: "offchain", Action: "read"}
+	offchainWrite = bakery.Op{Entity: "offchain", Action: "write"}
 
 	// invoicePermissions are those of lnd's invoice.macaroon.
 	invoicePermissions = []bakery.Op{
@@ -31,13 +33,18 @@ var (
 	// readonlyPermissions are those of lnd's readonly.macaroon.
 	readonlyPermissions = []bakery.Op{
 		infoRead, invoicesRead,
-		{Entity: "onchain", Action: "read"}, {Entity: "offchain", Action: "read"},
+		{Entity: "onchain", Action: "read"}, offchainRead,
 		{Entity: "address", Action: "read"}, {Entity: "message", Action: "read"},
 		{Entity: "peers", Action: "read"}, {Entity: "signer", Action: "read"},
 		{Entity: "macaroon", Action: "read"},
 	}
 
-	// methodPermissions lists the lnrpc methods the sandbox serves and what
+	// payoutPermissions are those of the sandbox's payout.macaroon: what
+	// billflow's payouts need (lnd bakes it with
+	// `lncli bakemacaroon offchain:read offchain:write info:read`).
+	payoutPermissions = []bakery.Op{offchainRead, offchainWrite, infoRead}
+
+	// methodPermissions lists the lnrpc and routerrpc methods the sandbox serves and what
 	// each requires; any other method is refused as unimplemented.
 	methodPermissions = map[string][]bakery.Op{
 		"/lnrpc.Lightning/GetInfo":           {infoRead},
@@ -45,6 +52,8 @@ var (
 		"/lnrpc.Lightning/LookupInvoice":     {invoicesRead},
 		"/lnrpc.Lightning/ListInvoices":      {invoicesRead},
 		"/lnrpc.Lightning/SubscribeInvoices": {invoicesRead},
+		"/routerrpc.Router/SendPaymentV2":    {offchainWrite},
+		"/routerrpc.Router/TrackPaymentV2":   {offchainRead},
 	}
 )
 

@@ -1,12 +1,16 @@
 // Package lnnode is a stand-in for the engine's Lightning node: it speaks
 // the part of lnd's gRPC API that rails/lightning uses (AddInvoice,
-// LookupInvoice, ListInvoices, SubscribeInvoices, GetInfo) over TLS with
-// lnd-format macaroons, so the production LND client runs against it
-// unchanged. Its invoices are real BOLT11 strings signed with the node's
-// secp256k1 key; Pay settles one as if a payment had arrived.
+// LookupInvoice, ListInvoices, SubscribeInvoices, GetInfo, and routerrpc's
+// SendPaymentV2 and TrackPaymentV2) over TLS with lnd-format macaroons, so
+// the production LND client runs against it unchanged. Its invoices are
+// real BOLT11 strings signed with the node's secp256k1 key; Pay settles one
+// as if a payment had arrived.
 //
-// It has no channels and routes nothing: only invoices it issued can be
-// paid, and only through Pay (in process) or the HTTP handler.
+// It has no channels. Incoming, only invoices it issued can be paid, and
+// only through Pay (in process) or the HTTP handler. Outgoing, its
+// "network" is one remote payee with its own key (PayeeInvoice): the node
+// pays the payee's invoices (fee 0) and fails any other destination with
+// FAILURE_REASON_NO_ROUTE.
 package lnnode
 
 import (
@@ -29,6 +33,7 @@ import (
 	"github.com/btcsuite/btcd/chaincfg"
 	"github.com/lightningnetwork/lnd/cert"
 	"github.com/lightningnetwork/lnd/lnrpc"
+	"github.com/lightningnetwork/lnd/lnrpc/routerrpc"
 	"github.com/lightningnetwork/lnd/zpay32"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -48,14 +53,17 @@ var (
 	ErrInvalidInvoice = errors.New("lnnode: invalid invoice")
 )
 
-// File names in Options.DataDir; the first four are what a client needs.
+// File names in Options.DataDir; the exported ones are what a client needs.
 const (
 	TLSCertFile          = "tls.cert"
 	TLSKeyFile           = "tls.key"
 	InvoiceMacaroonFile  = "invoice.macaroon"  // hex text
 	ReadonlyMacaroonFile = "readonly.macaroon" // hex text
-	nodeKeyFile          = "node.key"
-	macaroonRootKeyFile  = "macaroon-root.key"
+	// PayoutMacaroonFile (hex text) has offchain read and write and info
+	// read: SendPaymentV2 and TrackPaymentV2, for withdrawal payouts.
+	PayoutMacaroonFile  = "payout.macaroon"
+	nodeKeyFile         = "node.key"
+	macaroonRootKeyFile = "macaroon-root.key"
 )
 
 // Options configures a sandbox node. The zero value is a usable in-memory
@@ -66,8 +74,9 @@ type Options struct {
 	// ListenAddr is the gRPC address; "127.0.0.1:0" by default.
 	ListenAddr string
 	// DataDir, when set, keeps the node's identity (node key, TLS key pair,
-	// macaroon root key) and invoices across restarts, and receives the
-	// client files tls.cert, invoice.macaroon and readonly.macaroon. A
+	// macaroon root key, payee key), invoices, payee invoices and outgoing
+	// payments across restarts, and receives the client files tls.cert,
+	// invoice.macaroon, readonly.macaroon and payout.macaroon. A
 	// restarted node therefore keeps its settle indexes, which the engine
 	// has persisted. Without it everything lives in memory.
 	DataDir string
@@ -90,10 +99,16 @@ type Node struct {
 	certPEM     []byte
 	invoiceMac  string
 	readonlyMac string
+	payoutMac   string
 	store       *store
-	auth        *auth
-	server      *grpc.Server
-	lis         net.Listener
+	// payeeKey signs the remote payee's invoices; payouts holds them and
+	// the node's outgoing payments.
+	payeeKey *btcec.PrivateKey
+	payeePub string
+	payouts  *payouts
+	auth     *auth
+	server   *grpc.Server
+	lis      net.Listener
 
 	quit      chan struct{}
 	closeOnce sync.Once
@@ -178,12 +193,26 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 	if n.readonlyMac, err = n.macaroon(ctx, ReadonlyMacaroonFile, readonlyPermissions); err != nil {
 		return nil, err
 	}
+	if n.payoutMac, err = n.macaroon(ctx, PayoutMacaroonFile, payoutPermissions); err != nil {
+		return nil, err
+	}
+	if n.payeeKey, err = n.loadPayeeKey(); err != nil {
+		return nil, err
+	}
+	n.payeePub = hex.EncodeToString(n.payeeKey.PubKey().SerializeCompressed())
 
 	stateFile := ""
 	if n.dataDir != "" {
 		stateFile = statePath(n.dataDir)
 	}
 	if n.store, err = newStore(stateFile); err != nil {
+		return nil, err
+	}
+	payoutsFile := ""
+	if n.dataDir != "" {
+		payoutsFile = payoutsPath(n.dataDir)
+	}
+	if n.payouts, err = newPayouts(payoutsFile); err != nil {
 		return nil, err
 	}
 
@@ -202,6 +231,7 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: time.Minute, Timeout: 20 * time.Second}),
 	)
 	lnrpc.RegisterLightningServer(n.server, &rpcServer{n: n})
+	routerrpc.RegisterRouterServer(n.server, &routerServer{n: n})
 	go func() {
 		defer close(n.served)
 		// Serve returns when Close stops the server; nothing to report.
@@ -244,6 +274,13 @@ func (n *Node) MacaroonHex() string { return n.invoiceMac }
 // permissions: GetInfo and lookups, no AddInvoice).
 func (n *Node) ReadonlyMacaroonHex() string { return n.readonlyMac }
 
+// PayoutMacaroonHex is a hex payout macaroon (offchain read and write,
+// info read): what lightning.Config's PayoutMacaroonHex needs.
+func (n *Node) PayoutMacaroonHex() string { return n.payoutMac }
+
+// PayoutMacaroonPath is the hex payout macaroon file in DataDir ("" without).
+func (n *Node) PayoutMacaroonPath() string { return n.path(PayoutMacaroonFile) }
+
 // PubKey is the node's hex compressed public key, the payee of its invoices.
 func (n *Node) PubKey() string { return n.pubKey }
 
@@ -257,13 +294,14 @@ func (n *Node) TLSCertPath() string { return n.path(TLSCertFile) }
 func (n *Node) MacaroonPath() string { return n.path(InvoiceMacaroonFile) }
 
 // ClientConfig is what lightning.New needs to reach this node with its
-// invoice macaroon.
+// invoice macaroon and, for payouts, its payout macaroon.
 func (n *Node) ClientConfig() lightning.Config {
 	return lightning.Config{
-		Address:     n.Addr(),
-		TLSCertPEM:  n.TLSCertPEM(),
-		MacaroonHex: n.invoiceMac,
-		Network:     n.net,
+		Address:           n.Addr(),
+		TLSCertPEM:        n.TLSCertPEM(),
+		MacaroonHex:       n.invoiceMac,
+		PayoutMacaroonHex: n.payoutMac,
+		Network:           n.net,
 	}
 }
 

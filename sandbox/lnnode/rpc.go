@@ -8,6 +8,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/btcsuite/btcd/btcec/v2"
 	"github.com/btcsuite/btcd/btcec/v2/ecdsa"
 	"github.com/btcsuite/btcd/chaincfg/chainhash"
 	"github.com/lightningnetwork/lnd/lnrpc"
@@ -225,7 +226,10 @@ func (r *rpcServer) SubscribeInvoices(req *lnrpc.InvoiceSubscription, stream lnr
 
 // encode makes the BOLT11 string for inv, signed with the node key over
 // SHA-256 of the invoice data, as lnd's node signer does.
-func (n *Node) encode(inv *invoice) (string, error) {
+func (n *Node) encode(inv *invoice) (string, error) { return n.encodeWith(n.key, inv) }
+
+// encodeWith is encode signed by key (the node's or the payee's).
+func (n *Node) encodeWith(key *btcec.PrivateKey, inv *invoice) (string, error) {
 	features := lnwire.NewFeatureVector(lnwire.NewRawFeatureVector(
 		lnwire.TLVOnionPayloadRequired, lnwire.PaymentAddrRequired, lnwire.MPPOptional,
 	), lnwire.Features)
@@ -248,7 +252,7 @@ func (n *Node) encode(inv *invoice) (string, error) {
 		return "", err
 	}
 	return z.Encode(zpay32.MessageSigner{SignCompact: func(msg []byte) ([]byte, error) {
-		return ecdsa.SignCompact(n.key, chainhash.HashB(msg), true)
+		return ecdsa.SignCompact(key, chainhash.HashB(msg), true)
 	}})
 }
 

@@ -5,6 +5,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -30,23 +32,29 @@ const envFile = "lnnode.env"
 const usage = `lnnode: billflow's sandbox Lightning node.
 
 It serves the part of lnd's gRPC API billflow uses (AddInvoice, LookupInvoice,
-ListInvoices, SubscribeInvoices, GetInfo) over TLS with lnd-format macaroons,
-issuing real BOLT11 invoices signed by its own key. It has no channels: an
-invoice is paid by hand (below) or by the sandbox NWC wallet.
+ListInvoices, SubscribeInvoices, GetInfo; routerrpc SendPaymentV2 and
+TrackPaymentV2) over TLS with lnd-format macaroons, issuing real BOLT11
+invoices signed by its own key. It has no channels: an invoice is paid by hand
+(below) or by the sandbox NWC wallet. Outgoing, it reaches one remote payee
+(its own key), whose invoices payee-invoice makes: the engine's withdrawals
+pay those; any other destination fails with FAILURE_REASON_NO_ROUTE.
 
 Usage:
   lnnode serve --dir DIR [--grpc-addr ADDR] [--http-addr ADDR] [--network NET]
   lnnode pay   (--dir DIR | --url URL) BOLT11
+  lnnode payee-invoice (--dir DIR | --url URL) [--memo TEXT] [--expiry DUR] AMOUNT_MSAT
 
 serve   runs the node until SIGINT or SIGTERM. DIR keeps the node's identity
         and invoices across restarts, and receives what a client needs:
           DIR/tls.cert            the self-signed TLS certificate
           DIR/invoice.macaroon    an invoice macaroon, hex text
           DIR/readonly.macaroon   a read-only macaroon, hex text
+          DIR/payout.macaroon     offchain read+write, info read (payouts), hex
           DIR/lnnode.env          LNNODE_* variables (below), to source
         It prints the same variables on stdout once it serves:
-          LNNODE_GRPC_ADDR  LNNODE_TLS_CERT  LNNODE_MACAROON
-          LNNODE_PAY_URL    LNNODE_NETWORK   LNNODE_PUBKEY
+          LNNODE_GRPC_ADDR  LNNODE_TLS_CERT  LNNODE_MACAROON  LNNODE_PAYOUT_MACAROON
+          LNNODE_PAY_URL    LNNODE_PAYEE_URL LNNODE_NETWORK   LNNODE_PUBKEY
+          LNNODE_PAYEE_PUBKEY
 
 pay     settles an invoice this node issued, as if it had been paid, and
         prints the payment hash and preimage. It posts to the node's pay
@@ -54,6 +62,12 @@ pay     settles an invoice this node issued, as if it had been paid, and
         hand:
           curl -d "$BOLT11" "$LNNODE_PAY_URL"
         Exit status 1 if the node refuses (unknown, already paid, expired).
+
+payee-invoice  makes an invoice of the remote payee (a withdrawal's
+        destination) and prints {"payment_request","payment_hash"}. It posts
+        to LNNODE_PAYEE_URL (from DIR/lnnode.env, or --url). By hand:
+          curl -d '{"amount_msat":50000}' "$LNNODE_PAYEE_URL"
+          curl "$LNNODE_PAYEE_URL/$PAYMENT_HASH"     # settled?
 
 Flags:
 `
@@ -116,6 +130,36 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			*payURL = u
 		}
 		return pay(ctx, *payURL, fs.Arg(0), stdout)
+	case "payee-invoice":
+		payeeURL := fs.String("url", "", "the node's payee endpoint (LNNODE_PAYEE_URL)")
+		memo := fs.String("memo", "", "the invoice's description")
+		expiry := fs.Duration("expiry", time.Hour, "how long the invoice is payable (whole seconds)")
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		if fs.NArg() != 1 || (*dir == "") == (*payeeURL == "") {
+			fs.Usage()
+			return errors.New("payee-invoice needs one AMOUNT_MSAT argument and one of --dir and --url")
+		}
+		amount, err := strconv.ParseInt(fs.Arg(0), 10, 64)
+		if err != nil || amount <= 0 {
+			return fmt.Errorf("AMOUNT_MSAT %q is not a positive whole number of millisatoshis", fs.Arg(0))
+		}
+		if *expiry <= 0 || *expiry%time.Second != 0 {
+			return fmt.Errorf("--expiry %s is not a positive whole number of seconds", *expiry)
+		}
+		if *payeeURL == "" {
+			u, err := readEnv(filepath.Join(*dir, envFile), "LNNODE_PAYEE_URL")
+			if err != nil {
+				return err
+			}
+			*payeeURL = u
+		}
+		body, err := json.Marshal(lnnode.PayeeInvoiceRequest{AmountMsat: amount, Memo: *memo, ExpirySeconds: int64(*expiry / time.Second)})
+		if err != nil {
+			return err
+		}
+		return post(ctx, *payeeURL, "application/json", string(body), stdout)
 	case "help", "-h", "--help":
 		fs.Usage()
 		return nil
@@ -144,7 +188,7 @@ func serve(ctx context.Context, dir, grpcAddr, httpAddr string, params *chaincfg
 	}
 	defer node.Close()
 
-	payURL := ""
+	payURL, payeeURL := "", ""
 	var srv *http.Server
 	httpDone := make(chan error, 1)
 	if httpAddr != "" {
@@ -153,6 +197,7 @@ func serve(ctx context.Context, dir, grpcAddr, httpAddr string, params *chaincfg
 			return fmt.Errorf("pay endpoint: %w", err)
 		}
 		payURL = "http://" + lis.Addr().String() + "/pay"
+		payeeURL = "http://" + lis.Addr().String() + "/payee/invoices"
 		srv = &http.Server{Handler: node.PayHandler(), ReadHeaderTimeout: 10 * time.Second}
 		go func() { httpDone <- srv.Serve(lis) }()
 	}
@@ -161,9 +206,12 @@ func serve(ctx context.Context, dir, grpcAddr, httpAddr string, params *chaincfg
 		"LNNODE_GRPC_ADDR=" + node.Addr(),
 		"LNNODE_TLS_CERT=" + node.TLSCertPath(),
 		"LNNODE_MACAROON=" + node.MacaroonPath(),
+		"LNNODE_PAYOUT_MACAROON=" + node.PayoutMacaroonPath(),
 		"LNNODE_PAY_URL=" + payURL,
+		"LNNODE_PAYEE_URL=" + payeeURL,
 		"LNNODE_NETWORK=" + params.Name,
 		"LNNODE_PUBKEY=" + node.PubKey(),
+		"LNNODE_PAYEE_PUBKEY=" + node.PayeePubKey(),
 	}
 	text := strings.Join(vars, "\n") + "\n"
 	if err := os.WriteFile(filepath.Join(dir, envFile), []byte(text), 0o600); err != nil {
@@ -188,26 +236,31 @@ func serve(ctx context.Context, dir, grpcAddr, httpAddr string, params *chaincfg
 }
 
 func pay(ctx context.Context, payURL, bolt11 string, stdout io.Writer) error {
+	return post(ctx, payURL, "text/plain", bolt11, stdout)
+}
+
+// post sends body to url and copies a 200 reply to stdout.
+func post(ctx context.Context, url, contentType, body string, stdout io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, payURL, strings.NewReader(bolt11))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", "text/plain")
+	req.Header.Set("Content-Type", contentType)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	reply, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
 		return err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("node refused (%s): %s", resp.Status, strings.TrimSpace(string(body)))
+		return fmt.Errorf("node refused (%s): %s", resp.Status, strings.TrimSpace(string(reply)))
 	}
-	_, err = stdout.Write(body)
+	_, err = stdout.Write(reply)
 	return err
 }
 

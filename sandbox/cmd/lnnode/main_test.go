@@ -12,6 +12,7 @@ import (
 
 	"github.com/billflow/billflow/rails/lightning"
 	"github.com/billflow/billflow/sandbox/lnnode"
+	"github.com/btcsuite/btcd/chaincfg"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -58,7 +59,7 @@ func TestServeAndPayByHand(t *testing.T) {
 		vars[k] = v
 	}
 	assert.Equal(t, "regtest", vars["LNNODE_NETWORK"])
-	for _, k := range []string{"LNNODE_GRPC_ADDR", "LNNODE_TLS_CERT", "LNNODE_MACAROON", "LNNODE_PAY_URL", "LNNODE_PUBKEY"} {
+	for _, k := range []string{"LNNODE_GRPC_ADDR", "LNNODE_TLS_CERT", "LNNODE_MACAROON", "LNNODE_PAYOUT_MACAROON", "LNNODE_PAY_URL", "LNNODE_PAYEE_URL", "LNNODE_PUBKEY", "LNNODE_PAYEE_PUBKEY"} {
 		assert.NotEmpty(t, vars[k], k)
 	}
 
@@ -83,6 +84,23 @@ func TestServeAndPayByHand(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, int64(12_000), got.AmtPaidMsat)
 
+	// A payout: the payee's invoice, paid by a client with the payout
+	// macaroon file, as the dev worker is configured.
+	var made bytes.Buffer
+	require.NoError(t, run(t.Context(), []string{"payee-invoice", "--dir", dir, "--memo", "withdrawal", "--expiry", "10m", "25000"}, &made, io.Discard))
+	var payee lnnode.PayeeInvoiceResponse
+	require.NoError(t, json.Unmarshal(made.Bytes(), &payee))
+	d, err := lightning.ValidateBOLT11(payee.PaymentRequest, lightning.Expectation{Network: &chaincfg.RegressionNetParams, AmountMsat: 25_000, Payee: vars["LNNODE_PAYEE_PUBKEY"]})
+	require.NoError(t, err)
+	assert.Equal(t, payee.PaymentHash, d.PaymentHash)
+	payer, err := lightning.New(lightning.Config{Address: vars["LNNODE_GRPC_ADDR"], TLSCertPath: vars["LNNODE_TLS_CERT"],
+		MacaroonPath: vars["LNNODE_MACAROON"], PayoutMacaroonPath: vars["LNNODE_PAYOUT_MACAROON"]})
+	require.NoError(t, err)
+	defer payer.Close()
+	p, err := payer.PayInvoice(t.Context(), lightning.PayRequest{BOLT11: payee.PaymentRequest})
+	require.NoError(t, err)
+	assert.Equal(t, lightning.StatusSucceeded, p.Status)
+
 	stop()
 	assert.NoError(t, <-done)
 }
@@ -93,6 +111,9 @@ func TestUsageErrors(t *testing.T) {
 		{"serve", "--dir", t.TempDir(), "--network", "mainnet"},
 		{"pay", "lnbcrt1"},
 		{"pay", "--dir", t.TempDir(), "lnbcrt1"}, // no lnnode.env there
+		{"payee-invoice", "--url", "http://127.0.0.1:1/payee/invoices", "-5"},
+		{"payee-invoice", "--url", "http://127.0.0.1:1/payee/invoices", "--expiry", "1500ms", "1000"},
+		{"payee-invoice", "1000"},
 		{"frobnicate"},
 	} {
 		err := run(t.Context(), args, io.Discard, io.Discard)
