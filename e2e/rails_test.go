@@ -92,6 +92,7 @@ func (s *stack) startRails(o railsOpts) *rails {
 		"BILLFLOW_LND_ADDR="+r.node.Addr(),
 		"BILLFLOW_LND_TLS_CERT="+r.node.TLSCertPath(),
 		"BILLFLOW_LND_MACAROON="+r.node.MacaroonPath(),
+		"BILLFLOW_LND_PAYOUT_MACAROON="+r.node.PayoutMacaroonPath(),
 		"BILLFLOW_LND_NETWORK="+r.node.Network().Name,
 		"BILLFLOW_LND_PUBKEY="+r.node.PubKey(),
 		"BILLFLOW_RATES=usd=2000000",

@@ -62,6 +62,9 @@ func buildRails(logger *slog.Logger, st *store.Store, c config.Rails) (activitie
 		}
 		closers = append(closers, func() { _ = node.Close() })
 		r.Node, r.Payee = node, strings.ToLower(c.LNDPubkey)
+		if c.PayoutsOn() {
+			r.Payouts = activities.LightningPayouts{Payer: node}
+		}
 		if c.Rates == "" {
 			return r, closeAll, fmt.Errorf("BILLFLOW_LND_ADDR is set but BILLFLOW_RATES is not: invoices cannot be priced in msat")
 		}
