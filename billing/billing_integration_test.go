@@ -44,6 +44,8 @@ func newEnv(t *testing.T) env {
 	w.RegisterWorkflow(workflows.TenantBilling)
 	w.RegisterWorkflow(workflows.InvoicePayment)
 	w.RegisterWorkflow(workflows.GraceWindow)
+	w.RegisterWorkflow(workflows.BalanceSync)
+	w.RegisterWorkflow(workflows.WithdrawalPayout)
 	w.RegisterActivity(&activities.Activities{Store: st, Notify: bc})
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)

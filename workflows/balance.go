@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -113,6 +114,12 @@ func BalanceSync(ctx workflow.Context, in BalanceSyncInput) (BalanceView, error)
 	}
 	events := workflow.GetSignalChannelWithOptions(ctx, SignalBalanceEvent, workflow.SignalChannelOptions{
 		Description: "Money moved (top-up requested or paid, settlement, withdrawal): sync fast for a while."})
+	// wake carries the wallet writes made by updates to the loop, which
+	// treats them like balance events.
+	wake := workflow.NewBufferedChannel(ctx, 16)
+	if err := r.walletUpdates(ctx, wake); err != nil {
+		return r.view, err
+	}
 
 	pending := 0
 	if c := in.Carry; c != nil {
@@ -148,7 +155,7 @@ func BalanceSync(ctx workflow.Context, in BalanceSyncInput) (BalanceView, error)
 			}
 			next := r.in
 			next.Carry = &BalanceCarry{View: r.view, LastSync: r.lastSync, FastUntil: r.fastUntil, NextGrantExpiry: r.nextGrant,
-				GrantRetryAt: r.grantRetry, Windows: r.windows, Events: drainCount(events)}
+				GrantRetryAt: r.grantRetry, Windows: r.windows, Events: drainCount(events) + drainCount(wake)}
 			return r.view, workflow.NewContinueAsNewError(ctx, BalanceSync, next)
 		}
 		budget.spend()
@@ -166,6 +173,7 @@ func BalanceSync(ctx workflow.Context, in BalanceSyncInput) (BalanceView, error)
 		sel := workflow.NewSelector(ctx)
 		sel.AddFuture(timer, func(workflow.Future) { fired = true })
 		sel.AddReceive(events, func(c workflow.ReceiveChannel, _ bool) { got = drainCount(c) })
+		sel.AddReceive(wake, func(c workflow.ReceiveChannel, _ bool) { got = drainCount(c) })
 		sel.Select(ctx)
 		if got > 0 && r.extend(ctx) {
 			// A new window syncs at once; an event inside a running window
@@ -184,7 +192,7 @@ func BalanceSync(ctx workflow.Context, in BalanceSyncInput) (BalanceView, error)
 	}
 }
 
-// drainCount empties the balance-event channel and counts what it held.
+// drainCount empties a balance-event (or wake) channel and counts what it held.
 func drainCount(c workflow.ReceiveChannel) int {
 	n := 0
 	var ev BalanceEvent
@@ -384,4 +392,71 @@ func (r *balanceRun) publish(ctx workflow.Context) {
 		}
 	}
 	workflow.SetCurrentDetails(ctx, b.String())
+}
+
+// walletUpdates registers the updates that write to (or read) the wallet
+// for clients without Postgres (package billing). Each runs one activity;
+// a write that changed something wakes the loop on wake, which opens an
+// aggressive window like a balance event. They add commands only when
+// called, which no history recorded before them did.
+func (r *balanceRun) walletUpdates(ctx workflow.Context, wake workflow.Channel) error {
+	tenant := r.in.TenantID
+	woke := func(changed bool) {
+		if changed {
+			// A full buffer already wakes the loop: dropping is fine.
+			wake.SendAsync(BalanceEvent{Kind: "wallet_update"})
+		}
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, contract.UpdateWalletGrant, func(ctx workflow.Context, req contract.GrantRequest) (contract.WalletWriteResult, error) {
+		var out contract.WalletWriteResult
+		err := workflow.ExecuteActivity(interactive(ctx, "Grant "+req.Key), a.WalletGrant,
+			activities.WalletGrantInput{TenantID: tenant, Request: req, At: workflow.Now(ctx)}).Get(ctx, &out)
+		if err != nil {
+			return out, applicationError(err)
+		}
+		woke(!out.Duplicate)
+		return out, nil
+	}, workflow.UpdateHandlerOptions{Description: "Give the tenant credit (a grant), idempotent by key."}); err != nil {
+		return err
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, contract.UpdateWalletTopUp, func(ctx workflow.Context, req contract.TopUpRequest) (contract.TopUpResult, error) {
+		var out contract.TopUpResult
+		err := workflow.ExecuteActivity(interactive(ctx, "Top up "+req.Key), a.WalletTopUp,
+			activities.WalletTopUpInput{TenantID: tenant, Request: req, At: workflow.Now(ctx)}).Get(ctx, &out)
+		if err != nil {
+			return out, applicationError(err)
+		}
+		woke(true)
+		return out, nil
+	}, workflow.UpdateHandlerOptions{Description: "Make a top-up invoice (idempotent by key) and start collecting it."}); err != nil {
+		return err
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, contract.UpdateWalletAutoRecharge, func(ctx workflow.Context, set contract.AutoRecharge) (contract.AutoRecharge, error) {
+		var out contract.AutoRecharge
+		err := workflow.ExecuteActivity(interactive(ctx, "Set auto-recharge"), a.WalletAutoRecharge,
+			activities.WalletAutoRechargeInput{TenantID: tenant, Setting: set}).Get(ctx, &out)
+		if err != nil {
+			return out, applicationError(err)
+		}
+		woke(true)
+		return out, nil
+	}, workflow.UpdateHandlerOptions{Description: "Set the wallet's auto-recharge threshold and amount (both null: off)."}); err != nil {
+		return err
+	}
+	return workflow.SetUpdateHandlerWithOptions(ctx, contract.UpdateWalletLedger, func(ctx workflow.Context, req contract.LedgerRequest) (contract.LedgerPage, error) {
+		var out contract.LedgerPage
+		err := workflow.ExecuteActivity(interactive(ctx, "Read the ledger"), a.WalletLedger,
+			activities.WalletLedgerInput{TenantID: tenant, Request: req}).Get(ctx, &out)
+		return out, applicationError(err)
+	}, workflow.UpdateHandlerOptions{Description: "A page of the wallet's ledger, newest first."})
+}
+
+// applicationError unwraps an activity's typed refusal for an update's
+// caller, so the client sees the ValidationError or NotFound itself.
+func applicationError(err error) error {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		return appErr
+	}
+	return err
 }
