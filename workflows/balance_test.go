@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/temporal"
@@ -267,4 +268,56 @@ func TestBalanceUnknownTenantEnds(t *testing.T) {
 	require.NoError(t, b.env.GetWorkflowResult(&v))
 	require.Contains(t, v.LastError, "does not exist")
 	require.Len(t, b.syncs, 1)
+}
+
+// A wallet write through an update (here a grant) answers its outcome and
+// opens an aggressive window like a balance event; a duplicate write does
+// not; a refused one answers the typed error and syncs nothing extra.
+func TestBalanceWalletUpdateOpensFastWindow(t *testing.T) {
+	b := newBalanceEnv(t)
+	calls := 0
+	b.env.OnActivity(b.acts.WalletGrant, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.WalletGrantInput) (contract.WalletWriteResult, error) {
+			calls++
+			switch in.Request.Key {
+			case "bad":
+				return contract.WalletWriteResult{}, temporal.NewNonRetryableApplicationError("amount: 0 is not positive", contract.ErrValidation, nil)
+			case "dup":
+				return contract.WalletWriteResult{Spendable: 700, Duplicate: true}, nil
+			}
+			b.spendable = 700
+			return contract.WalletWriteResult{Spendable: 700}, nil
+		})
+	var got contract.WalletWriteResult
+	var refused error
+	update := func(at time.Duration, key string) {
+		b.env.RegisterDelayedCallback(func() {
+			b.env.UpdateWorkflow(contract.UpdateWalletGrant, key, &testsuite.TestUpdateCallback{
+				OnAccept: func() {}, OnReject: func(err error) { t.Errorf("rejected: %v", err) },
+				OnComplete: func(v any, err error) {
+					if key == "bad" {
+						refused = err
+						return
+					}
+					require.NoError(t, err)
+					if key == "promo" {
+						got = v.(contract.WalletWriteResult)
+					}
+				},
+			}, contract.GrantRequest{Key: key, Amount: 700})
+		}, at)
+	}
+	update(10*time.Minute, "bad")
+	update(20*time.Minute, "dup")
+	update(30*time.Minute, "promo")
+	b.stopAt(50 * time.Minute)
+	b.env.ExecuteWorkflow(BalanceSync, BalanceSyncInput{TenantID: testTenant})
+	require.True(t, b.env.IsWorkflowCompleted())
+	assert.Equal(t, 3, calls)
+	assert.Equal(t, int64(700), got.Spendable)
+	var appErr *temporal.ApplicationError
+	require.ErrorAs(t, refused, &appErr)
+	assert.Equal(t, contract.ErrValidation, appErr.Type())
+	want := append(seconds(0), fastSyncs(30*time.Minute, 32*time.Minute, 5*time.Second)...)
+	require.Equal(t, want, b.syncs, "only the write that changed something opened a window")
 }
