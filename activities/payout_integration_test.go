@@ -31,12 +31,11 @@ import (
 // payoutNode is a scripted node: Lookup answers what was paid; Pay
 // records each call and answers next.
 type payoutNode struct {
-	mu    sync.Mutex
-	paid  map[string]PayoutPayment
-	pays  int
-	next  PayoutPayment
-	err   error
-	known bool
+	mu   sync.Mutex
+	paid map[string]PayoutPayment
+	pays int
+	next PayoutPayment
+	err  error
 }
 
 func (n *payoutNode) Pay(_ context.Context, bolt11 string, _ int64) (PayoutPayment, error) {

@@ -58,25 +58,25 @@ func WithdrawalPayout(ctx workflow.Context, in PayoutInput) (PayoutResult, error
 	req := in.Request
 	details := func() {
 		var b strings.Builder
-		fmt.Fprintf(&b, "## Withdrawal `%s`\n\n| | |\n|---|---|\n| Tenant | `%s` |\n", req.Key, req.TenantID)
+		b.WriteString(fmt.Sprintf("## Withdrawal `%s`\n\n| | |\n|---|---|\n| Tenant | `%s` |\n", req.Key, req.TenantID))
 		if outcome != nil {
 			w := outcome.Withdrawal
-			fmt.Fprintf(&b, "| Amount | %s |\n| Method | %s |\n| Status | **%s** |\n", FormatAmount(w.Amount, w.Currency), w.Method, w.Status)
+			b.WriteString(fmt.Sprintf("| Amount | %s |\n| Method | %s |\n| Status | **%s** |\n", FormatAmount(w.Amount, w.Currency), w.Method, w.Status))
 			if w.PaymentHash != "" {
-				fmt.Fprintf(&b, "| Payment hash | `%s` |\n| Amount (msat) | %d |\n", w.PaymentHash, w.AmountMsat)
+				b.WriteString(fmt.Sprintf("| Payment hash | `%s` |\n| Amount (msat) | %d |\n", w.PaymentHash, w.AmountMsat))
 			}
 			if w.FeeMsat > 0 {
-				fmt.Fprintf(&b, "| Routing fee (msat) | %d |\n", w.FeeMsat)
+				b.WriteString(fmt.Sprintf("| Routing fee (msat) | %d |\n", w.FeeMsat))
 			}
 			if w.Failure != "" {
-				fmt.Fprintf(&b, "| Failure | %s (the amount went back to the wallet) |\n", w.Failure)
+				b.WriteString(fmt.Sprintf("| Failure | %s (the amount went back to the wallet) |\n", w.Failure))
 			}
 		}
 		if res.Refusal != "" {
-			fmt.Fprintf(&b, "| Refused | %s |\n", res.Refusal)
+			b.WriteString(fmt.Sprintf("| Refused | %s |\n", res.Refusal))
 		}
 		if res.NeedsAction != "" {
-			fmt.Fprintf(&b, "| **Needs action** | %s |\n", res.NeedsAction)
+			b.WriteString(fmt.Sprintf("| **Needs action** | %s |\n", res.NeedsAction))
 		}
 		workflow.SetCurrentDetails(ctx, b.String())
 	}
