@@ -56,6 +56,8 @@ type WalletView struct {
 	// PayInvoices: the wallet pays an open invoice it covers before NWC.
 	PayInvoices bool             `json:"pay_invoices_from_wallet"`
 	OpenTopUps  []store.TopUpRef `json:"open_top_ups"`
+	// OpenPayouts are withdrawals not paid out yet.
+	OpenPayouts []store.Withdrawal `json:"open_payouts"`
 	// SyncedAt is when the balance amounts were read from the ledger by the
 	// tenant's BalanceSync workflow (GET .../wallet only; absent where the
 	// view is read from Postgres directly, as `starter wallet show` does).
@@ -88,7 +90,12 @@ func LoadWalletView(ctx context.Context, st *store.Store, tenant models.TenantID
 	if v.PayInvoices, err = st.WalletPaysInvoices(ctx, tenant); err != nil {
 		return v, err
 	}
-	v.OpenTopUps, err = st.OpenTopUpRefs(ctx, tenant)
+	if v.OpenTopUps, err = st.OpenTopUpRefs(ctx, tenant); err != nil {
+		return v, err
+	}
+	if v.OpenPayouts, err = st.OpenWithdrawals(ctx, tenant); err == nil && v.OpenPayouts == nil {
+		v.OpenPayouts = []store.Withdrawal{}
+	}
 	return v, err
 }
 

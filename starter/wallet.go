@@ -115,6 +115,10 @@ func (a *app) printWallet(v api.WalletView) {
 	for _, tu := range v.OpenTopUps {
 		fmt.Fprintf(w, "  %s\t%s %s\n", tu.InvoiceID, models.FormatAmount(tu.Total, tu.Currency), tu.Status)
 	}
+	fmt.Fprintf(w, "open payouts\t%d\n", len(v.OpenPayouts))
+	for _, p := range v.OpenPayouts {
+		fmt.Fprintf(w, "  %s\t%s %s, requested %s\n", p.Key, money(p.Amount), p.Method, p.RequestedAt.Format(time.RFC3339))
+	}
 	_ = w.Flush()
 }
 

@@ -11,6 +11,8 @@ func TestWalletCommandsCheckInputFirst(t *testing.T) {
 	requireInvalid(t, runCLI(t, "wallet", "grant", "--tenant", tenant, "--amount", "5", "--expires", "soon"), "--expires", `"soon" is not an RFC3339 instant`)
 	requireInvalid(t, runCLI(t, "wallet", "top-up", "--tenant", tenant, "--amount", "-1"), "amount -1 is not positive")
 	requireInvalid(t, runCLI(t, "wallet", "withdraw", "--tenant", tenant, "--amount", "5"), "--reference is required")
+	requireInvalid(t, runCLI(t, "wallet", "withdraw", "--tenant", tenant, "--amount", "5", "--bolt11", "lnbcrt1x"), "--key is required")
+	requireInvalid(t, runCLI(t, "wallet", "withdraw", "--tenant", tenant, "--amount", "5", "--bolt11", "lnbcrt1x", "--reference", "r"), "either --bolt11 or --reference")
 	requireInvalid(t, runCLI(t, "wallet", "auto-recharge", "--tenant", tenant), "--threshold and --amount, or --off")
 	requireInvalid(t, runCLI(t, "wallet", "auto-recharge", "--tenant", tenant, "--off", "--amount", "5"), "--off")
 	requireInvalid(t, runCLI(t, "wallet", "show"), "--tenant is required")
