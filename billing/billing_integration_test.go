@@ -228,11 +228,14 @@ func TestReportPaymentAfterCompletionRecordsOverpayment(t *testing.T) {
 }
 
 // A payment for an invoice that does not exist is ErrInvoiceNotFound naming
-// it, although the report starts a run of the invoice's workflow.
+// it, although the report starts a run of the invoice's workflow. The id is
+// unique per run: on a shared dev server a run left by an earlier test
+// binary (its worker gone) would otherwise take the update and never answer.
 func TestMarkPaidUnknownInvoice(t *testing.T) {
 	e := newEnv(t)
 	ctx := ctxFor(t)
-	_, err := e.bc.MarkInvoicePaid(ctx, "inv-never-made", "manual", "wire-1")
+	id := "inv-never-made-" + string(testkit.NewTenantID(t))[:12]
+	_, err := e.bc.MarkInvoicePaid(ctx, id, "manual", "wire-1")
 	require.ErrorIs(t, err, billing.ErrInvoiceNotFound)
-	assert.Contains(t, err.Error(), "inv-never-made")
+	assert.Contains(t, err.Error(), id)
 }
