@@ -123,16 +123,17 @@ func (c *Client) SignReceipt(ctx context.Context, sessionID string, ev NostrEven
 	if err := ValidUsageSessionID(sessionID); err != nil {
 		return v, err
 	}
-	if err := checkEventShape(ev); err != nil {
+	if err := ValidNostrEvent(ev); err != nil {
 		return v, err
 	}
 	err := c.usageUpdate(ctx, sessionID, contract.UpdateUsageSign, &v, UsageSignRequest{Event: ev})
 	return v, err
 }
 
-// checkEventShape refuses an event that cannot be a signed Nostr event;
+// ValidNostrEvent refuses an event that cannot be a signed Nostr event (id,
+// pubkey and sig not lower-case hex of their sizes), naming the field;
 // whether it verifies is the workflow's to say.
-func checkEventShape(ev NostrEvent) error {
+func ValidNostrEvent(ev NostrEvent) error {
 	for _, f := range []struct {
 		name, value string
 		size        int

@@ -10,11 +10,13 @@
 package payersign
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 
+	"github.com/btcsuite/btcd/btcec/v2"
 	"github.com/nbd-wtf/go-nostr"
 	"github.com/nbd-wtf/go-nostr/nip19"
 
@@ -34,18 +36,20 @@ func ParseSecretKey(s string) (string, error) {
 		if err != nil || prefix != "nsec" {
 			return "", errors.New("the key is not a valid nsec")
 		}
-		hex, ok := v.(string)
+		h, ok := v.(string)
 		if !ok {
 			return "", errors.New("the key is not a valid nsec")
 		}
-		s = hex
+		s = h
 	}
 	s = strings.ToLower(s)
 	if len(s) != 64 || !isHex(s) {
 		return "", errors.New("the key is not 64 hex digits or an nsec")
 	}
-	if _, err := nostr.GetPublicKey(s); err != nil {
-		return "", errors.New("the key is not a valid secp256k1 secret key")
+	raw, _ := hex.DecodeString(s)
+	var scalar btcec.ModNScalar
+	if overflow := scalar.SetByteSlice(raw); overflow || scalar.IsZero() {
+		return "", errors.New("the key is not a valid secp256k1 secret key (zero or not below the group order)")
 	}
 	return s, nil
 }
