@@ -12,7 +12,9 @@ package api
 // "message"} (UsageErrorStatus); an unknown session is 404.
 
 import (
+	"bytes"
 	"errors"
+	"io"
 	"net/http"
 
 	"github.com/billflow/billflow/billing"
@@ -108,7 +110,16 @@ type usageEndBody struct {
 
 func (s *Server) usageEnd(w http.ResponseWriter, r *http.Request) error {
 	var body usageEndBody
-	if r.ContentLength != 0 {
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if tooLarge(err) {
+		return errTooLarge
+	}
+	if err != nil {
+		return &models.ValidationError{Field: "body", Reason: "unreadable: " + err.Error()}
+	}
+	// No body (or only whitespace, as a chunked empty request) ends without a last report.
+	if len(bytes.TrimSpace(raw)) > 0 {
+		r.Body = io.NopCloser(bytes.NewReader(raw))
 		if err := decode(w, r, &body); err != nil {
 			return err
 		}

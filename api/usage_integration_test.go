@@ -111,6 +111,9 @@ func TestUsageAPISession(t *testing.T) {
 	assert.Equal(t, int64(20), v.Seconds, "the same report id counts once")
 	assert.Equal(t, int64(150), v.BytesReceived+v.BytesSent)
 
+	refused = usageRefusal{}
+	assert.Equal(t, http.StatusBadRequest, h.call(t, http.MethodPost, base+"/end", `{"reprt":{}}`, &refused))
+	assert.Equal(t, "body", refused.Field, "a misspelt end body is refused, and the session is not ended")
 	// End with a last report, sent before the end.
 	require.Equal(t, http.StatusOK, h.call(t, http.MethodPost, base+"/end", `{"report":{"id":"rep-3","seconds":5}}`, &v))
 	assert.Equal(t, contract.UsageEnded, v.State)
