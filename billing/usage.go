@@ -186,6 +186,14 @@ func (c *Client) EndUsage(ctx context.Context, sessionID string) (UsageView, err
 	if err := ValidUsageSessionID(sessionID); err != nil {
 		return v, err
 	}
+	// A report signalled just before may share its workflow task with the
+	// end update, and the SDK runs the update's handler before the signal
+	// reaches its channel: the last report would be left out. A query is
+	// answered only once the signals already in history are processed, so
+	// asking first puts the end in a later workflow task.
+	if _, err := c.UsageSession(ctx, sessionID); err != nil {
+		return v, err
+	}
 	err := c.usageUpdate(ctx, sessionID, contract.UpdateUsageEnd, &v)
 	return v, err
 }

@@ -4,6 +4,7 @@ package billing_test
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -185,4 +186,24 @@ func TestUsageInputAndUnknownSession(t *testing.T) {
 	require.NoError(t, err)
 	_, err = bc.SignReceipt(ctx, missing, ev)
 	require.ErrorIs(t, err, billing.ErrUsageSessionNotFound)
+}
+
+// A report sent just before the end is counted in the end's answer: the
+// SDK can run the end update's handler before a signal of the same
+// workflow task reaches its channel, so EndUsage makes the end a later
+// task. Repeated, since the two landing in one task is a matter of timing.
+func TestEndUsageCountsTheReportJustBefore(t *testing.T) {
+	bc := usageEnv(t)
+	ctx := ctxFor(t)
+	_, payer := newPayer(t)
+	for i := range 20 {
+		id := fmt.Sprintf("last-%d-%s", i, payer[:8])
+		_, err := bc.StartUsage(ctx, billing.UsageStartRequest{SessionID: id, ServiceID: "vpn", Payer: payer, MaxUnitPrice: 5})
+		require.NoError(t, err)
+		require.NoError(t, bc.ReportUsage(ctx, id, billing.UsageReport{ID: "a", Seconds: 20}))
+		require.NoError(t, bc.ReportUsage(ctx, id, billing.UsageReport{ID: "b", Seconds: 5}))
+		v, err := bc.EndUsage(ctx, id)
+		require.NoError(t, err)
+		require.Equal(t, int64(25), v.Seconds, "session %d: the last report is in the end's answer", i)
+	}
 }

@@ -81,6 +81,22 @@ func Workflow(ctx workflow.Context, in contract.UsageStartRequest) (contract.Usa
 		sr := SignRequestFor(in, seq)
 		v.Waiting = &sr
 	}
+	reportCh := workflow.GetSignalChannel(ctx, contract.SignalUsageReport)
+	apply := func(r contract.UsageReport) {
+		if reports[r.ID] || ended {
+			return
+		}
+		reports[r.ID] = true
+		v.Seconds += r.Seconds
+		v.BytesReceived += r.BytesReceived
+		v.BytesSent += r.BytesSent
+		v.UsedUnits += r.Seconds
+		v.Value = v.UsedUnits * Price
+		if v.State == contract.UsageNormal && v.Waiting == nil && v.UsedUnits >= v.PaidUnits {
+			v.SubState = contract.SubWaitingNextReceiptSign
+			wait()
+		}
+	}
 	if err := workflow.SetQueryHandler(ctx, contract.QueryUsage, func() (contract.UsageView, error) { return v, nil }); err != nil {
 		return v, err
 	}
@@ -135,24 +151,11 @@ func Workflow(ctx workflow.Context, in contract.UsageStartRequest) (contract.Usa
 	}}); err != nil {
 		return v, err
 	}
-	ch := workflow.GetSignalChannel(ctx, contract.SignalUsageReport)
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		for {
 			var r contract.UsageReport
-			ch.Receive(ctx, &r)
-			if reports[r.ID] || ended {
-				continue
-			}
-			reports[r.ID] = true
-			v.Seconds += r.Seconds
-			v.BytesReceived += r.BytesReceived
-			v.BytesSent += r.BytesSent
-			v.UsedUnits += r.Seconds
-			v.Value = v.UsedUnits * Price
-			if v.State == contract.UsageNormal && v.Waiting == nil && v.UsedUnits >= v.PaidUnits {
-				v.SubState = contract.SubWaitingNextReceiptSign
-				wait()
-			}
+			reportCh.Receive(ctx, &r)
+			apply(r)
 		}
 	})
 	if err := workflow.Await(ctx, func() bool { return ended }); err != nil {
