@@ -7,6 +7,7 @@
 //	GET  /v1/tenants/{tenant}              a tenant's billing state
 //	POST /v1/invoices/{invoice}/payments   report a payment {rail, reference}
 //	/v1/tenants/{tenant}/wallet...         a tenant's wallet (api/wallet.go)
+//	/v1/usage/sessions...                  metered usage sessions (api/usage.go)
 //	POST /webhooks/stripe                  Stripe events (Stripe-Signature)
 //	GET  /healthz                          readiness: Postgres and Temporal reachable
 //	GET  /metrics                          Prometheus metrics
@@ -79,6 +80,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/invoices/{invoice}/close", s.app(s.closeInvoice))
 	mux.HandleFunc("POST /v1/invoices/{invoice}/lightning", s.app(s.lightningInvoice))
 	s.mountWallet(mux)
+	s.mountUsage(mux)
 	mux.HandleFunc("POST /webhooks/stripe", s.stripeWebhook)
 	mux.Handle("GET /healthz", metrics.Health(5*time.Second, s.Checks...))
 	if s.Metrics != nil {
@@ -149,11 +151,13 @@ func (s *Server) app(h func(http.ResponseWriter, *http.Request) error) http.Hand
 	}
 }
 
-// errorBody is every error response's shape.
+// errorBody is every error response's shape; Code is a usage session's
+// error code (error "usage_error").
 type errorBody struct {
 	Error   string `json:"error"`
 	Message string `json:"message"`
 	Field   string `json:"field,omitempty"`
+	Code    string `json:"code,omitempty"`
 }
 
 func writeError(w http.ResponseWriter, status int, code, msg, field string) {
@@ -167,7 +171,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // fail maps billing's typed errors to HTTP: bad input is 400, unknown 404,
-// closed 409, anything transient 503 so the caller retries.
+// closed 409, a usage session's refusal 4xx by its code (UsageErrorStatus),
+// anything transient 503 so the caller retries.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var ve *models.ValidationError
 	var ue *billing.UnavailableError
@@ -178,7 +183,11 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &ve):
 		s.logger().Info("rejected request", "path", r.URL.Path, "error", err)
 		writeError(w, http.StatusBadRequest, "invalid", ve.Error(), ve.Field)
-	case errors.Is(err, billing.ErrTenantNotFound), errors.Is(err, billing.ErrInvoiceNotFound):
+	case isUsageError(err):
+		ue, _ := asUsageError(err)
+		s.logger().Info("usage session refused", "path", r.URL.Path, "code", ue.Code, "error", ue.Message)
+		writeJSON(w, UsageErrorStatus(ue.Code), errorBody{Error: "usage_error", Code: string(ue.Code), Message: ue.Error()})
+	case errors.Is(err, billing.ErrTenantNotFound), errors.Is(err, billing.ErrInvoiceNotFound), errors.Is(err, billing.ErrUsageSessionNotFound):
 		writeError(w, http.StatusNotFound, "not_found", err.Error(), "")
 	case errors.Is(err, billing.ErrInvoiceClosed):
 		writeError(w, http.StatusConflict, "invoice_closed", err.Error(), "")

@@ -201,7 +201,7 @@ dev_secret() {
 }
 
 run_step "build the sandbox rails and the api" go build -o "$BIN_DIR/" ./sandbox/cmd/relay ./sandbox/cmd/stripe \
-  ./sandbox/cmd/lnnode ./sandbox/cmd/nwcwallet ./api/cmd/api
+  ./sandbox/cmd/lnnode ./sandbox/cmd/nwcwallet ./sandbox/cmd/meterclient ./api/cmd/api
 # The api (HTTP ingress) receives the Stripe sandbox's webhooks; its port is
 # chosen now so the sandbox can be told where to deliver.
 free_port API_PORT

@@ -22,10 +22,12 @@ func main() {
 }
 
 // Exit codes: 0 success, 1 failure, 2 bad input (usage, validation or
-// configuration), 3 tenant not found (exitNotFound).
+// configuration), 3 tenant or usage session not found (exitNotFound), 4 a
+// usage session refused the request (exitUsageRefused; its code on stderr).
 const (
-	exitFailure = 1
-	exitInvalid = 2
+	exitFailure      = 1
+	exitInvalid      = 2
+	exitUsageRefused = 4
 )
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -48,9 +50,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintln(stderr, "error:", err)
 	var ve *billing.ValidationError
 	var ue *usageError
+	var refused *billing.UsageError
 	switch {
-	case errors.Is(err, billing.ErrTenantNotFound):
+	case errors.Is(err, billing.ErrTenantNotFound), errors.Is(err, billing.ErrUsageSessionNotFound):
 		return exitNotFound
+	case errors.As(err, &refused):
+		return exitUsageRefused
 	case errors.As(err, &ve) || errors.As(err, &ue):
 		return exitInvalid
 	}
