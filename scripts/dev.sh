@@ -114,6 +114,7 @@ fi
 BILLFLOW_SECRET_KEY=$(<"$DATA/secret.key")
 export BILLFLOW_SECRET_KEY
 export BILLFLOW_PLANS=${BILLFLOW_PLANS:-$BILLFLOW_ROOT/config/plans.json}
+export BILLFLOW_SERVICES=${BILLFLOW_SERVICES:-$BILLFLOW_ROOT/config/services.json}
 [[ -f $BILLFLOW_PLANS ]] || warn "plan catalog $BILLFLOW_PLANS does not exist"
 TASK_QUEUE=${BILLFLOW_TASK_QUEUE:-billflow}
 
