@@ -76,8 +76,15 @@ func (a *Activities) UsageStart(ctx context.Context, in UsageStartInput) (UsageS
 		return out, classify(err)
 	}
 	out.Currency, out.Spendable = w.Currency, w.Spendable
-	if err := a.Store.StartUsageSession(ctx, req.SessionID, req.Payer, svc.ID, in.At); err != nil {
+	row, err := a.Store.StartUsageSession(ctx, req.SessionID, req.Payer, svc.ID, in.At)
+	if err != nil {
 		return out, err
+	}
+	switch {
+	case row.State == store.UsageSessionEnded:
+		return out, usageError(models.UsageSessionEnded, "session %s has ended; a new session needs a new id", req.SessionID)
+	case row.Payer != req.Payer || row.ServiceID != svc.ID:
+		return out, usageError(models.UsageWrongState, "session id %s is taken by another payer or service", req.SessionID)
 	}
 	if svc.Free() {
 		return out, nil

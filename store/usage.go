@@ -63,11 +63,27 @@ func (u UsageStats) Zero() bool {
 
 func validMode(m string) bool { return m == UsageModePaid || m == UsageModeFree || m == UsageModeGrace }
 
-// StartUsageSession records a session (a retry is a no-op).
-func (s *Store) StartUsageSession(ctx context.Context, id string, payer models.TenantID, service string, at time.Time) error {
+// UsageSessionRow is a session as usage_sessions records it.
+type UsageSessionRow struct {
+	ID        string          `json:"id"`
+	Payer     models.TenantID `json:"payer"`
+	ServiceID string          `json:"service_id"`
+	State     string          `json:"state"`
+}
+
+// StartUsageSession records a session and returns its row: a retry finds
+// the row it wrote; a session id used before shows its old payer, service
+// and state, so the caller can refuse to start it again (its receipt ids,
+// and so its promises, would repeat).
+func (s *Store) StartUsageSession(ctx context.Context, id string, payer models.TenantID, service string, at time.Time) (UsageSessionRow, error) {
+	var r UsageSessionRow
 	_, err := s.pool.Exec(ctx, `INSERT INTO usage_sessions (id, payer, service_id, started_at, updated_at) VALUES ($1, $2, $3, $4, $4)
 		ON CONFLICT (id) DO NOTHING`, id, payer, service, at)
-	return err
+	if err != nil {
+		return r, err
+	}
+	err = s.pool.QueryRow(ctx, `SELECT id, payer, service_id, state FROM usage_sessions WHERE id = $1`, id).Scan(&r.ID, &r.Payer, &r.ServiceID, &r.State)
+	return r, err
 }
 
 // SetUsageSessionState records a session's state; an ended session stays ended.

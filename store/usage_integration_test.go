@@ -36,11 +36,14 @@ func receiptPayment(payer models.TenantID, session, id string, seq, value int64,
 func TestUsageReceiptPromisedOnce(t *testing.T) {
 	st := testkit.NewStore(t)
 	payer := usageTenant(t, st, 250)
-	require.NoError(t, st.StartUsageSession(bg(), "s1", payer, "vpn", at(0)))
+	row, err := st.StartUsageSession(bg(), "s1", payer, "vpn", at(0))
+	require.NoError(t, err)
+	require.Equal(t, store.UsageSessionActive, row.State)
 	require.NoError(t, st.SetUsageSessionState(bg(), "s1", store.UsageSessionWaitingFunds, at(0)))
 	waiting, err := st.WaitingUsageSessions(bg(), payer)
 	require.NoError(t, err)
 	require.Equal(t, []string{"s1"}, waiting)
+	require.NoError(t, st.SetUsageSessionState(bg(), "s2", store.UsageSessionEnded, at(0)), "an unknown session changes nothing")
 
 	p := receiptPayment(payer, "s1", "r1", 1, 100, store.UsageStats{Mode: store.UsageModePaid, Seconds: 30, Units: 30, Value: 50})
 	res, err := st.PayUsageReceipt(bg(), p)

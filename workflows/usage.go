@@ -158,14 +158,17 @@ func UsageSession(ctx workflow.Context, in UsageSessionInput) (contract.UsageVie
 }
 
 // canContinue: continue as new after ContinueEvery paid receipts (or when
-// the server suggests it), only at rest: NORMAL, nothing waiting, no
-// timer running, no update in flight.
+// the server suggests it), only at rest (FREE, or NORMAL with nothing
+// waiting and no timer running) and with no update in flight.
 func (r *usageRun) canContinue(ctx workflow.Context, jobs workflow.Channel) bool {
 	v := r.c.View
 	if r.paidThisRun < r.in.ContinueEvery && !workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
 		return false
 	}
-	if v.State != contract.UsageNormal || v.SubState != contract.SubNormal || v.Waiting != nil || r.signTimer != nil || r.graceTimer != nil {
+	// At rest: FREE, or NORMAL (serving, or kept after an error) with no
+	// receipt waiting and no timer running, so nothing but data is carried.
+	rest := v.State == contract.UsageFree || (v.State == contract.UsageNormal && (v.SubState == contract.SubNormal || v.SubState == contract.SubError))
+	if !rest || v.Waiting != nil || r.signTimer != nil || r.graceTimer != nil {
 		return false
 	}
 	// The update that paid the last receipt is still returning its answer:
