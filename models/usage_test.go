@@ -2,6 +2,8 @@ package models_test
 
 import (
 	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -110,6 +112,19 @@ func TestParseServiceCatalog(t *testing.T) {
 		_, err := models.ParseServiceCatalog([]byte(c.data))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: got %v, want an error naming %q", c.data, err, c.want)
+		}
+	}
+}
+
+// The README's table lists every usage error code with its meaning.
+func TestReadmeListsUsageErrorCodes(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for code, meaning := range models.UsageErrorMeaning {
+		if row := "| `" + string(code) + "` | " + meaning + " |"; !strings.Contains(string(readme), row) {
+			t.Errorf("README.md lacks the row %q", row)
 		}
 	}
 }
