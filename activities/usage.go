@@ -137,7 +137,11 @@ func (a *Activities) UsageSend(ctx context.Context, in UsageSendInput) (contract
 	if in.NotifyDM && a.Rails.DM != nil {
 		body, _ := json.Marshal(req)
 		msg := "billflow usage receipt to sign (kind " + fmt.Sprint(receipts.Kind) + "):\n" + string(body)
-		if _, err := a.Rails.DM.Send(ctx, string(req.Receipt.Payer), msg); err != nil {
+		// Bounded below the activity's timeout: a slow relay must not make
+		// the (already written) sign request time out and be retried.
+		dctx, cancel := context.WithTimeout(ctx, 8*time.Second)
+		defer cancel()
+		if _, err := a.Rails.DM.Send(dctx, string(req.Receipt.Payer), msg); err != nil {
 			activity.GetLogger(ctx).Warn("usage sign request DM not sent; the outbound event stands", "receipt", req.ReceiptID, "error", err)
 		}
 	}

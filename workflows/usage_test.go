@@ -53,6 +53,9 @@ type usageWorld struct {
 	bans      []activities.UsageBanInput
 	ended     *activities.UsageEndInput
 	stats     map[string]contract.UsageModeStats
+	// startErr and payErr, when set, are what UsageStart and UsagePay fail with.
+	startErr error
+	payErr   error
 }
 
 func newUsageWorld(t *testing.T) *usageWorld {
@@ -71,6 +74,9 @@ func newUsageWorld(t *testing.T) *usageWorld {
 		promises: map[string]int64{}, stats: map[string]contract.UsageModeStats{}}
 	env.OnActivity(acts.UsageStart, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.UsageStartInput) (activities.UsageStartResult, error) {
+			if w.startErr != nil {
+				return activities.UsageStartResult{}, w.startErr
+			}
 			svc, ok := usageServices[in.Request.ServiceID]
 			if !ok {
 				return activities.UsageStartResult{}, testUsageError(models.UsageServiceNotFound)
@@ -100,6 +106,9 @@ func newUsageWorld(t *testing.T) *usageWorld {
 		}).Maybe()
 	env.OnActivity(acts.UsagePay, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.UsagePayInput) (activities.UsagePayResult, error) {
+			if w.payErr != nil {
+				return activities.UsagePayResult{}, w.payErr
+			}
 			if ue := receipts.Verify(in.Answer, in.Request.Receipt.Payer, in.Request.ReceiptID); ue != nil {
 				return activities.UsagePayResult{}, testUsageError(ue.Code)
 			}
@@ -642,4 +651,84 @@ func TestUsageContinuesAsNewCarryingState(t *testing.T) {
 	require.Equal(t, int64(120), next.Carry.View.PaidUnits)
 	require.Equal(t, int64(20), next.Carry.Promised)
 	require.Equal(t, w.sent[1].ReceiptID, next.Carry.Last.ReceiptID)
+}
+
+// Scenario 2 (the seed's NETWORK_IS_OFFLINE): the engine cannot check a
+// start (its database is down past the bounded retries): the start answers
+// SERVICE_UNAVAILABLE and the session ends without failing.
+func TestUsageEngineUnavailable(t *testing.T) {
+	w := newUsageWorld(t)
+	w.startErr = errors.New("connection refused")
+	var start *usageUpdate
+	w.at(0, func() { start = w.update(contract.UpdateUsageStart, w.startReq("vpn")) })
+	v := w.run(UsageSessionInput{})
+	require.Equal(t, models.UsageUnavailable, start.code())
+	require.Equal(t, contract.UsageEnded, v.State)
+	require.Equal(t, models.UsageUnavailable, v.LastError)
+}
+
+// Scenario 11 (the seed's TX_ERROR): a receipt the wallet cannot be asked
+// about is TX_CREATION_ERROR: outside NORMAL the session ends; in NORMAL
+// it is kept (sub-state ERROR) until it ends.
+func TestUsagePaymentErrorIsTxCreationError(t *testing.T) {
+	w := newUsageWorld(t)
+	var first *usageUpdate
+	w.at(0, func() { w.update(contract.UpdateUsageStart, w.startReq("vpn")) })
+	w.at(time.Second, func() {
+		w.payErr = errors.New("database down")
+		first = w.update(contract.UpdateUsageSign, w.sign(usagePayerKey, w.last().Receipt))
+	})
+	v := w.run(UsageSessionInput{})
+	require.Equal(t, models.UsagePaymentError, first.code())
+	require.Equal(t, contract.UsageEnded, v.State)
+	require.Equal(t, models.UsagePaymentError, v.LastError)
+
+	w = newUsageWorld(t)
+	w.at(0, func() { w.update(contract.UpdateUsageStart, w.startReq("vpn")) })
+	w.at(time.Second, func() { w.update(contract.UpdateUsageSign, w.sign(usagePayerKey, w.last().Receipt)) })
+	w.at(40*time.Second, func() { w.report("r1", 40) })
+	w.at(41*time.Second, func() {
+		w.payErr = errors.New("database down")
+		w.update(contract.UpdateUsageSign, w.sign(usagePayerKey, w.last().Receipt))
+	})
+	w.at(5*time.Minute, func() {
+		v := w.view()
+		require.Equal(t, contract.UsageNormal, v.State)
+		require.Equal(t, contract.SubError, v.SubState)
+		w.update(contract.UpdateUsageEnd)
+	})
+	v = w.run(UsageSessionInput{})
+	require.Equal(t, models.UsagePaymentError, v.LastError)
+	require.Equal(t, int64(1), v.ReceiptsSigned)
+	require.Equal(t, int64(10), w.ended.Settle)
+}
+
+// Scenario 12 (the seed's NEW_TX_COND_RESPONSE): funds that do not cover
+// the receipt leave the session in WAITING_NEW_TX_IN_LEDGER, grace still
+// running; a later top-up that does sends the new receipt.
+func TestUsageFundsNotEnoughWaitsInLedger(t *testing.T) {
+	w := newUsageWorld(t)
+	w.spendable = 0
+	w.at(0, func() { w.update(contract.UpdateUsageStart, w.startReq("vpn")) })
+	w.at(10*time.Second, func() {
+		w.spendable = 5
+		w.env.SignalWorkflow(contract.SignalUsageFunds, nil)
+	})
+	w.at(11*time.Second, func() {
+		v := w.view()
+		require.Equal(t, contract.UsageGrace, v.State)
+		require.Equal(t, contract.SubWaitingNewTxInLedger, v.SubState)
+		require.Nil(t, v.Waiting)
+		w.spendable = 500
+		w.env.SignalWorkflow(contract.SignalUsageFunds, nil)
+	})
+	w.at(12*time.Second, func() {
+		v := w.view()
+		require.Equal(t, contract.SubWaitingReceiptForNewTxFromClient, v.SubState)
+		w.update(contract.UpdateUsageSign, w.sign(usagePayerKey, v.Waiting.Receipt))
+	})
+	w.at(3*time.Minute, func() { w.update(contract.UpdateUsageEnd) })
+	v := w.run(UsageSessionInput{})
+	require.Empty(t, w.errs, "no TX_COND_NOT_FOUND: the grace ended with the funds")
+	require.Equal(t, int64(1), v.ReceiptsSigned)
 }
