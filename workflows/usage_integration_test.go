@@ -87,7 +87,7 @@ func newUsageIT(t *testing.T) usageIT {
 
 // ensureUsageAttributes registers UsageState and UsageService on a dev
 // server started before scripts/lib.sh listed them (idempotent).
-func ensureUsageAttributes(t *testing.T, tc client.Client) {
+func ensureUsageAttributes(t testing.TB, tc client.Client) {
 	ns := os.Getenv("TEMPORAL_NAMESPACE")
 	if ns == "" {
 		ns = "default"
