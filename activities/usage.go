@@ -72,6 +72,10 @@ func (a *Activities) UsageStart(ctx context.Context, in UsageStartInput) (UsageS
 	}
 	out.Service = svc
 	w, err := a.Store.WalletState(ctx, req.Payer)
+	var ve *models.ValidationError
+	if errors.As(err, &ve) && ve.Field == "tenant" {
+		return out, usageError(models.UsagePayerNotFound, "payer %s is not a tenant", req.Payer)
+	}
 	if err != nil {
 		return out, classify(err)
 	}

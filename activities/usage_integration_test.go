@@ -90,6 +90,11 @@ func TestUsageStartChecks(t *testing.T) {
 	_, err = env.ExecuteActivity(a.UsageStart, UsageStartInput{Request: req, At: now})
 	require.Equal(t, models.UsageSessionEnded, usageCode(t, err), "an ended session id is not started again (its receipt ids would repeat)")
 
+	stranger := req
+	stranger.SessionID, stranger.Payer = "s3", models.TenantID(a.Usage.Signer.PubKey)
+	_, err = env.ExecuteActivity(a.UsageStart, UsageStartInput{Request: stranger, At: now})
+	require.Equal(t, models.UsagePayerNotFound, usageCode(t, err))
+
 	a2, env2, payer2 := usageActs(t, false)
 	_, err = env2.ExecuteActivity(a2.UsageStart, UsageStartInput{Request: contract.UsageStartRequest{SessionID: "s2", ServiceID: "vpn",
 		Payer: payer2, MaxUnitPrice: 10}, At: now})

@@ -143,6 +143,7 @@ const (
 	UsageWrongState          UsageErrorCode = "WRONG_STATE"
 	UsageSessionEnded        UsageErrorCode = "SESSION_ENDED"
 	UsageUnavailable         UsageErrorCode = "SERVICE_UNAVAILABLE"
+	UsagePayerNotFound       UsageErrorCode = "PAYER_NOT_FOUND"
 )
 
 // UsageErrorMeaning is each code's one-line meaning (the README lists them).
@@ -162,6 +163,7 @@ var UsageErrorMeaning = map[UsageErrorCode]string{
 	UsageWrongState:          "the session is not in a state that accepts this request",
 	UsageSessionEnded:        "the session has ended",
 	UsageUnavailable:         "the engine cannot serve paid sessions now (no signing key, or its database failed)",
+	UsagePayerNotFound:       "the payer is not a tenant of the engine (it has no wallet)",
 }
 
 // ParseUsageErrorCode checks a code.
