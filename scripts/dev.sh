@@ -135,6 +135,7 @@ write_env() {
       printf 'export TEMPORAL_NAMESPACE=%q\n' "$TEMPORAL_NAMESPACE"
       printf 'export TEMPORAL_UI_URL=%q\n' "$TEMPORAL_UI_URL"
       printf 'export BILLFLOW_PLANS=%q\n' "$BILLFLOW_PLANS"
+      printf 'export BILLFLOW_SERVICES=%q\n' "$BILLFLOW_SERVICES"
       printf 'export BILLFLOW_TASK_QUEUE=%q\n' "$TASK_QUEUE"
       # shellcheck disable=SC2016 # expanded when the file is sourced
       printf 'export BILLFLOW_SECRET_KEY="$(cat %q)"\n' "$DATA/secret.key"

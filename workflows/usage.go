@@ -151,10 +151,18 @@ func UsageSession(ctx workflow.Context, in UsageSessionInput) (contract.UsageVie
 		}
 		sel.Select(ctx)
 	}
-	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
-		return r.c.View, err
+	// Updates queued behind the one that ended the session get their
+	// answers (SESSION_ENDED, or the final view) before the run completes.
+	for {
+		if err := workflow.Await(ctx, func() bool { return jobs.Len() > 0 || workflow.AllHandlersFinished(ctx) }); err != nil {
+			return r.c.View, err
+		}
+		var j *usageJob
+		if !jobs.ReceiveAsync(&j) {
+			return r.c.View, nil
+		}
+		r.run(ctx, j)
 	}
-	return r.c.View, nil
 }
 
 // canContinue: continue as new after ContinueEvery paid receipts (or when
@@ -314,6 +322,9 @@ func (r *usageRun) run(ctx workflow.Context, j *usageJob) {
 func (r *usageRun) start(ctx workflow.Context, req contract.UsageStartRequest) (contract.UsageStartResult, error) {
 	if r.begun {
 		return r.c.Started, nil // a retried start answers the first
+	}
+	if r.ended { // a second start queued behind a refused first one
+		return contract.UsageStartResult{}, usageErr(r.c.View.LastError, "session %s could not start", r.in.SessionID)
 	}
 	req.SessionID = r.in.SessionID
 	var res activities.UsageStartResult

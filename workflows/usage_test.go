@@ -56,6 +56,8 @@ type usageWorld struct {
 	// startErr and payErr, when set, are what UsageStart and UsagePay fail with.
 	startErr error
 	payErr   error
+	// starts counts UsageStart calls.
+	starts int
 }
 
 func newUsageWorld(t *testing.T) *usageWorld {
@@ -74,6 +76,7 @@ func newUsageWorld(t *testing.T) *usageWorld {
 		promises: map[string]int64{}, stats: map[string]contract.UsageModeStats{}}
 	env.OnActivity(acts.UsageStart, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.UsageStartInput) (activities.UsageStartResult, error) {
+			w.starts++
 			if w.startErr != nil {
 				return activities.UsageStartResult{}, w.startErr
 			}
@@ -731,4 +734,31 @@ func TestUsageFundsNotEnoughWaitsInLedger(t *testing.T) {
 	v := w.run(UsageSessionInput{})
 	require.Empty(t, w.errs, "no TX_COND_NOT_FOUND: the grace ended with the funds")
 	require.Equal(t, int64(1), v.ReceiptsSigned)
+}
+
+// A start retried while the first is being checked answers like the first:
+// the same mode when it started, the same refusal when it did not (and
+// the checks run once).
+func TestUsageStartRetriedAnswersTheFirst(t *testing.T) {
+	for _, c := range []struct {
+		service string
+		want    models.UsageErrorCode
+	}{{"vpn", ""}, {"nope", models.UsageServiceNotFound}} {
+		w := newUsageWorld(t)
+		var first, second *usageUpdate
+		w.at(0, func() {
+			first = w.update(contract.UpdateUsageStart, w.startReq(c.service))
+			second = w.update(contract.UpdateUsageStart, w.startReq(c.service))
+		})
+		if c.want == "" {
+			w.at(time.Second, func() { w.update(contract.UpdateUsageEnd) })
+		}
+		w.run(UsageSessionInput{})
+		require.Equal(t, 1, w.starts, c.service)
+		require.Equal(t, c.want, first.code(), c.service)
+		require.Equal(t, c.want, second.code(), c.service)
+		if c.want == "" {
+			require.Equal(t, first.value, second.value)
+		}
+	}
 }
