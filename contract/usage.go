@@ -197,6 +197,9 @@ type UsageSessionInput struct {
 	// ContinueEvery: the run continues as new after this many paid
 	// receipts (DefaultUsageContinueEvery).
 	ContinueEvery int `json:"continue_every,omitempty"`
+	// IdleTimeout ends a session that got no report, signature or funds
+	// for that long (DefaultUsageIdleTimeout).
+	IdleTimeout time.Duration `json:"idle_timeout,omitempty"`
 	// Carry is the state a continued-as-new run resumes from; nil at start.
 	Carry *UsageCarry `json:"carry,omitempty"`
 }
@@ -204,6 +207,9 @@ type UsageSessionInput struct {
 // DefaultUsageContinueEvery is how many paid receipts one run of a usage
 // session holds before it continues as new.
 const DefaultUsageContinueEvery = 100
+
+// DefaultUsageIdleTimeout ends a session nothing happened in for that long.
+const DefaultUsageIdleTimeout = 15 * time.Minute
 
 // UsageFundsSignal is the usage-funds signal's payload (it may be empty).
 type UsageFundsSignal struct {
@@ -239,4 +245,7 @@ type UsageCarry struct {
 	// Reports are the ids of the latest usage reports (duplicates ignored).
 	Reports []string `json:"reports,omitempty"`
 	Graced  bool     `json:"graced,omitempty"`
+	// LastActive is the last report, signature or funds (the idle timeout
+	// counts from it).
+	LastActive time.Time `json:"last_active,omitempty"`
 }

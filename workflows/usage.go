@@ -25,6 +25,10 @@ var (
 // UsageSessionInput is a UsageSession's input.
 type UsageSessionInput = contract.UsageSessionInput
 
+// changeUsageIdleTimeout versions the idle timer (sessions end after
+// IdleTimeout without activity).
+const changeUsageIdleTimeout = "usage-idle-timeout"
+
 // usageReportMemory is how many report ids a session remembers to drop
 // duplicates (a retried signal comes soon after the first).
 const usageReportMemory = 64
@@ -55,6 +59,10 @@ type usageRun struct {
 	graceTimer  workflow.Future
 	cancelGrace workflow.CancelFunc
 	paidThisRun int
+	// idleOn: this run ends the session after IdleTimeout without
+	// activity (versioned: histories recorded before it have no idle timer).
+	idleOn    bool
+	idleTimer workflow.Future
 	// published is the UsageState search attribute's value.
 	published string
 }
@@ -82,6 +90,9 @@ func UsageSession(ctx workflow.Context, in UsageSessionInput) (contract.UsageVie
 	if in.ContinueEvery <= 0 {
 		in.ContinueEvery = contract.DefaultUsageContinueEvery
 	}
+	if in.IdleTimeout <= 0 {
+		in.IdleTimeout = contract.DefaultUsageIdleTimeout
+	}
 	if in.SessionID == "" {
 		in.SessionID = strings.TrimPrefix(workflow.GetInfo(ctx).WorkflowExecution.ID, "usage/")
 	}
@@ -100,6 +111,7 @@ func UsageSession(ctx workflow.Context, in UsageSessionInput) (contract.UsageVie
 		Description: "Usage since the last report (seconds, bytes), idempotent by report id."})
 	funds := workflow.GetSignalChannelWithOptions(ctx, contract.SignalUsageFunds, workflow.SignalChannelOptions{
 		Description: "The payer's wallet gained funds (a top-up was paid): a session in grace tries again."})
+	r.idleOn = workflow.GetVersion(ctx, changeUsageIdleTimeout, workflow.DefaultVersion, 1) >= 1
 	r.publish(ctx)
 	if r.begun {
 		r.maybeNext(ctx)
@@ -141,6 +153,19 @@ func UsageSession(ctx workflow.Context, in UsageSessionInput) (contract.UsageVie
 			sel.AddFuture(r.signTimer, func(workflow.Future) {
 				r.signTimer, r.cancelSign = nil, nil
 				r.signTimeout(ctx)
+			})
+		}
+		if r.idleOn && r.begun {
+			if r.idleTimer == nil {
+				d := max(r.c.LastActive.Add(r.in.IdleTimeout).Sub(workflow.Now(ctx)), time.Millisecond)
+				r.idleTimer = workflow.NewTimerWithOptions(ctx, d, workflow.TimerOptions{
+					Summary: fmt.Sprintf("idle timeout: end the session after %s without reports, signatures or funds", r.in.IdleTimeout)})
+			}
+			sel.AddFuture(r.idleTimer, func(workflow.Future) {
+				r.idleTimer = nil
+				if !workflow.Now(ctx).Before(r.c.LastActive.Add(r.in.IdleTimeout)) {
+					r.finish(ctx) // otherwise the next wait re-arms it from the last activity
+				}
 			})
 		}
 		if r.graceTimer != nil {
@@ -343,6 +368,7 @@ func (r *usageRun) start(ctx workflow.Context, req contract.UsageStartRequest) (
 		return contract.UsageStartResult{}, usageErr(code, "%s", errorMessage(err))
 	}
 	r.begun = true
+	r.c.LastActive = workflow.Now(ctx)
 	r.c.Request, r.c.Service = req, res.Service
 	v := &r.c.View
 	v.ServiceID, v.Payer, v.Currency, v.FundsLeft = req.ServiceID, req.Payer, res.Currency, res.Spendable
@@ -479,6 +505,7 @@ func (r *usageRun) signed(ctx workflow.Context, req contract.UsageSignRequest) e
 		return err // the state moved on since the validator ran
 	}
 	w := r.c.View.Waiting
+	r.c.LastActive = workflow.Now(ctx)
 	r.stopSignTimer()
 	var res activities.UsagePayResult
 	err := workflow.ExecuteActivity(usageCall(ctx, fmt.Sprintf("pay receipt %d from the wallet", w.Receipt.Seq)), a.UsagePay,
@@ -560,6 +587,7 @@ func (r *usageRun) fundsArrived(ctx workflow.Context, key string) {
 	if r.ended || v.State != contract.UsageGrace || v.Waiting != nil {
 		return
 	}
+	r.c.LastActive = workflow.Now(ctx)
 	r.set(ctx, contract.UsageGrace, contract.SubWaitingNewTxInLedger)
 	if !r.funds(ctx, false, key) {
 		return
@@ -645,6 +673,7 @@ func (r *usageRun) report(ctx workflow.Context, rep contract.UsageReport, issue 
 		}
 	}
 	s, v := r.c.Service, &r.c.View
+	r.c.LastActive = workflow.Now(ctx)
 	used := rep.Seconds
 	if s.Unit == models.UnitBytes {
 		used = rep.BytesReceived + rep.BytesSent

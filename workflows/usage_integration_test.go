@@ -228,7 +228,7 @@ func TestUsageSessionAcrossReceipts(t *testing.T) {
 	require.Contains(t, fields, "UsageService")
 	require.Contains(t, fields, "BillingTenant")
 	if os.Getenv("BILLFLOW_RECORD_HISTORIES") != "" {
-		recordHistory(t, e.tc, contract.UsageSessionWorkflowID(session), "usage_session.json")
+		recordHistory(t, e.tc, contract.UsageSessionWorkflowID(session), "usage_session_v2.json")
 	}
 }
 
@@ -267,6 +267,6 @@ func TestUsageSessionGraceThenTopUp(t *testing.T) {
 	require.Equal(t, "grace", stats[0].Mode)
 	require.Equal(t, int64(1), stats[0].Sessions)
 	if os.Getenv("BILLFLOW_RECORD_HISTORIES") != "" {
-		recordHistory(t, e.tc, contract.UsageSessionWorkflowID(session), "usage_session_grace.json")
+		recordHistory(t, e.tc, contract.UsageSessionWorkflowID(session), "usage_session_grace_v2.json")
 	}
 }

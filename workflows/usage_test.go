@@ -762,3 +762,18 @@ func TestUsageStartRetriedAnswersTheFirst(t *testing.T) {
 		}
 	}
 }
+
+// End by timeout: a session that gets no report, signature or funds for
+// IdleTimeout ends like usage-end (settled, remain saved), counted from its
+// last activity.
+func TestUsageIdleTimeoutEnds(t *testing.T) {
+	w := newUsageWorld(t)
+	w.at(0, func() { w.update(contract.UpdateUsageStart, w.startReq("vpn")) })
+	w.at(time.Second, func() { w.update(contract.UpdateUsageSign, w.sign(usagePayerKey, w.last().Receipt)) })
+	w.at(4*time.Minute, func() { w.report("r1", 20) })
+	v := w.run(UsageSessionInput{IdleTimeout: 5 * time.Minute})
+	require.Equal(t, contract.UsageEnded, v.State)
+	require.Equal(t, w.start.Add(9*time.Minute), *v.EndedAt, "five minutes after the last report")
+	require.Equal(t, int64(10), w.ended.Settle)
+	require.Equal(t, int64(40), w.ended.Remain)
+}
