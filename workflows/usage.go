@@ -250,6 +250,7 @@ func (r *usageRun) handlers(ctx workflow.Context, jobs workflow.Channel) error {
 	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, contract.UpdateUsageStart,
 		func(ctx workflow.Context, req contract.UsageStartRequest) (contract.UsageStartResult, error) {
+			req.Payer, _ = models.ParseTenantID(string(req.Payer)) // the validator checked it
 			j := &usageJob{kind: "start", start: req}
 			if err := submit(ctx, j); err != nil {
 				return j.started, err
@@ -257,6 +258,7 @@ func (r *usageRun) handlers(ctx workflow.Context, jobs workflow.Channel) error {
 			return j.started, j.err
 		}, workflow.UpdateHandlerOptions{
 			Validator: func(_ workflow.Context, req contract.UsageStartRequest) error {
+				payer, perr := models.ParseTenantID(string(req.Payer))
 				switch {
 				case r.ended:
 					return usageErr(models.UsageSessionEnded, "session %s has ended", r.in.SessionID)
@@ -264,11 +266,11 @@ func (r *usageRun) handlers(ctx workflow.Context, jobs workflow.Channel) error {
 					return usageErr(models.UsageWrongState, "request for session %q sent to session %s", req.SessionID, r.in.SessionID)
 				case strings.TrimSpace(req.ServiceID) == "":
 					return usageErr(models.UsageServiceNotFound, "service_id is empty")
-				case strings.TrimSpace(string(req.Payer)) == "":
-					return usageErr(models.UsageWrongState, "payer is empty")
+				case perr != nil:
+					return usageErr(models.UsagePayerNotFound, "payer: %v", perr)
 				case req.MaxUnitPrice < 0:
 					return usageErr(models.UsageUnitPriceTooHigh, "max_unit_price %d is negative", req.MaxUnitPrice)
-				case r.begun && (req.ServiceID != r.c.Request.ServiceID || req.Payer != r.c.Request.Payer):
+				case r.begun && (req.ServiceID != r.c.Request.ServiceID || payer != r.c.Request.Payer):
 					return usageErr(models.UsageWrongState, "session %s already started for service %s and payer %s", r.in.SessionID,
 						r.c.Request.ServiceID, r.c.Request.Payer)
 				}

@@ -3,6 +3,7 @@ package workflows
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -776,4 +777,24 @@ func TestUsageIdleTimeoutEnds(t *testing.T) {
 	require.Equal(t, w.start.Add(9*time.Minute), *v.EndedAt, "five minutes after the last report")
 	require.Equal(t, int64(10), w.ended.Settle)
 	require.Equal(t, int64(40), w.ended.Remain)
+}
+
+// The payer may be given as an npub; a key that is none is refused by the
+// validator (PAYER_NOT_FOUND) and the session is not started.
+func TestUsageStartPayerKey(t *testing.T) {
+	w := newUsageWorld(t)
+	var bad, good *usageUpdate
+	w.at(0, func() {
+		req := w.startReq("vpn")
+		req.Payer = "npub-nonsense"
+		bad = w.update(contract.UpdateUsageStart, req)
+		req.Payer = models.TenantID(strings.ToUpper(string(w.payer)))
+		good = w.update(contract.UpdateUsageStart, req)
+	})
+	w.at(time.Second, func() { w.update(contract.UpdateUsageEnd) })
+	v := w.run(UsageSessionInput{})
+	require.Error(t, bad.rejected)
+	require.Equal(t, models.UsagePayerNotFound, bad.code())
+	require.NoError(t, good.err)
+	require.Equal(t, w.payer, v.Payer, "normalised to lower-case hex")
 }
