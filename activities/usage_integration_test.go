@@ -15,6 +15,7 @@ import (
 	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/internal/testkit"
 	"github.com/billflow/billflow/models"
+	"github.com/billflow/billflow/rails/dm"
 	"github.com/billflow/billflow/receipts"
 	"github.com/billflow/billflow/store"
 )
@@ -116,8 +117,13 @@ func TestUsageSendAndPay(t *testing.T) {
 	var req contract.SignRequest
 	require.NoError(t, v.Get(&req))
 	require.Equal(t, a.Usage.Signer.PubKey, req.Receipt.Provider)
-	_, err = env.ExecuteActivity(a.UsageSend, UsageSendInput{Signed: &req, Attempt: 2, Send: 2, At: now})
+	dms := &usageDMs{}
+	a.Rails.DM = dms
+	_, err = env.ExecuteActivity(a.UsageSend, UsageSendInput{Signed: &req, Attempt: 2, Send: 2, NotifyDM: true, At: now})
 	require.NoError(t, err)
+	require.Equal(t, []string{string(payer)}, dms.to, "the payer opted in: a DM too")
+	require.Contains(t, dms.msgs[0], req.ReceiptID)
+	require.NotContains(t, dms.msgs[0], usageEngineKey)
 	var n int
 	require.NoError(t, a.Store.Pool().QueryRow(ctx, `SELECT count(*) FROM events WHERE type = 'usage.sign_request'`).Scan(&n))
 	require.Equal(t, 2, n, "a re-send is a new event")
@@ -169,4 +175,14 @@ func TestUsageSendAndPay(t *testing.T) {
 	waiting, err := a.Store.WaitingUsageSessions(ctx, payer)
 	require.NoError(t, err)
 	require.Empty(t, waiting)
+}
+
+// usageDMs records DMs.
+type usageDMs struct {
+	to, msgs []string
+}
+
+func (d *usageDMs) Send(_ context.Context, to, msg string) (dm.Sent, error) {
+	d.to, d.msgs = append(d.to, to), append(d.msgs, msg)
+	return dm.Sent{}, nil
 }
