@@ -283,6 +283,15 @@ func TestUsageFreeMode(t *testing.T) {
 	require.Equal(t, contract.UsageModeStats{Mode: "free", BytesReceived: 700, BytesSent: 300, Units: 1000}, w.stats["free"])
 	require.Zero(t, w.ended.Settle)
 	require.Zero(t, w.ended.Remain)
+	w.calls(map[string]int{"UsageStart": 1, "UsageSend": 0, "UsagePay": 0, "UsageFunds": 0, "UsageEnd": 1})
+}
+
+// calls checks how many times each activity ran.
+func (w *usageWorld) calls(want map[string]int) {
+	w.t.Helper()
+	for name, n := range want {
+		w.env.AssertActivityNumberOfCalls(w.t, name, n)
+	}
 }
 
 // Scenario 3: remain service of the same payer, service and unit starts
@@ -349,6 +358,7 @@ func TestUsageGraceTimeoutBans(t *testing.T) {
 	require.Equal(t, w.start.Add(time.Minute).Add(50*time.Minute), w.bans[0].Until)
 	require.Equal(t, int64(30), w.stats["grace"].Seconds)
 	require.Equal(t, int64(1), w.stats["grace"].Sessions)
+	w.calls(map[string]int{"UsageSend": 0, "UsagePay": 0, "UsageBan": 1, "UsageReportError": 1, "UsageEnd": 1})
 }
 
 // Scenario 6: funds arrive during grace: WAITING_NEW_TX_IN_LEDGER, a new
@@ -446,6 +456,7 @@ func TestUsagePaidReceiptsGoNormal(t *testing.T) {
 	require.Equal(t, int64(70), w.ended.Remain)
 	require.Equal(t, int64(50), w.stats["paid"].Seconds)
 	require.Equal(t, int64(8), w.stats["paid"].Value, "10 per 60 s: 50 s is 8.33, rounded")
+	w.calls(map[string]int{"UsageStart": 1, "UsageSend": 2, "UsagePay": 2, "UsageBan": 0, "UsageEnd": 1})
 }
 
 // Scenario 10 (from IDLE): the first receipt signed but the wallet cannot
@@ -510,6 +521,7 @@ func TestUsageSignTimeoutResendsThenNoSign(t *testing.T) {
 	require.Equal(t, contract.UsageEnded, v.State)
 	require.Equal(t, models.UsageReceiptNoSign, v.LastError)
 	require.Equal(t, w.start.Add(30*time.Second), *v.EndedAt)
+	w.calls(map[string]int{"UsageSend": 3, "UsagePay": 0, "UsageReportError": 1, "UsageEnd": 1})
 }
 
 // RECEIPT_NO_SIGN in NORMAL keeps the session (the seed does not cut
