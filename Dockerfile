@@ -27,5 +27,7 @@ FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/worker /out/starter /out/api /usr/local/bin/
 COPY config/plans.json /etc/billflow/plans.json
 ENV BILLFLOW_PLANS=/etc/billflow/plans.json
+COPY config/services.json /etc/billflow/services.json
+ENV BILLFLOW_SERVICES=/etc/billflow/services.json
 USER nonroot:nonroot
 CMD ["/usr/local/bin/worker"]

@@ -40,6 +40,8 @@ type Activities struct {
 	Rails  Rails
 	Notify Notifier
 	Policy PaymentPolicy
+	// Usage is the service catalog and receipt signer of usage sessions.
+	Usage Usage
 }
 
 // nudge wakes the outbox after a transaction wrote events. A failure only

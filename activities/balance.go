@@ -56,6 +56,7 @@ func (a *Activities) balanceAfterSettle(ctx context.Context, inv store.Invoice, 
 	}
 	if kind == store.InvoiceKindTopUp {
 		a.balanceEvent(ctx, inv.TenantID, contract.BalanceTopUpPaid, inv.ID)
+		a.usageFundsArrived(ctx, inv.TenantID, inv.ID)
 	}
 }
 

@@ -98,7 +98,7 @@ func (c *Client) StartUsage(ctx context.Context, req UsageStartRequest) (UsageSt
 		StaticSummary:         fmt.Sprintf("Usage session %s: service %s for %s", req.SessionID, req.ServiceID, payer.Short()),
 		StaticDetails: fmt.Sprintf("Payer `%s`, service `%s`, highest unit price accepted %d. Issues receipts for the payer to co-sign, pays each from the payer's wallet, "+
 			"goes into grace when the wallet runs short.", payer, req.ServiceID, req.MaxUnitPrice),
-	}, contract.WorkflowUsageSession, req)
+	}, contract.WorkflowUsageSession, contract.UsageSessionInput{SessionID: req.SessionID})
 	handle, err := c.temporal.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
 		StartWorkflowOperation: start,
 		UpdateOptions: client.UpdateWorkflowOptions{

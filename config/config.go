@@ -121,6 +121,9 @@ type Worker struct {
 	Common
 	// Plans is the plan catalog file.
 	Plans string `env:"BILLFLOW_PLANS" envDefault:"config/plans.json"`
+	// Services is the metered service catalog of usage sessions; empty
+	// reads config/services.json when it exists (else no services).
+	Services string `env:"BILLFLOW_SERVICES"`
 	// WebhookURL receives outbound events, signed with WebhookSecret.
 	WebhookURL    string `env:"BILLFLOW_WEBHOOK_URL" redact:"url"`
 	WebhookSecret string `env:"BILLFLOW_WEBHOOK_SECRET" redact:"secret"`

@@ -175,9 +175,77 @@ type UsageView struct {
 	// Value is the value of the units used, in minor units.
 	Value    int64           `json:"value"`
 	Currency models.Currency `json:"currency,omitempty"`
+	// FundsLeft is the payer's spendable as the session last read it.
+	FundsLeft int64 `json:"funds_left"`
+	// Promised is the total of the receipts paid (settled at the end).
+	Promised int64 `json:"promised"`
 	// Waiting is the receipt waiting for the payer's signature, if any.
 	Waiting   *SignRequest          `json:"waiting,omitempty"`
 	LastError models.UsageErrorCode `json:"last_error,omitempty"`
 	StartedAt time.Time             `json:"started_at"`
 	EndedAt   *time.Time            `json:"ended_at,omitempty"`
+}
+
+// UsageSessionInput is a UsageSession workflow's input (the workflow half
+// of update-with-start; the usage-start update carries the request). Zero
+// fields take the defaults.
+type UsageSessionInput struct {
+	// SessionID defaults to the workflow ID without its "usage/" prefix.
+	SessionID    string        `json:"session_id,omitempty"`
+	SignTimeout  time.Duration `json:"sign_timeout,omitempty"`
+	SignAttempts int           `json:"sign_attempts,omitempty"`
+	// ContinueEvery: the run continues as new after this many paid
+	// receipts (DefaultUsageContinueEvery).
+	ContinueEvery int `json:"continue_every,omitempty"`
+	// IdleTimeout ends a session that got no report, signature or funds
+	// for that long (DefaultUsageIdleTimeout).
+	IdleTimeout time.Duration `json:"idle_timeout,omitempty"`
+	// Carry is the state a continued-as-new run resumes from; nil at start.
+	Carry *UsageCarry `json:"carry,omitempty"`
+}
+
+// DefaultUsageContinueEvery is how many paid receipts one run of a usage
+// session holds before it continues as new.
+const DefaultUsageContinueEvery = 100
+
+// DefaultUsageIdleTimeout ends a session nothing happened in for that long.
+const DefaultUsageIdleTimeout = 15 * time.Minute
+
+// UsageFundsSignal is the usage-funds signal's payload (it may be empty).
+type UsageFundsSignal struct {
+	// Reference names what brought the funds (a top-up invoice).
+	Reference string `json:"reference,omitempty"`
+}
+
+// UsageModeStats is usage of one mode (paid, free, grace) not yet written
+// to the statistics.
+type UsageModeStats struct {
+	Mode          string `json:"mode"`
+	Seconds       int64  `json:"seconds,omitempty"`
+	BytesReceived int64  `json:"bytes_received,omitempty"`
+	BytesSent     int64  `json:"bytes_sent,omitempty"`
+	Units         int64  `json:"units,omitempty"`
+	Value         int64  `json:"value,omitempty"`
+	Sessions      int64  `json:"sessions,omitempty"`
+}
+
+// UsageCarry is what a usage session carries across continue-as-new
+// (taken only in NORMAL with no receipt waiting and no grace running).
+type UsageCarry struct {
+	Request UsageStartRequest `json:"request"`
+	Started UsageStartResult  `json:"started"`
+	Service models.Service    `json:"service"`
+	View    UsageView         `json:"view"`
+	// Last is the last paid receipt; ReceiptUnits the units receipts covered.
+	Last         *SignRequest     `json:"last,omitempty"`
+	ReceiptUnits int64            `json:"receipt_units"`
+	Promised     int64            `json:"promised"`
+	Sends        int64            `json:"sends"`
+	Unflushed    []UsageModeStats `json:"unflushed,omitempty"`
+	// Reports are the ids of the latest usage reports (duplicates ignored).
+	Reports []string `json:"reports,omitempty"`
+	Graced  bool     `json:"graced,omitempty"`
+	// LastActive is the last report, signature or funds (the idle timeout
+	// counts from it).
+	LastActive time.Time `json:"last_active,omitempty"`
 }

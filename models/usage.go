@@ -1,6 +1,8 @@
 package models
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"math/big"
 	"regexp"
@@ -140,6 +142,8 @@ const (
 	UsagePaymentError        UsageErrorCode = "TX_CREATION_ERROR"
 	UsageWrongState          UsageErrorCode = "WRONG_STATE"
 	UsageSessionEnded        UsageErrorCode = "SESSION_ENDED"
+	UsageUnavailable         UsageErrorCode = "SERVICE_UNAVAILABLE"
+	UsagePayerNotFound       UsageErrorCode = "PAYER_NOT_FOUND"
 )
 
 // UsageErrorMeaning is each code's one-line meaning (the README lists them).
@@ -158,6 +162,8 @@ var UsageErrorMeaning = map[UsageErrorCode]string{
 	UsagePaymentError:        "the receipt could not be paid from the wallet",
 	UsageWrongState:          "the session is not in a state that accepts this request",
 	UsageSessionEnded:        "the session has ended",
+	UsageUnavailable:         "the engine cannot serve paid sessions now (no signing key, or its database failed)",
+	UsagePayerNotFound:       "the payer is not a tenant of the engine (it has no wallet)",
 }
 
 // ParseUsageErrorCode checks a code.
@@ -167,4 +173,47 @@ func ParseUsageErrorCode(s string) (UsageErrorCode, error) {
 		return "", invalid("code", "%q is not a usage error code", s)
 	}
 	return c, nil
+}
+
+// serviceEntry is a service as the catalog file writes it: the grace
+// period as a Go duration string ("2m"), not nanoseconds.
+type serviceEntry struct {
+	Service
+	GracePeriod string `json:"grace_period,omitempty"`
+}
+
+// ParseServiceCatalog reads a service catalog file ({"services": [...]}):
+// unknown fields, invalid services and duplicate ids are errors naming the
+// service.
+func ParseServiceCatalog(data []byte) ([]Service, error) {
+	var f struct {
+		Services []serviceEntry `json:"services"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		return nil, fmt.Errorf("parse service catalog: %w", err)
+	}
+	out := make([]Service, 0, len(f.Services))
+	seen := map[string]bool{}
+	for i, e := range f.Services {
+		s := e.Service
+		if e.GracePeriod != "" {
+			d, err := time.ParseDuration(e.GracePeriod)
+			if err != nil {
+				return nil, invalid(fmt.Sprintf("services[%d].grace_period", i), "%q is not a duration (e.g. 2m)", e.GracePeriod)
+			}
+			s.GracePeriod = d
+		}
+		s.Unit = ServiceUnit(strings.ToUpper(string(s.Unit)))
+		if err := s.Validate(); err != nil {
+			return nil, err
+		}
+		if seen[s.ID] {
+			return nil, invalid("service "+s.ID, "appears twice in the catalog")
+		}
+		seen[s.ID] = true
+		out = append(out, s)
+	}
+	return out, nil
 }

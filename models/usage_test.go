@@ -2,6 +2,9 @@ package models_test
 
 import (
 	"math"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -85,6 +88,43 @@ func TestServiceValidate(t *testing.T) {
 	for c := range models.UsageErrorMeaning {
 		if _, err := models.ParseUsageErrorCode(string(c)); err != nil {
 			t.Error(err)
+		}
+	}
+}
+
+func TestParseServiceCatalog(t *testing.T) {
+	good := []byte(`{"services": [
+		{"id": "vpn", "unit": "sec", "price": 60, "units": 3600, "chunk": 60, "grace_period": "2m"},
+		{"id": "free", "unit": "B", "price": 0, "units": 1, "chunk": 1000, "allow_free": true}]}`)
+	svcs, err := models.ParseServiceCatalog(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(svcs) != 2 || svcs[0].GracePeriod != 2*time.Minute || svcs[0].Unit != models.UnitSeconds || !svcs[1].Free() {
+		t.Fatalf("parsed %+v", svcs)
+	}
+	for _, c := range []struct{ data, want string }{
+		{`{"services": [{"id": "a", "unit": "SEC", "price": 1, "units": 1, "chunk": 1, "grace_period": "soon"}]}`, "grace_period"},
+		{`{"services": [{"id": "a", "unit": "SEC", "price": 0, "units": 1, "chunk": 1}]}`, "allow_free"},
+		{`{"services": [{"id": "a", "unit": "SEC", "price": 1, "units": 1, "chunk": 1}, {"id": "a", "unit": "SEC", "price": 1, "units": 1, "chunk": 1}]}`, "twice"},
+		{`{"services": [{"id": "a", "colour": "red"}]}`, "colour"},
+	} {
+		_, err := models.ParseServiceCatalog([]byte(c.data))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: got %v, want an error naming %q", c.data, err, c.want)
+		}
+	}
+}
+
+// The README's table lists every usage error code with its meaning.
+func TestReadmeListsUsageErrorCodes(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for code, meaning := range models.UsageErrorMeaning {
+		if row := "| `" + string(code) + "` | " + meaning + " |"; !strings.Contains(string(readme), row) {
+			t.Errorf("README.md lacks the row %q", row)
 		}
 	}
 }

@@ -114,6 +114,7 @@ fi
 BILLFLOW_SECRET_KEY=$(<"$DATA/secret.key")
 export BILLFLOW_SECRET_KEY
 export BILLFLOW_PLANS=${BILLFLOW_PLANS:-$BILLFLOW_ROOT/config/plans.json}
+export BILLFLOW_SERVICES=${BILLFLOW_SERVICES:-$BILLFLOW_ROOT/config/services.json}
 [[ -f $BILLFLOW_PLANS ]] || warn "plan catalog $BILLFLOW_PLANS does not exist"
 TASK_QUEUE=${BILLFLOW_TASK_QUEUE:-billflow}
 
@@ -134,6 +135,7 @@ write_env() {
       printf 'export TEMPORAL_NAMESPACE=%q\n' "$TEMPORAL_NAMESPACE"
       printf 'export TEMPORAL_UI_URL=%q\n' "$TEMPORAL_UI_URL"
       printf 'export BILLFLOW_PLANS=%q\n' "$BILLFLOW_PLANS"
+      printf 'export BILLFLOW_SERVICES=%q\n' "$BILLFLOW_SERVICES"
       printf 'export BILLFLOW_TASK_QUEUE=%q\n' "$TASK_QUEUE"
       # shellcheck disable=SC2016 # expanded when the file is sourced
       printf 'export BILLFLOW_SECRET_KEY="$(cat %q)"\n' "$DATA/secret.key"

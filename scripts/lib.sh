@@ -26,6 +26,8 @@ BILLFLOW_SEARCH_ATTRIBUTES=(
   AmountDue=Int
   PeriodStart=Datetime
   WalletBalance=Int
+  UsageState=Keyword
+  UsageService=Keyword
 )
 
 log() { printf '==> %s\n' "$*" >&2; }

@@ -434,21 +434,25 @@ func (s *Store) Grant(ctx context.Context, w WalletWrite) (WalletResult, error) 
 // *NotEnoughError by one conditional UPDATE, so concurrent promises can
 // never overspend.
 func (s *Store) Promise(ctx context.Context, w WalletWrite) (WalletResult, error) {
-	return s.walletWrite(ctx, models.EntryPromise, w, func(ctx context.Context, tx pgx.Tx, e *WalletEntry) error {
-		tag, err := tx.Exec(ctx, `UPDATE wallets SET promised = promised + $2, updated_at = now()
+	return s.walletWrite(ctx, models.EntryPromise, w, promiseOp, nil)
+}
+
+// promiseOp reserves a promise's amount of spendable (Promise, and a usage
+// receipt's payment in PayUsageReceipt).
+func promiseOp(ctx context.Context, tx pgx.Tx, e *WalletEntry) error {
+	tag, err := tx.Exec(ctx, `UPDATE wallets SET promised = promised + $2, updated_at = now()
 			WHERE tenant_id = $1 AND deposits + grants - withdrawn - expired - promised >= $2`, e.TenantID, e.Amount)
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 0 {
+		t, err := currentSpendable(ctx, tx, e.TenantID)
 		if err != nil {
 			return err
 		}
-		if tag.RowsAffected() == 0 {
-			t, err := currentSpendable(ctx, tx, e.TenantID)
-			if err != nil {
-				return err
-			}
-			return &NotEnoughError{Of: "spendable", Wanted: e.Amount, Available: t.Spendable()}
-		}
-		return nil
-	}, nil)
+		return &NotEnoughError{Of: "spendable", Wanted: e.Amount, Available: t.Spendable()}
+	}
+	return nil
 }
 
 // SettlePromises takes w.Amount of the unsettled promises from the funds

@@ -92,20 +92,26 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	w.RegisterWorkflow(workflows.LightningSettlements)
 	w.RegisterWorkflow(workflows.BalanceSync)
 	w.RegisterWorkflow(workflows.WithdrawalPayout)
+	w.RegisterWorkflow(workflows.UsageSession)
 	rails, closeRails, err := buildRails(logger, st, cfg.Rails)
 	defer closeRails()
 	if err != nil {
 		return err
 	}
 	policy := buildPolicy(cfg.Policy)
+	usage, err := buildUsage(cfg.Services, cfg.Rails.RobotKey)
+	if err != nil {
+		return err
+	}
 	acts := &activities.Activities{
 		Store: st,
 		Nudge: func(ctx context.Context) error {
 			return tc.SignalWorkflow(ctx, workflows.OutboxWorkflowID(cfg.TaskQueue), "", workflows.SignalEventsWritten, nil)
 		},
 		Rails:  rails,
-		Notify: billing.New(tc, cfg.TaskQueue),
+		Notify: usageNotifier{Client: billing.New(tc, cfg.TaskQueue), tc: tc},
 		Policy: policy,
+		Usage:  usage,
 	}
 	if cfg.WebhookURL != "" {
 		acts.Webhook = &outbound.Sender{URL: cfg.WebhookURL, Secret: []byte(cfg.WebhookSecret)}

@@ -25,6 +25,7 @@ func TestReplayRecordedHistories(t *testing.T) {
 			r.RegisterWorkflow(LightningSettlements)
 			r.RegisterWorkflow(BalanceSync)
 			r.RegisterWorkflow(WithdrawalPayout)
+			r.RegisterWorkflow(UsageSession)
 			require.NoError(t, r.ReplayWorkflowHistoryFromJSONFile(nil, f))
 		})
 	}

@@ -3,10 +3,10 @@
 // usage.sign_request), as `starter usage sign --key` and the sandbox
 // metered client make it, and the check of its shape.
 //
-// The event: kind EventKind, tags [["e", <engine's event id>], ["r",
-// <receipt id>]], content the receipt id, signed with the payer's key
-// (BIP-340, NIP-01). The engine's validator checks the same (the kind is
-// this package's one constant, so aligning it with the engine is one edit).
+// The event is package receipts' payer event: kind receipts.Kind, the
+// receipt id in a "receipt" tag, the version in a "v" tag and the
+// canonical receipt as content, signed with the payer's key (BIP-340,
+// NIP-01); the engine's validator (receipts.Verify) checks it.
 package payersign
 
 import (
@@ -21,11 +21,12 @@ import (
 	"github.com/nbd-wtf/go-nostr/nip19"
 
 	"github.com/billflow/billflow/contract"
+	"github.com/billflow/billflow/receipts"
 )
 
 // EventKind is the Nostr kind of a payer's signature over a usage receipt
 // (a regular event kind: 1000-9999).
-const EventKind = 9131
+const EventKind = receipts.Kind
 
 // ParseSecretKey reads a payer's secret key, 64 hex digits or nsec1..., and
 // returns it as hex. The error never repeats the key.
@@ -66,50 +67,42 @@ func isHex(s string) bool {
 // PublicKey is the hex public key of a hex secret key.
 func PublicKey(sk string) (string, error) { return nostr.GetPublicKey(sk) }
 
-// Sign makes the payer's signed event over the receipt req names, at now.
+// Sign makes the payer's signed event over the receipt req carries, at now:
+// the receipts package's payer event (kind receipts.Kind, the receipt id in
+// its "receipt" tag, the canonical receipt as content), which the engine's
+// validator checks.
 func Sign(sk string, req contract.SignRequest, now time.Time) (contract.NostrEvent, error) {
 	if req.ReceiptID == "" || req.Event.ID == "" {
 		return contract.NostrEvent{}, errors.New("the sign request has no receipt id or no engine event")
 	}
-	ev := nostr.Event{
-		CreatedAt: nostr.Timestamp(now.Unix()),
-		Kind:      EventKind,
-		Tags:      nostr.Tags{{"e", req.Event.ID}, {"r", req.ReceiptID}},
-		Content:   req.ReceiptID,
+	pk, err := nostr.GetPublicKey(sk)
+	if err != nil {
+		return contract.NostrEvent{}, errors.New("the key is not a valid secret key")
 	}
+	// The receipt id the engine asked about is what the payer signs for
+	// (the engine computed it from the receipt: receipts.ID).
+	ev := receipts.Event(req.Receipt, pk, now)
+	for i, t := range ev.Tags {
+		if len(t) >= 2 && t[0] == receipts.TagReceipt {
+			ev.Tags[i] = nostr.Tag{receipts.TagReceipt, req.ReceiptID}
+		}
+	}
+	// "e" names the engine's event it answers, for relays and clients.
+	ev.Tags = append(ev.Tags, nostr.Tag{"e", req.Event.ID})
 	if err := ev.Sign(sk); err != nil {
 		return contract.NostrEvent{}, fmt.Errorf("sign the receipt: %w", err)
 	}
-	return FromNostr(ev), nil
+	return receipts.FromNostr(ev), nil
 }
 
 // FromNostr converts a go-nostr event to the contract's.
-func FromNostr(ev nostr.Event) contract.NostrEvent {
-	tags := make([][]string, len(ev.Tags))
-	for i, t := range ev.Tags {
-		tags[i] = []string(t)
-	}
-	return contract.NostrEvent{ID: ev.ID, PubKey: ev.PubKey, CreatedAt: int64(ev.CreatedAt), Kind: ev.Kind, Tags: tags, Content: ev.Content, Sig: ev.Sig}
-}
+func FromNostr(ev nostr.Event) contract.NostrEvent { return receipts.FromNostr(ev) }
 
 // ToNostr converts the contract's event to go-nostr's.
-func ToNostr(ev contract.NostrEvent) nostr.Event {
-	tags := make(nostr.Tags, len(ev.Tags))
-	for i, t := range ev.Tags {
-		tags[i] = nostr.Tag(t)
-	}
-	return nostr.Event{ID: ev.ID, PubKey: ev.PubKey, CreatedAt: nostr.Timestamp(ev.CreatedAt), Kind: ev.Kind, Tags: tags, Content: ev.Content, Sig: ev.Sig}
-}
+func ToNostr(ev contract.NostrEvent) nostr.Event { return receipts.ToNostr(ev) }
 
-// ReceiptID is the receipt an event signs (its "r" tag), or "".
-func ReceiptID(ev contract.NostrEvent) string {
-	for _, t := range ev.Tags {
-		if len(t) >= 2 && t[0] == "r" {
-			return t[1]
-		}
-	}
-	return ""
-}
+// ReceiptID is the receipt an event signs (its "receipt" tag), or "".
+func ReceiptID(ev contract.NostrEvent) string { return receipts.ReceiptIDOf(ev) }
 
 // Verify checks that ev is a payer's event of EventKind whose id and
 // BIP-340 signature verify (it says nothing of whose key or which receipt:

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/billflow/billflow/contract"
+	"github.com/billflow/billflow/receipts"
 )
 
 func request() contract.SignRequest {
@@ -31,13 +32,13 @@ func TestSignAndVerify(t *testing.T) {
 	assert.Equal(t, EventKind, ev.Kind)
 	assert.Equal(t, pk, ev.PubKey)
 	assert.Equal(t, at.Unix(), ev.CreatedAt)
-	assert.Equal(t, [][]string{{"e", strings.Repeat("ab", 32)}, {"r", "rcpt-1"}}, ev.Tags)
-	assert.Equal(t, "rcpt-1", ev.Content)
+	assert.Equal(t, [][]string{{"receipt", "rcpt-1"}, {"v", "2"}, {"e", strings.Repeat("ab", 32)}}, ev.Tags)
+	assert.Equal(t, string(receipts.Canonical(request().Receipt)), ev.Content, "the content is the canonical receipt")
 	assert.Equal(t, "rcpt-1", ReceiptID(ev))
 	require.NoError(t, Verify(ev))
 
 	tampered := ev
-	tampered.Tags = [][]string{{"e", strings.Repeat("ab", 32)}, {"r", "rcpt-2"}}
+	tampered.Tags = [][]string{{"receipt", "rcpt-2"}, {"v", "2"}, {"e", strings.Repeat("ab", 32)}}
 	assert.ErrorContains(t, Verify(tampered), "id")
 	wrongKind := ev
 	wrongKind.Kind = 1
