@@ -64,9 +64,13 @@ func usageErr(code models.UsageErrorCode, format string, args ...any) error {
 }
 
 // Workflow is the stub session.
-func Workflow(ctx workflow.Context, in contract.UsageStartRequest) (contract.UsageView, error) {
-	v := contract.UsageView{SessionID: in.SessionID, ServiceID: in.ServiceID, Payer: in.Payer, State: contract.UsageIdle, Currency: "usd",
-		StartedAt: workflow.Now(ctx).UTC()}
+func Workflow(ctx workflow.Context, input contract.UsageSessionInput) (contract.UsageView, error) {
+	// Like the real session, the request comes with the start update.
+	in := contract.UsageStartRequest{SessionID: input.SessionID}
+	if in.SessionID == "" {
+		in.SessionID = strings.TrimPrefix(workflow.GetInfo(ctx).WorkflowExecution.ID, "usage/")
+	}
+	v := contract.UsageView{SessionID: in.SessionID, State: contract.UsageIdle, Currency: "usd", StartedAt: workflow.Now(ctx).UTC()}
 	var seq int64
 	reports := map[string]bool{}
 	ended := false
@@ -101,6 +105,10 @@ func Workflow(ctx workflow.Context, in contract.UsageStartRequest) (contract.Usa
 		return v, err
 	}
 	if err := workflow.SetUpdateHandler(ctx, contract.UpdateUsageStart, func(_ workflow.Context, req contract.UsageStartRequest) (contract.UsageStartResult, error) {
+		if seq == 0 && v.State == contract.UsageIdle {
+			in.ServiceID, in.Payer, in.MaxUnitPrice, in.NotifyDM = req.ServiceID, req.Payer, req.MaxUnitPrice, req.NotifyDM
+			v.ServiceID, v.Payer = req.ServiceID, req.Payer
+		}
 		switch {
 		case seq == 0 && v.State == contract.UsageIdle && in.ServiceID == ServicePricey:
 			v.LastError = models.UsageUnitPriceTooHigh
