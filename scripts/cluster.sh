@@ -350,8 +350,8 @@ done
 for ((i = 1; i <= CLUSTER_WORKER_REPLICAS; i++)); do
   stack_worker_up "worker-$i" "${WORKER_HTTP_PORTS[i - 1]}"
 done
-stack_wait_pollers "$CLUSTER_WORKER_REPLICAS" ||
-  die "$CLUSTER_WORKER_REPLICAS workers do not poll task queue $TASK_QUEUE after a minute (logs: $LOG_DIR/worker-*.log)"
+stack_wait_pollers ||
+  die "the $CLUSTER_WORKER_REPLICAS workers do not all poll task queue $TASK_QUEUE after a minute (logs: $LOG_DIR/worker-*.log)"
 stack_api_up
 
 if [[ $MODE != smoke ]]; then
@@ -419,11 +419,15 @@ if [[ $MODE == smoke ]]; then
   done
   ((found > 0)) || die "smoke: no running workflow with BillingTenant = $tenant in the server's visibility"
   tcli workflow list --namespace "$TEMPORAL_NAMESPACE" --query "BillingTenant = '$tenant'"
-  pollers=$(tcli task-queue describe --namespace "$TEMPORAL_NAMESPACE" --task-queue "$TASK_QUEUE" -o json |
-    grep -o '"identity": *"[^"]*"' | sort -u)
-  printf '%s\n' "$pollers"
-  n=$(grep -c . <<<"$pollers" || true)
-  ((n >= CLUSTER_WORKER_REPLICAS)) || die "smoke: $n distinct pollers on $TASK_QUEUE, want $CLUSTER_WORKER_REPLICAS"
+  # Both replicas of this run (their identities are PID@HOST@) poll the queue.
+  pollers=$(stack_pollers)
+  printf 'pollers on %s:\n%s\n' "$TASK_QUEUE" "$pollers"
+  n=0
+  for pid in "${WORKER_PIDS[@]}"; do
+    grep -q "^$pid@" <<<"$pollers" && n=$((n + 1))
+  done
+  ((n == CLUSTER_WORKER_REPLICAS)) ||
+    die "smoke: $n of this run's $CLUSTER_WORKER_REPLICAS workers (pids ${WORKER_PIDS[*]}) poll $TASK_QUEUE"
   log "smoke: OK (tenant $tenant has $found running workflow(s) in visibility; $n worker pollers; up in $(fmt_duration $(($(now_ms) - START_MS))))"
   exit 0
 fi

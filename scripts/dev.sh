@@ -111,7 +111,7 @@ log "starting the worker (log: .data/logs/worker.log)"
 log "worker schedule: grace window $BILLFLOW_GRACE_WINDOW, dunning $BILLFLOW_DUNNING, reconcile $BILLFLOW_RECONCILE then every $BILLFLOW_RECONCILE_EVERY, NWC timeout $BILLFLOW_NWC_TIMEOUT"
 stack_worker_up worker "$WORKER_HTTP_PORT"
 WORKER_PID=${WORKER_PIDS[0]}
-stack_wait_pollers 1 ||
+stack_wait_pollers ||
   warn "the worker does not poll task queue '$TASK_QUEUE' yet; seeding anyway (log: .data/logs/worker.log)"
 
 stack_api_up

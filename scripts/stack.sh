@@ -199,12 +199,15 @@ stack_worker_up() {
   echo "$!" >"$DATA/$name.pid"
 }
 
-# stack_wait_pollers N: waits until N worker identities poll TASK_QUEUE
-# (false after a minute); dies when a worker exits meanwhile. The seed's
-# workflows would otherwise just wait for a worker, but one that crashes at
-# start (bad config, unreachable database) is better reported now.
+# stack_wait_pollers: waits until every worker in WORKER_PIDS polls
+# TASK_QUEUE (false after a minute); dies when one exits meanwhile. A worker's
+# identity is the SDK's default, "PID@HOST@", so the server's poller list
+# names each process (pollers of an earlier run linger there for minutes and
+# must not count). The seed's workflows would otherwise just wait for a
+# worker, but one that crashes at start (bad config, unreachable database) is
+# better reported now.
 stack_wait_pollers() {
-  local want=$1 i pid n
+  local i pid ids missing
   for ((i = 0; i < 120; i++)); do
     for pid in "${WORKER_PIDS[@]}"; do
       if ! kill -0 "$pid" 2>/dev/null; then
@@ -212,12 +215,21 @@ stack_wait_pollers() {
         die "a worker exited during start-up (logs: $LOG_DIR/worker*.log)"
       fi
     done
-    n=$("$TEMPORAL_BIN" task-queue describe --disable-config-file --task-queue "$TASK_QUEUE" -o json 2>/dev/null |
-      grep -o '"identity": *"[^"]*"' | sort -u | wc -l)
-    ((n >= want)) && return 0
+    ids=$(stack_pollers)
+    missing=0
+    for pid in "${WORKER_PIDS[@]}"; do
+      grep -q "^$pid@" <<<"$ids" || missing=1
+    done
+    ((missing)) || return 0
     sleep 0.5
   done
   return 1
+}
+
+# stack_pollers prints the identities polling TASK_QUEUE, one a line.
+stack_pollers() {
+  "$TEMPORAL_BIN" task-queue describe --disable-config-file --task-queue "$TASK_QUEUE" -o json 2>/dev/null |
+    sed -n 's/.*"identity": *"\([^"]*\)".*/\1/p' | sort -u
 }
 
 # stack_api_up: starts the api from ENV_FILE on API_PORT.
