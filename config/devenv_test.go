@@ -21,7 +21,8 @@ var notInDev = map[string]bool{
 	"BILLFLOW_WEBHOOK_URL": true, "BILLFLOW_WEBHOOK_SECRET": true, "BILLFLOW_BAN_FACTOR": true, "BILLFLOW_NWC_ENABLED": true,
 }
 
-// TestDevEnvFileExportsEverySetting runs scripts/dev.sh's env writer with
+// TestDevEnvFileExportsEverySetting runs the dev stack's env writer
+// (scripts/stack.sh, shared by dev.sh and cluster.sh) with
 // stand-in values and checks that .data/env exports every variable the
 // worker and the api read (the Stripe webhook secret included), that it is a
 // valid configuration for both, and that it names no secret: secrets are
@@ -30,13 +31,13 @@ func TestDevEnvFileExportsEverySetting(t *testing.T) {
 	if _, err := exec.LookPath("bash"); err != nil {
 		t.Skip("no bash")
 	}
-	dev, err := filepath.Abs("../scripts/dev.sh")
+	dev, err := filepath.Abs("../scripts/stack.sh")
 	require.NoError(t, err)
 	script, err := os.ReadFile(dev)
 	require.NoError(t, err)
 	// The worker and the api are started from the file, so what it exports
 	// is what they run with.
-	assert.Contains(t, string(script), "source \"$ENV_FILE\"\n  exec setsid \"$BIN_DIR/worker\"")
+	assert.Contains(t, string(script), "source \"$ENV_FILE\"\n    BILLFLOW_WORKER_HTTP_ADDR=127.0.0.1:$http_port exec setsid \"$BIN_DIR/worker\"")
 	assert.Contains(t, string(script), `bash -c 'source "$1" && exec "$2"' api "$ENV_FILE" "$BIN_DIR/api"`)
 
 	data := t.TempDir()
@@ -59,7 +60,7 @@ func TestDevEnvFileExportsEverySetting(t *testing.T) {
 
 	harness := `set -euo pipefail
 eval "$(sed -n '/^write_env() {$/,/^}$/p' "$1")"
-declare -f write_env >/dev/null || { echo "no write_env in dev.sh" >&2; exit 1; }
+declare -f write_env >/dev/null || { echo "no write_env in stack.sh" >&2; exit 1; }
 declare -A LNNODE=([LNNODE_GRPC_ADDR]=127.0.0.1:10009 [LNNODE_TLS_CERT]=/d/tls.cert [LNNODE_MACAROON]=/d/invoice.macaroon
   [LNNODE_PAYOUT_MACAROON]=/d/payout.macaroon [LNNODE_NETWORK]=regtest [LNNODE_PUBKEY]=02` + strings.Repeat("ab", 32) + `)
 DATA=$2 DATABASE_URL=postgres://billflow@127.0.0.1:5432/billflow TEMPORAL_ADDRESS=127.0.0.1:7233 TEMPORAL_NAMESPACE=default

@@ -24,7 +24,8 @@
 # that exist, records activities under fixed ids (a replay returns the first
 # outcome), and only sets the payment methods again (the NWC URLs then name
 # the relay the sandbox wallet listens on now). It reaches the stack through
-# .data/env, or through the environment when that file is absent (e.g.
+# .data/env (BILLFLOW_DATA_DIR/env when set: scripts/cluster.sh seeds its
+# stack in .data/cluster), or through the environment when that file is absent (e.g.
 # against another deployment); the payment demos need the dev stack's
 # sandboxes (NWC_* variables, BILLFLOW_SECRET_KEY) and are skipped without.
 set -euo pipefail
@@ -34,11 +35,13 @@ source scripts/lib.sh
 
 STARTER=$BIN_DIR/starter
 [[ -x $STARTER ]] || die "$STARTER is missing: run scripts/dev.sh (or scripts/build.sh) first"
-if [[ -f .data/env ]]; then
+DATA_DIR=${BILLFLOW_DATA_DIR:-.data}
+DATA_DIR=${DATA_DIR#"$PWD"/}
+if [[ -f $DATA_DIR/env ]]; then
   # shellcheck disable=SC1091 # written at run time by dev.sh
-  source .data/env
+  source "$DATA_DIR/env"
 elif [[ -z ${TEMPORAL_ADDRESS:-} ]]; then
-  die "no .data/env and no TEMPORAL_ADDRESS: start the stack with scripts/dev.sh first"
+  die "no $DATA_DIR/env and no TEMPORAL_ADDRESS: start the stack with scripts/dev.sh first"
 fi
 
 # The payment-demo tenants' ids: Nostr public keys (x-only secp256k1) whose
@@ -211,19 +214,19 @@ if [[ -n ${BILLFLOW_PUBLIC_URL:-} && ${INVOICE[$GRACE_TENANT]} != "("* ]]; then
 Hosted pages (open in a browser; the links are capabilities):
   invoice page   $pay_link
                  the grace tenant's invoice, payable: Lightning QR code (pay it:
-                 .bin/lnnode pay --dir .data/lnnode BOLT11) and "pay by card"
+                 .bin/lnnode pay --dir $DATA_DIR/lnnode BOLT11) and "pay by card"
   account page   $account_link
                  the NWC tenant: its paid invoice links to a paid page
 EOF
 )
   printf '%s\n\n' "$links"
   # dev.sh repeats them at the end of its banner.
-  if [[ -d .data ]]; then
-    printf '%s\n' "$links" >.data/page-links
+  if [[ -d $DATA_DIR ]]; then
+    printf '%s\n' "$links" >"$DATA_DIR/page-links"
   fi
 fi
 cat <<EOF
-From the shell (source .data/env):
+From the shell (source $DATA_DIR/env):
   .bin/starter invoice list
   .bin/starter invoice show --invoice ID        (rail attempts)
   .bin/starter tenant grace --tenant $GRACE_TENANT

@@ -14,6 +14,10 @@
 #      how to install it and fails)
 #   5. optionally (BILLFLOW_REGTEST=1) scripts/regtest.sh: the Lightning rail
 #      against real btcd + lnd
+#   6. optionally (BILLFLOW_CLUSTER=1) scripts/cluster.sh --smoke: the cluster
+#      tier (Temporal server on PostgreSQL, two worker replicas) up, checked,
+#      down; and scripts/compose-check.sh: docker-compose.yml's Temporal jobs
+#      run on the same binaries without Docker
 #
 # The integration tests get, in their environment:
 #   BILLFLOW_TEST_DATABASE_URL  admin URL of the cluster (database `postgres`);
@@ -127,4 +131,15 @@ if [[ ${BILLFLOW_REGTEST:-} == 1 ]]; then
   run_step "regtest tier: real btcd + two lnd nodes (scripts/regtest.sh)" bash scripts/regtest.sh
 else
   log "regtest tier skipped (BILLFLOW_REGTEST=1 runs it: real btcd + two lnd nodes)"
+fi
+
+# Optional tier: the cluster tier (Temporal server on PostgreSQL, two worker
+# replicas) comes up, shows a new tenant's workflow in the server's
+# visibility and two pollers, and goes down: about 30 s once built, but the
+# first run builds the Temporal server (~5-6 min). BILLFLOW_CLUSTER=1 turns it on.
+if [[ ${BILLFLOW_CLUSTER:-} == 1 ]]; then
+  run_step "cluster tier smoke (scripts/cluster.sh --smoke)" bash scripts/cluster.sh --smoke
+  run_step "docker-compose.yml's Temporal jobs on the same binaries (scripts/compose-check.sh)" bash scripts/compose-check.sh
+else
+  log "cluster tier skipped (BILLFLOW_CLUSTER=1 runs scripts/cluster.sh --smoke and scripts/compose-check.sh)"
 fi
