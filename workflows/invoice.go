@@ -177,7 +177,14 @@ func InvoicePayment(ctx workflow.Context, in InvoicePaymentInput) (InvoicePaymen
 	r.retry = workflow.GetSignalChannelWithOptions(ctx, SignalRetry, workflow.SignalChannelOptions{
 		Description: "Re-run the step that needs action (after its cause was fixed).",
 	})
-	r.publish(ctx)
+	if r.v.local && in.Carry == nil {
+		// begin, a local activity in this same workflow task, publishes
+		// the invoice as the store has it; search attributes upserted now
+		// would be replaced at once, so only the details are shown.
+		r.details(ctx)
+	} else {
+		r.publish(ctx)
+	}
 
 	if in.Carry == nil {
 		done, err := r.begin(ctx)
@@ -1144,6 +1151,11 @@ func (r *invoiceRun) publish(ctx workflow.Context) {
 		u.keyword(AttrPaymentRail, rail)
 	}
 	u.upsert(ctx)
+	r.details(ctx)
+}
+
+// details renders the Web UI's current details.
+func (r *invoiceRun) details(ctx workflow.Context) {
 	var b strings.Builder
 	b.WriteString(fmt.Sprintf("### Invoice `%s`\n\n| | |\n|---|---|\n", r.in.InvoiceID))
 	b.WriteString(fmt.Sprintf("| Tenant | `%s` |\n| Amount | %s |\n| Status | **%s** |\n", r.in.TenantID.Short(), FormatAmount(r.in.Total, r.in.Currency), r.status))

@@ -470,12 +470,12 @@ func (r *tenantRun) claim(ctx workflow.Context, period models.Period) (*activiti
 		StaticSummary:         fmt.Sprintf("Invoice %s for tenant %s", FormatAmount(inv.Total, inv.Currency), r.snap.TenantID.Short()),
 	}
 	if r.local {
-		// The invoice starts with the search attributes its first publish
-		// would upsert (InvoicePayment's publish: open, all of it due), so
-		// that upsert is skipped.
+		// The invoice starts with the search attributes it publishes once
+		// its first step (BeginCollection, in its first workflow task) has
+		// marked it collecting, all of it due; so it upserts none then.
 		opts.TypedSearchAttributes = temporal.NewSearchAttributes(
 			AttrInvoice.ValueSet(inv.ID), AttrTenant.ValueSet(string(r.snap.TenantID)),
-			AttrStatus.ValueSet("open"), AttrAmountDue.ValueSet(inv.Total))
+			AttrStatus.ValueSet("collecting"), AttrAmountDue.ValueSet(inv.Total))
 	}
 	child := workflow.WithChildOptions(ctx, opts)
 	fut := workflow.ExecuteChildWorkflow(child, InvoicePayment, InvoicePaymentInput{
