@@ -373,7 +373,10 @@ func (r *tenantRun) recordActivity(ctx workflow.Context, req RecordActivityReque
 	defer r.mu.Unlock()
 	act := requestedActivity(req, workflow.Now(ctx))
 	var res RecordActivityResponse
-	err := step(interactive(ctx, "record "+string(act.Type)+" "+act.ResourceID), r.local, a.RecordActivity,
+	// An activity even on tenant-v2: the update's workflow task stays
+	// short (it only schedules), which keeps a burst of record-activity
+	// updates from holding speculative workflow tasks open on Postgres.
+	err := workflow.ExecuteActivity(interactive(ctx, "record "+string(act.Type)+" "+act.ResourceID), a.RecordActivity,
 		activities.RecordActivityInput{TenantID: r.snap.TenantID, Activity: act, InstantDefaulted: req.CreatedAt == nil}).Get(ctx, &res)
 	if err != nil {
 		return res, callerError(err)
