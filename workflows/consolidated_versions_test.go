@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -97,4 +98,26 @@ func TestTenantV2StoreStepsAreLocalActivities(t *testing.T) {
 	env.AssertExpectations(t)
 	require.Equal(t, []string{"LoadTenant", "Renew", "Claim"}, local)
 	require.Empty(t, remote)
+}
+
+// A local store step is retried until it succeeds, like the activity it
+// replaces (durable: no schedule-to-close): a Postgres outage of minutes
+// does not park the renewal (before the fix, the local activity stopped
+// after its 30 s StartToClose and the tenant needed action).
+func TestLocalStepRetriesPastItsStartToClose(t *testing.T) {
+	anchor := ts("2026-01-01T00:00:00Z")
+	boundary := ts("2026-02-01T00:00:00Z")
+	renewed := anchor
+	env, acts := newEnv(t, boundary.Add(-time.Hour))
+	env.OnActivity(acts.LoadTenant, mock.Anything, mock.Anything).Return(activities.TenantSnapshot{
+		TenantID: testTenant, Currency: "usd", Status: "active", Anchor: &anchor, RenewedThrough: &renewed}, nil).Once()
+	// 1+2+4+...+128 s of backoff: over four minutes of failures.
+	env.OnActivity(acts.Renew, mock.Anything, mock.Anything).Return(activities.RenewResult{}, errors.New("connection refused")).Times(9)
+	env.OnActivity(acts.Renew, mock.Anything, mock.Anything).Return(activities.RenewResult{Created: 1, RenewedThrough: &boundary}, nil).Once()
+	env.OnActivity(acts.Claim, mock.Anything, mock.Anything).Return(activities.ClaimResult{}, nil).Once()
+	env.OnActivity(acts.RecordNeedsAction, mock.Anything, mock.Anything).Return(nil).Never()
+	env.ExecuteWorkflow(TenantBilling, TenantBillingInput{TenantID: testTenant})
+	next := continuedAs(t, env)
+	env.AssertExpectations(t)
+	require.Nil(t, next.NeedsAction, "the renewal waited the outage out")
 }

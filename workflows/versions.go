@@ -95,12 +95,25 @@ func step(ctx workflow.Context, local bool, fn any, args ...any) workflow.Future
 		return workflow.ExecuteActivity(ctx, fn, args...)
 	}
 	o := workflow.GetActivityOptions(ctx)
+	total := o.ScheduleToCloseTimeout
+	if total == 0 {
+		// An activity without one is retried until it succeeds; a local
+		// activity without one would stop at its StartToClose (the SDK
+		// takes that as the total), so a Postgres outage longer than 30 s
+		// would park the step instead of waiting it out.
+		total = unboundedLocal
+	}
 	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
-		StartToCloseTimeout: o.StartToCloseTimeout, ScheduleToCloseTimeout: o.ScheduleToCloseTimeout,
+		StartToCloseTimeout: o.StartToCloseTimeout, ScheduleToCloseTimeout: total,
 		RetryPolicy: o.RetryPolicy, Summary: o.Summary,
 	})
 	return workflow.ExecuteLocalActivity(lctx, fn, args...)
 }
+
+// unboundedLocal is the total time a local step whose activity options set
+// no schedule-to-close may keep retrying: in effect, until it succeeds
+// (retries past a minute's backoff wait on a workflow timer).
+const unboundedLocal = 10 * 365 * 24 * time.Hour
 
 // saUpdates collects search-attribute updates for one upsert. With only
 // changed set, a value equal to the one the workflow already has (carried
