@@ -13,8 +13,8 @@ import (
 // (scripts/bench.sh passes the environment to the worker): unset keeps the
 // SDK's defaults (two workflow and two activity pollers), "autoscale" lets
 // the SDK scale pollers with the backlog, a number N runs N of each. The
-// default stays the SDK's until a measurement shows a setting is better
-// (docs in the issue 13 report).
+// default stays the SDK's: on the 2-core dev stack, storm N=100 paid p50
+// 7.7 s and 8.4 invoices/s with it, 24-29 s and 2.1-2.3/s with autoscale.
 func workerOptions() (worker.Options, error) {
 	var o worker.Options
 	switch v := os.Getenv("BILLFLOW_WORKER_POLLERS"); v {
