@@ -2,12 +2,16 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/api/temporalproto"
 
 	"github.com/billflow/billflow/contract"
 )
@@ -19,6 +23,13 @@ type HistoryOptions struct {
 	// for the claim debounce and the first invoice to settle within it.
 	Period  time.Duration
 	Timeout time.Duration
+	// Rail is how tenants pay: "card" (the default: a saved card on the
+	// Stripe sandbox) or "nwc" (a wallet connected over NWC pays first).
+	Rail string
+	// Record, when set, is a directory the first tenant's period run and
+	// its invoice's history are written to (history-tenant.json,
+	// history-invoice-RAIL.json), in the replay fixtures' format.
+	Record string
 }
 
 // History counts the Temporal history events of one tenant-period on the
@@ -34,6 +45,15 @@ func History(ctx context.Context, s *Stack, o HistoryOptions) (Result, error) {
 	if o.Timeout == 0 {
 		o.Timeout = 5 * time.Minute
 	}
+	switch o.Rail {
+	case "", "card":
+		o.Rail = "card"
+	case "nwc":
+		s.TenantsPayByNWC = true
+	default:
+		return r, fmt.Errorf("unknown rail %q: want card or nwc", o.Rail)
+	}
+	r.Params["rail"] = o.Rail
 	if err := s.StartWorker(ctx); err != nil {
 		return r, err
 	}
@@ -84,6 +104,15 @@ func History(ctx context.Context, s *Stack, o HistoryOptions) (Result, error) {
 		}
 		tally(byType, "tenant", runs[1])
 		tally(byType, "invoice", invEvents)
+		if o.Record != "" {
+			if err := writeHistory(filepath.Join(o.Record, "history-tenant.json"), runs[1]); err != nil {
+				return r, err
+			}
+			if err := writeHistory(filepath.Join(o.Record, "history-invoice-"+o.Rail+".json"), invEvents); err != nil {
+				return r, err
+			}
+			o.Record = ""
+		}
 	}
 	n := float64(len(tenants) - len(r.Failures))
 	if n > 0 {
@@ -101,6 +130,27 @@ func History(ctx context.Context, s *Stack, o HistoryOptions) (Result, error) {
 	}
 	r.Notes = append(r.Notes, "tenant events: the run from the first boundary (continue-as-new) to the second; invoice events: the first boundary's InvoicePayment; averages over tenants")
 	return r, nil
+}
+
+// writeHistory writes events as the replayer reads them (the e2e
+// recorder's format).
+func writeHistory(path string, events []*historypb.HistoryEvent) error {
+	raw := make([]json.RawMessage, 0, len(events))
+	for _, ev := range events {
+		b, err := temporalproto.CustomJSONMarshalOptions{}.Marshal(ev)
+		if err != nil {
+			return err
+		}
+		raw = append(raw, b)
+	}
+	out, err := json.MarshalIndent(map[string]any{"events": raw}, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(path, out, 0o644)
 }
 
 // tally adds each event's type to m[name].

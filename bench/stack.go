@@ -29,7 +29,9 @@ import (
 	"github.com/billflow/billflow/sandbox/nwcwallet"
 	"github.com/billflow/billflow/sandbox/relay"
 	stripesandbox "github.com/billflow/billflow/sandbox/stripe"
+	"github.com/billflow/billflow/secret"
 	"github.com/billflow/billflow/store"
+	"github.com/billflow/billflow/vault"
 )
 
 // Keys the bench's worker runs with: bench-only values, never real secrets.
@@ -70,9 +72,14 @@ type Stack struct {
 	Store     *store.Store
 	Pool      *pgxpool.Pool
 	Stripe    *stripesandbox.Server
-	worker    *exec.Cmd
-	workerLog *os.File
-	closers   []func()
+	// NWC is the sandbox wallet and Vault stores tenants' connections to
+	// it; a tenant is connected when TenantsPayByNWC is set.
+	NWC             *nwcwallet.Wallet
+	Vault           *vault.Vault
+	TenantsPayByNWC bool
+	worker          *exec.Cmd
+	workerLog       *os.File
+	closers         []func()
 }
 
 func randHex(n int) string {
@@ -157,6 +164,7 @@ func (s *Stack) StartWorker(ctx context.Context) error {
 		return fmt.Errorf("nwc wallet sandbox: %w", err)
 	}
 	s.closers = append(s.closers, func() { _ = wallet.Close() })
+	s.NWC = wallet
 
 	// The worker migrates the database; the api needs a store on it, opened
 	// once the schema exists (below).
@@ -250,6 +258,15 @@ func (s *Stack) StartWorker(ctx context.Context) error {
 		return err
 	}
 	s.closers = append(s.closers, s.Store.Close)
+	key, err := secret.ParseKey(vaultKeyHex)
+	if err != nil {
+		return err
+	}
+	box, err := secret.NewBox(key)
+	if err != nil {
+		return err
+	}
+	s.Vault = vault.New(box, s.Store)
 	hook.set((&api.Server{Billing: s.Billing, Store: s.Store, Token: apiToken, StripeWebhookSecret: stripeWhsec}).Handler())
 	return nil
 }

@@ -65,6 +65,17 @@ func (s *Stack) createTenant(ctx context.Context, anchor time.Time, period time.
 	if _, err := s.Billing.CreateTenant(ctx, billing.CreateTenantRequest{Tenant: pk, Period: period}); err != nil {
 		return "", fmt.Errorf("create tenant: %w", err)
 	}
+	if s.TenantsPayByNWC {
+		// Connected to the sandbox wallet, which pays first; the card
+		// stays as the fallback.
+		url, err := s.NWC.ConnectionURL()
+		if err != nil {
+			return "", err
+		}
+		if _, err := s.Vault.SetNWC(ctx, id, url); err != nil {
+			return "", fmt.Errorf("connect NWC: %w", err)
+		}
+	}
 	cus, pm := "cus_"+pk[:16], "pm_"+pk[:16]
 	if err := s.Stripe.AddCustomer(stripesandbox.Customer{ID: cus,
 		PaymentMethods: []stripesandbox.PaymentMethod{{ID: pm, Card: stripesandbox.CardVisa}}, DefaultPaymentMethod: pm}); err != nil {

@@ -19,7 +19,10 @@
 #                 into a temporary directory), runs the same scenario with it against
 #                 the same servers in the same run, and prints the ratio
 #   --FLAG=VALUE    passed to the bench command: --period=90s, --window=2m,
-#                 --timeout=20m (see go run ./bench/cmd/bench -h)
+#                 --timeout=20m; history: --rail=nwc (tenants pay over NWC
+#                 instead of the card), --record=DIR (write the period run's
+#                 and the invoice's histories as replay fixtures)
+#                 (see go run ./bench/cmd/bench -h)
 #
 # It starts a private PostgreSQL cluster (with pg_stat_statements loaded) and
 # a Temporal dev server on a SQLite file (the dev stack's shape) on free

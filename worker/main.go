@@ -84,7 +84,11 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	}
 	defer tc.Close()
 
-	w := worker.New(tc, cfg.TaskQueue, worker.Options{})
+	wopts, err := workerOptions()
+	if err != nil {
+		return err
+	}
+	w := worker.New(tc, cfg.TaskQueue, wopts)
 	w.RegisterWorkflow(workflows.TenantBilling)
 	w.RegisterWorkflow(workflows.InvoicePayment)
 	w.RegisterWorkflow(workflows.GraceWindow)

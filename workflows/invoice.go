@@ -104,6 +104,28 @@ type InvoicePaymentResult = contract.InvoicePaymentResult
 
 type invoiceVersions struct {
 	needsAction, oneTimer, attemptOnce, resolveNWC, lateReport, partial, walletFirst bool
+	// local: the invoice-v4 path (every change above, store steps as local
+	// activities, only changed search attributes upserted).
+	local bool
+}
+
+// readInvoiceVersions reads invoice-v4 first: a run that has it takes every
+// earlier change without reading their ids; one without it (recorded before
+// it) reads them exactly as it did then.
+func readInvoiceVersions(ctx workflow.Context) invoiceVersions {
+	if patched(ctx, changeInvoiceV4) {
+		return invoiceVersions{needsAction: true, oneTimer: true, attemptOnce: true, resolveNWC: true,
+			lateReport: true, partial: true, walletFirst: true, local: true}
+	}
+	return invoiceVersions{
+		needsAction: patched(ctx, changeInvoiceNeedsAction),
+		oneTimer:    patched(ctx, changeInvoiceOneTimer),
+		attemptOnce: patched(ctx, changeInvoiceAttemptOnce),
+		resolveNWC:  patched(ctx, changeInvoiceResolveNWC),
+		lateReport:  patched(ctx, changeInvoiceLateReport),
+		partial:     patched(ctx, changeInvoicePartial),
+		walletFirst: patched(ctx, changeInvoiceWalletFirst),
+	}
 }
 
 type invoiceRun struct {
@@ -135,15 +157,7 @@ type invoiceRun struct {
 // ID: invoice/<invoice-id>.
 func InvoicePayment(ctx workflow.Context, in InvoicePaymentInput) (InvoicePaymentResult, error) {
 	r := &invoiceRun{in: in, status: "open", mu: workflow.NewMutex(ctx), budget: runBudget{max: in.ContinueAfter}}
-	r.v = invoiceVersions{
-		needsAction: patched(ctx, changeInvoiceNeedsAction),
-		oneTimer:    patched(ctx, changeInvoiceOneTimer),
-		attemptOnce: patched(ctx, changeInvoiceAttemptOnce),
-		resolveNWC:  patched(ctx, changeInvoiceResolveNWC),
-		lateReport:  patched(ctx, changeInvoiceLateReport),
-		partial:     patched(ctx, changeInvoicePartial),
-		walletFirst: patched(ctx, changeInvoiceWalletFirst),
-	}
+	r.v = readInvoiceVersions(ctx)
 	if in.Carry != nil {
 		r.c, r.status = *in.Carry, "awaiting_payment"
 		if r.c.Status != "" {
@@ -163,7 +177,14 @@ func InvoicePayment(ctx workflow.Context, in InvoicePaymentInput) (InvoicePaymen
 	r.retry = workflow.GetSignalChannelWithOptions(ctx, SignalRetry, workflow.SignalChannelOptions{
 		Description: "Re-run the step that needs action (after its cause was fixed).",
 	})
-	r.publish(ctx)
+	if r.v.local && in.Carry == nil {
+		// begin, a local activity in this same workflow task, publishes
+		// the invoice as the store has it; search attributes upserted now
+		// would be replaced at once, so only the details are shown.
+		r.details(ctx)
+	} else {
+		r.publish(ctx)
+	}
 
 	if in.Carry == nil {
 		done, err := r.begin(ctx)
@@ -335,7 +356,7 @@ func (r *invoiceRun) finishHandlers(ctx workflow.Context, recordLate func() erro
 func (r *invoiceRun) begin(ctx workflow.Context) (*InvoicePaymentResult, error) {
 	var begin activities.BeginCollectionResult
 	for {
-		err := workflow.ExecuteActivity(durable(ctx, "begin collection"), a.BeginCollection,
+		err := step(durable(ctx, "begin collection"), r.v.local, a.BeginCollection,
 			activities.InvoiceInput{InvoiceID: r.in.InvoiceID}).Get(ctx, &begin)
 		if err == nil {
 			break
@@ -745,7 +766,8 @@ func (r *invoiceRun) payFromWallet(ctx workflow.Context, n int) (done bool, err 
 		return true, nil
 	}
 	var res activities.WalletRailResult
-	err = workflow.ExecuteActivity(railOptions(ctx, fmt.Sprintf("attempt %d: pay from the wallet", n), 30*time.Second, 5*time.Minute),
+	// One store transaction, safe to repeat (a retry finds the payment).
+	err = step(railOptions(ctx, fmt.Sprintf("attempt %d: pay from the wallet", n), 30*time.Second, 5*time.Minute), r.v.local,
 		a.PayFromWallet, activities.RailAttemptInput{InvoiceID: r.in.InvoiceID, Attempt: n}).Get(ctx, &res)
 	if err != nil {
 		if isClosed(err) {
@@ -826,7 +848,7 @@ func (r *invoiceRun) collectionFailed(ctx workflow.Context, failure string, remi
 		// A DM that cannot be sent is recorded; it never fails the invoice.
 		detail := activities.Summarize("DM not sent: " + errorMessage(err))
 		r.addAttempt(ctx, n, "dm", activities.OutcomeFailed, detail)
-		if rerr := workflow.ExecuteActivity(durable(ctx, "record the failed DM"), a.RecordAttempt, activities.RecordAttemptInput{
+		if rerr := step(durable(ctx, "record the failed DM"), r.v.local, a.RecordAttempt, activities.RecordAttemptInput{
 			InvoiceID: r.in.InvoiceID, Attempt: n, Rail: "dm", Outcome: activities.OutcomeFailed, Detail: detail}).Get(ctx, nil); rerr != nil {
 			if !r.v.needsAction {
 				return rerr
@@ -886,7 +908,7 @@ func (r *invoiceRun) awaitMoney(ctx workflow.Context) error {
 
 func (r *invoiceRun) setStatus(ctx workflow.Context, status string) error {
 	var inv activities.InvoiceRef
-	if err := workflow.ExecuteActivity(durable(ctx, "invoice "+strings.ReplaceAll(status, "_", " ")), a.SetInvoiceStatus,
+	if err := step(durable(ctx, "invoice "+strings.ReplaceAll(status, "_", " ")), r.v.local, a.SetInvoiceStatus,
 		activities.SetInvoiceStatusInput{InvoiceID: r.in.InvoiceID, Status: status}).Get(ctx, &inv); err != nil {
 		if !r.v.needsAction {
 			return err
@@ -1023,7 +1045,7 @@ func (r *invoiceRun) markPaid(ctx workflow.Context, req MarkPaidRequest) (Invoic
 	// Every other report is recorded, even after the invoice is paid: the
 	// store tells the same money from a second payment, kept to refund.
 	var res activities.SettleResult
-	if err := workflow.ExecuteActivity(durable(ctx, "settle via "+req.Rail), a.Settle, activities.SettleInput{
+	if err := step(durable(ctx, "settle via "+req.Rail), r.v.local, a.Settle, activities.SettleInput{
 		InvoiceID: r.in.InvoiceID, Payment: paymentReport(req), PaidAt: workflow.Now(ctx),
 	}).Get(ctx, &res); err != nil {
 		return InvoicePaymentResult{}, callerError(err)
@@ -1120,16 +1142,20 @@ func (r *invoiceRun) publish(ctx workflow.Context) {
 	if r.c.NeedsAction != nil {
 		status = "needs_action"
 	}
-	updates := []temporal.SearchAttributeUpdate{
-		AttrInvoice.ValueSet(r.in.InvoiceID), AttrTenant.ValueSet(string(r.in.TenantID)),
-		AttrStatus.ValueSet(status), AttrAmountDue.ValueSet(due),
-	}
+	u := newSAUpdates(ctx, r.v.local)
+	u.keyword(AttrInvoice, r.in.InvoiceID)
+	u.keyword(AttrTenant, string(r.in.TenantID))
+	u.keyword(AttrStatus, status)
+	u.int64(AttrAmountDue, due)
 	if rail != "" {
-		updates = append(updates, AttrPaymentRail.ValueSet(rail))
+		u.keyword(AttrPaymentRail, rail)
 	}
-	if err := workflow.UpsertTypedSearchAttributes(ctx, updates...); err != nil {
-		workflow.GetLogger(ctx).Warn("upsert search attributes failed", "error", err)
-	}
+	u.upsert(ctx)
+	r.details(ctx)
+}
+
+// details renders the Web UI's current details.
+func (r *invoiceRun) details(ctx workflow.Context) {
 	var b strings.Builder
 	b.WriteString(fmt.Sprintf("### Invoice `%s`\n\n| | |\n|---|---|\n", r.in.InvoiceID))
 	b.WriteString(fmt.Sprintf("| Tenant | `%s` |\n| Amount | %s |\n| Status | **%s** |\n", r.in.TenantID.Short(), FormatAmount(r.in.Total, r.in.Currency), r.status))

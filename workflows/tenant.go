@@ -77,9 +77,12 @@ type tenantRun struct {
 	// needsAction: this run parks failed steps instead of failing (a
 	// GetVersion patch); na is the step waiting for a retry.
 	needsAction bool
-	na          *NeedsAction
-	retry       workflow.ReceiveChannel
-	budget      runBudget
+	// local: this run takes the tenant-v2 path (store steps as local
+	// activities, only changed search attributes upserted).
+	local  bool
+	na     *NeedsAction
+	retry  workflow.ReceiveChannel
+	budget runBudget
 }
 
 // TenantBilling runs a tenant's billing periods: it records activities into
@@ -97,7 +100,13 @@ func TenantBilling(ctx workflow.Context, in TenantBillingInput) error {
 			Description: "The tenant's standing changed (active, grace, suspended).",
 		}),
 	}
-	r.needsAction = patched(ctx, changeTenantNeedsAction)
+	// tenant-v2 is read first: a run that has it takes every earlier
+	// change without reading their ids.
+	if r.local = patched(ctx, changeTenantV2); r.local {
+		r.needsAction = true
+	} else {
+		r.needsAction = patched(ctx, changeTenantNeedsAction)
+	}
 	r.na = in.NeedsAction
 	r.budget = runBudget{max: in.ContinueAfter}
 	r.retry = workflow.GetSignalChannelWithOptions(ctx, SignalRetry, workflow.SignalChannelOptions{
@@ -220,7 +229,7 @@ func TenantBilling(ctx workflow.Context, in TenantBillingInput) error {
 // needs action and the run waits for a retry signal.
 func (r *tenantRun) load(ctx workflow.Context) error {
 	for {
-		err := workflow.ExecuteActivity(durable(ctx, "load tenant"), a.LoadTenant, activities.LoadTenantInput{
+		err := step(durable(ctx, "load tenant"), r.local, a.LoadTenant, activities.LoadTenantInput{
 			TenantID: r.in.TenantID, Currency: r.in.Currency, PeriodSeconds: r.in.PeriodSeconds,
 		}).Get(ctx, &r.snap)
 		if err == nil || !r.needsAction {
@@ -364,6 +373,9 @@ func (r *tenantRun) recordActivity(ctx workflow.Context, req RecordActivityReque
 	defer r.mu.Unlock()
 	act := requestedActivity(req, workflow.Now(ctx))
 	var res RecordActivityResponse
+	// An activity even on tenant-v2: the update's workflow task stays
+	// short (it only schedules), which keeps a burst of record-activity
+	// updates from holding speculative workflow tasks open on Postgres.
 	err := workflow.ExecuteActivity(interactive(ctx, "record "+string(act.Type)+" "+act.ResourceID), a.RecordActivity,
 		activities.RecordActivityInput{TenantID: r.snap.TenantID, Activity: act, InstantDefaulted: req.CreatedAt == nil}).Get(ctx, &res)
 	if err != nil {
@@ -404,7 +416,7 @@ func (r *tenantRun) renewAndClaim(ctx workflow.Context, period models.Period) (R
 	out := RenewNowResponse{Currency: r.snap.Currency, PeriodStart: period.Start}
 	if period.Index >= 1 {
 		var rr activities.RenewResult
-		if err := workflow.ExecuteActivity(durable(ctx, "renew through "+period.Start.Format(time.RFC3339)), a.Renew,
+		if err := step(durable(ctx, "renew through "+period.Start.Format(time.RFC3339)), r.local, a.Renew,
 			activities.RenewInput{TenantID: r.snap.TenantID, UpTo: period.Start}).Get(ctx, &rr); err != nil {
 			return out, callerError(err)
 		}
@@ -441,7 +453,7 @@ func (r *tenantRun) claim(ctx workflow.Context, period models.Period) (*activiti
 	r.claims++
 	key := fmt.Sprintf("%s/%s/%d", TenantWorkflowID(r.snap.TenantID), workflow.GetInfo(ctx).WorkflowExecution.RunID, r.claims)
 	var res activities.ClaimResult
-	if err := workflow.ExecuteActivity(durable(ctx, "claim outstanding items"), a.Claim, activities.ClaimInput{
+	if err := step(durable(ctx, "claim outstanding items"), r.local, a.Claim, activities.ClaimInput{
 		TenantID: r.snap.TenantID, ClaimKey: key, PeriodStart: period.Start, PeriodEnd: period.End,
 	}).Get(ctx, &res); err != nil {
 		return nil, err
@@ -454,12 +466,21 @@ func (r *tenantRun) claim(ctx workflow.Context, period models.Period) (*activiti
 	inv := *res.Invoice
 	r.snap.OpenInvoices = append(r.snap.OpenInvoices, inv)
 	r.publish(ctx)
-	child := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+	opts := workflow.ChildWorkflowOptions{
 		WorkflowID:            InvoiceWorkflowID(inv.ID),
 		ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_ABANDON,
 		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		StaticSummary:         fmt.Sprintf("Invoice %s for tenant %s", FormatAmount(inv.Total, inv.Currency), r.snap.TenantID.Short()),
-	})
+	}
+	if r.local {
+		// The invoice starts with the search attributes it publishes once
+		// its first step (BeginCollection, in its first workflow task) has
+		// marked it collecting, all of it due; so it upserts none then.
+		opts.TypedSearchAttributes = temporal.NewSearchAttributes(
+			AttrInvoice.ValueSet(inv.ID), AttrTenant.ValueSet(string(r.snap.TenantID)),
+			AttrStatus.ValueSet("collecting"), AttrAmountDue.ValueSet(inv.Total))
+	}
+	child := workflow.WithChildOptions(ctx, opts)
 	fut := workflow.ExecuteChildWorkflow(child, InvoicePayment, InvoicePaymentInput{
 		InvoiceID: inv.ID, TenantID: r.snap.TenantID, Total: inv.Total, Currency: inv.Currency,
 	})
@@ -505,13 +526,13 @@ func (r *tenantRun) publish(ctx workflow.Context) {
 	if st.NeedsAction != nil {
 		status = "needs_action"
 	}
-	updates := []temporal.SearchAttributeUpdate{AttrTenant.ValueSet(string(st.TenantID)), AttrStatus.ValueSet(status)}
+	u := newSAUpdates(ctx, r.local)
+	u.keyword(AttrTenant, string(st.TenantID))
+	u.keyword(AttrStatus, status)
 	if st.Period != nil {
-		updates = append(updates, AttrPeriodStart.ValueSet(st.Period.Start))
+		u.time(AttrPeriodStart, st.Period.Start)
 	}
-	if err := workflow.UpsertTypedSearchAttributes(ctx, updates...); err != nil {
-		workflow.GetLogger(ctx).Warn("upsert search attributes failed", "error", err)
-	}
+	u.upsert(ctx)
 	workflow.SetCurrentDetails(ctx, tenantDetails(st))
 }
 

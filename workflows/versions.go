@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/billflow/billflow/contract"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 )
 
@@ -39,6 +40,13 @@ const (
 	// tenant's wallet (PayFromWallet); paid ends collection, not covered
 	// goes on to NWC as before.
 	changeInvoiceWalletFirst = "invoice-wallet-first"
+	// changeInvoiceV4 consolidates the invoice's patches: a run that has it
+	// takes every change above without reading their ids (each GetVersion
+	// on a new run costs a marker and a search-attribute upsert), runs its
+	// short store steps as local activities and upserts only search
+	// attributes whose value changed. It is read first; a run without it
+	// (recorded before it) reads the older ids exactly as before.
+	changeInvoiceV4 = "invoice-v4"
 
 	// changeBalanceAutoRecharge: after a sync that finds spendable below
 	// the wallet's auto-recharge threshold and no auto top-up open, the
@@ -48,6 +56,12 @@ const (
 	// changeTenantNeedsAction: a failed load, renewal or claim parks the
 	// tenant as needs_action; a "retry" signal or the next boundary re-runs it.
 	changeTenantNeedsAction = "tenant-needs-action"
+	// changeTenantV2 consolidates the tenant's patches (like
+	// changeInvoiceV4): tenant-needs-action without reading its id, short
+	// store steps (load, renew, claim) as local activities, only changed
+	// search attributes upserted, and the invoice's search attributes set
+	// when its workflow is started.
+	changeTenantV2 = "tenant-v2"
 
 	// changeGraceNeedsAction: a failed grace transition is recorded and
 	// retried (signal or the next wake) instead of failing the window.
@@ -67,6 +81,80 @@ const (
 // patched reports whether this run takes the code path of change.
 func patched(ctx workflow.Context, change string) bool {
 	return workflow.GetVersion(ctx, change, workflow.DefaultVersion, 1) >= 1
+}
+
+// step runs a short store step that is safe to repeat (idempotent in the
+// store) with the options already set on ctx. On a run that takes the
+// local-steps path (local) it is a local activity: one marker event instead
+// of scheduled, started and completed, and no extra workflow task; it is
+// retried from the worker on the same policy, and re-run if the worker dies
+// before the workflow task completes. Otherwise it is the activity the
+// recorded histories have.
+func step(ctx workflow.Context, local bool, fn any, args ...any) workflow.Future {
+	if !local {
+		return workflow.ExecuteActivity(ctx, fn, args...)
+	}
+	o := workflow.GetActivityOptions(ctx)
+	total := o.ScheduleToCloseTimeout
+	if total == 0 {
+		// An activity without one is retried until it succeeds; a local
+		// activity without one would stop at its StartToClose (the SDK
+		// takes that as the total), so a Postgres outage longer than 30 s
+		// would park the step instead of waiting it out.
+		total = unboundedLocal
+	}
+	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout: o.StartToCloseTimeout, ScheduleToCloseTimeout: total,
+		RetryPolicy: o.RetryPolicy, Summary: o.Summary,
+	})
+	return workflow.ExecuteLocalActivity(lctx, fn, args...)
+}
+
+// unboundedLocal is the total time a local step whose activity options set
+// no schedule-to-close may keep retrying: in effect, until it succeeds
+// (retries past a minute's backoff wait on a workflow timer).
+const unboundedLocal = 10 * 365 * 24 * time.Hour
+
+// saUpdates collects search-attribute updates for one upsert. With only
+// changed set, a value equal to the one the workflow already has (carried
+// by continue-as-new, set at start or upserted before) is left out, so an
+// upsert that changes nothing costs no history event.
+type saUpdates struct {
+	cur     temporal.SearchAttributes
+	changed bool
+	list    []temporal.SearchAttributeUpdate
+}
+
+func newSAUpdates(ctx workflow.Context, onlyChanged bool) *saUpdates {
+	return &saUpdates{cur: workflow.GetTypedSearchAttributes(ctx), changed: onlyChanged}
+}
+
+func (u *saUpdates) keyword(k temporal.SearchAttributeKeyKeyword, v string) {
+	if cur, ok := u.cur.GetKeyword(k); !u.changed || !ok || cur != v {
+		u.list = append(u.list, k.ValueSet(v))
+	}
+}
+
+func (u *saUpdates) int64(k temporal.SearchAttributeKeyInt64, v int64) {
+	if cur, ok := u.cur.GetInt64(k); !u.changed || !ok || cur != v {
+		u.list = append(u.list, k.ValueSet(v))
+	}
+}
+
+func (u *saUpdates) time(k temporal.SearchAttributeKeyTime, v time.Time) {
+	if cur, ok := u.cur.GetTime(k); !u.changed || !ok || !cur.Equal(v) {
+		u.list = append(u.list, k.ValueSet(v))
+	}
+}
+
+// upsert sends the collected updates, if any.
+func (u *saUpdates) upsert(ctx workflow.Context) {
+	if len(u.list) == 0 {
+		return
+	}
+	if err := workflow.UpsertTypedSearchAttributes(ctx, u.list...); err != nil {
+		workflow.GetLogger(ctx).Warn("upsert search attributes failed", "error", err)
+	}
 }
 
 // SignalRetry asks a workflow to re-run the step that needs action, after an

@@ -49,6 +49,8 @@ func run() error {
 	period := fs.Duration("period", 0, "tenants' fixed period (storm, history) or timer lead (ceiling); 0 picks one from N")
 	window := fs.Duration("window", time.Minute, "idle: how long idle tenants are watched")
 	timeout := fs.Duration("timeout", 0, "give up waiting after this long past the boundary (0 picks one from N)")
+	rail := fs.String("rail", "card", "history: how tenants pay, card or nwc")
+	record := fs.String("record", "", "history: write the first tenant's period run and invoice histories (replay fixture format) into this directory")
 	_ = fs.Parse(os.Args[1:])
 	if fs.NArg() < 1 || fs.NArg() > 2 {
 		fs.Usage()
@@ -104,7 +106,7 @@ func run() error {
 	case "ceiling":
 		r, err = bench.Ceiling(ctx, st, bench.CeilingOptions{Workflows: n, Lead: *period, Timeout: *timeout})
 	case "history":
-		r, err = bench.History(ctx, st, bench.HistoryOptions{Tenants: n, Period: *period, Timeout: *timeout})
+		r, err = bench.History(ctx, st, bench.HistoryOptions{Tenants: n, Period: *period, Timeout: *timeout, Rail: *rail, Record: *record})
 	case "idle":
 		r, err = bench.Idle(ctx, st, bench.IdleOptions{Tenants: n, Window: *window})
 	}

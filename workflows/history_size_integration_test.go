@@ -1,0 +1,203 @@
+//go:build integration
+
+package workflows_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/billflow/billflow/activities"
+	"github.com/billflow/billflow/contract"
+	"github.com/billflow/billflow/internal/testkit"
+	"github.com/billflow/billflow/models"
+	"github.com/billflow/billflow/workflows"
+)
+
+// History size of one tenant-period on the happy path, on the real dev
+// server: the tenant-v2 and invoice-v4 paths must not grow back. The
+// activities are stand-ins registered under the real names (the store and
+// the rails are measured by the bench, not here), so the counts are the
+// workflows' own: the events of the tenant run from one boundary to the
+// next, and of the invoice its first boundary claimed. The limits are the
+// counts measured when the paths were introduced (docs/versioning.md).
+const (
+	maxTenantPeriodEvents = 25 // started, load, timer, renew+claim, child, the settled signal, continue-as-new
+	maxInvoiceNWCEvents   = 22 // begin, wallet, NWC pays, settle, tell the tenant
+	maxInvoiceCardEvents  = 28 // begin, wallet, NWC skipped, the card pays, settle, tell the tenant
+)
+
+// happyPath answers the activities of one tenant-period as the store and
+// the rails do when everything goes well. The rail that pays is named in
+// the invoice id the claim makes ("nwc" or "card").
+type happyPath struct {
+	mu      sync.Mutex
+	anchor  time.Time
+	period  time.Duration
+	rail    map[models.TenantID]string
+	renewed map[models.TenantID]time.Time
+}
+
+func (h *happyPath) register(w worker.Worker) {
+	reg := func(name string, fn any) { w.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name}) }
+	reg("LoadTenant", func(_ context.Context, in activities.LoadTenantInput) (activities.TenantSnapshot, error) {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		anchor := h.anchor
+		snap := activities.TenantSnapshot{TenantID: in.TenantID, Currency: "usd", PeriodSeconds: int64(h.period / time.Second),
+			Anchor: &anchor, Status: "active"}
+		if r, ok := h.renewed[in.TenantID]; ok {
+			snap.RenewedThrough = &r
+		}
+		return snap, nil
+	})
+	reg("Renew", func(_ context.Context, in activities.RenewInput) (activities.RenewResult, error) {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.renewed[in.TenantID] = in.UpTo
+		upTo := in.UpTo
+		return activities.RenewResult{Created: 1, RenewedThrough: &upTo}, nil
+	})
+	reg("Claim", func(_ context.Context, in activities.ClaimInput) (activities.ClaimResult, error) {
+		h.mu.Lock()
+		rail := h.rail[in.TenantID]
+		h.mu.Unlock()
+		sum := sha256.Sum256([]byte(in.ClaimKey))
+		id := "perf-" + rail + "-" + hex.EncodeToString(sum[:8])
+		return activities.ClaimResult{Invoice: &activities.InvoiceRef{ID: id, TenantID: in.TenantID, Total: 500, Currency: "usd", Status: "open"}}, nil
+	})
+	reg("BeginCollection", func(_ context.Context, in activities.InvoiceInput) (activities.BeginCollectionResult, error) {
+		return activities.BeginCollectionResult{Invoice: activities.InvoiceRef{ID: in.InvoiceID, Total: 500, Currency: "usd", Status: "collecting"},
+			Policy: activities.DefaultPaymentPolicy()}, nil
+	})
+	reg("PayFromWallet", func(context.Context, activities.RailAttemptInput) (activities.WalletRailResult, error) {
+		return activities.WalletRailResult{Outcome: activities.OutcomeNotCovered, Summary: "no wallet", NoWallet: true}, nil
+	})
+	reg("PayByNWC", func(_ context.Context, in activities.RailAttemptInput) (activities.RailAttemptResult, error) {
+		if strings.HasPrefix(in.InvoiceID, "perf-card-") {
+			return activities.RailAttemptResult{Outcome: activities.OutcomeSkipped, Summary: "no NWC wallet connected"}, nil
+		}
+		return activities.RailAttemptResult{Outcome: activities.OutcomePaid, Summary: "paid from the tenant's wallet",
+			Payment: &activities.PaymentReport{Rail: "nwc", Reference: "hash-" + in.InvoiceID, AmountMsat: 250_000}}, nil
+	})
+	reg("ChargeCard", func(_ context.Context, in activities.RailAttemptInput) (activities.RailAttemptResult, error) {
+		return activities.RailAttemptResult{Outcome: activities.OutcomePaid, Summary: "charged the saved card",
+			Payment: &activities.PaymentReport{Rail: "stripe", Reference: "pi_" + in.InvoiceID, Amount: 500, Currency: "usd"}}, nil
+	})
+	reg("Settle", func(_ context.Context, in activities.SettleInput) (activities.SettleResult, error) {
+		return activities.SettleResult{Invoice: activities.InvoiceRef{ID: in.InvoiceID, Total: 500, Currency: "usd", Status: "paid",
+			PaidRail: in.Payment.Rail}, Outcome: "applied", TenantStatus: "active"}, nil
+	})
+}
+
+func TestHistorySizePerTenantPeriod(t *testing.T) {
+	tc := testkit.TemporalClient(t)
+	queue := testkit.TaskQueue(t)
+	period := 4 * time.Second
+	h := &happyPath{anchor: time.Now().UTC().Truncate(time.Second), period: period,
+		rail: map[models.TenantID]string{}, renewed: map[models.TenantID]time.Time{}}
+	w := worker.New(tc, queue, worker.Options{})
+	w.RegisterWorkflow(workflows.TenantBilling)
+	w.RegisterWorkflow(workflows.InvoicePayment)
+	h.register(w)
+	require.NoError(t, w.Start())
+	t.Cleanup(w.Stop)
+	ctx := context.Background()
+
+	tenants := map[string]models.TenantID{"nwc": testkit.NewTenantID(t), "card": testkit.NewTenantID(t)}
+	for rail, tenant := range tenants {
+		h.mu.Lock()
+		h.rail[tenant] = rail
+		h.mu.Unlock()
+		_, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: contract.TenantWorkflowID(tenant), TaskQueue: queue},
+			workflows.TenantBilling, workflows.TenantBillingInput{TenantID: tenant})
+		require.NoError(t, err)
+		t.Cleanup(func() {
+			_ = tc.TerminateWorkflow(context.Background(), contract.TenantWorkflowID(tenant), "", "test over")
+		})
+	}
+	for rail, tenant := range tenants {
+		// Three runs: set-up to the first boundary, the first boundary to
+		// the second (the period measured), and the next.
+		var runs [][]*historypb.HistoryEvent
+		waitFor(t, rail+" tenant's second boundary", 2*time.Minute, func() bool {
+			runs = runChain(t, tc, contract.TenantWorkflowID(tenant))
+			return len(runs) >= 3
+		})
+		periodRun := runs[1]
+		claimed := runs[0][len(runs[0])-1].GetWorkflowExecutionContinuedAsNewEventAttributes()
+		require.NotNil(t, claimed, "the set-up run continued as new at the first boundary")
+		var invoiceID string
+		for _, ev := range runs[0] {
+			if a := ev.GetStartChildWorkflowExecutionInitiatedEventAttributes(); a != nil {
+				invoiceID = strings.TrimPrefix(a.GetWorkflowId(), "invoice/")
+			}
+		}
+		require.NotEmpty(t, invoiceID, "the first boundary's claim started an invoice")
+		var invoice []*historypb.HistoryEvent
+		waitFor(t, rail+" invoice completed", time.Minute, func() bool {
+			invoice = events(t, tc, contract.InvoiceWorkflowID(invoiceID), "")
+			return invoice[len(invoice)-1].GetEventType() == enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
+		})
+		maxInvoice := map[string]int{"nwc": maxInvoiceNWCEvents, "card": maxInvoiceCardEvents}[rail]
+		t.Logf("%s: tenant period run %d events, invoice %d events", rail, len(periodRun), len(invoice))
+		require.LessOrEqual(t, len(periodRun), maxTenantPeriodEvents, "events of the tenant's period run (%s)", rail)
+		require.LessOrEqual(t, len(invoice), maxInvoice, "events of the invoice (%s)", rail)
+		require.True(t, hasVersionMarker(periodRun, "tenant-v2"), "the tenant run took the tenant-v2 path")
+		require.True(t, hasVersionMarker(invoice, "invoice-v4"), "the invoice took the invoice-v4 path")
+	}
+}
+
+// runChain returns the events of a workflow's runs, first to last.
+func runChain(t *testing.T, tc client.Client, workflowID string) [][]*historypb.HistoryEvent {
+	t.Helper()
+	d, err := tc.DescribeWorkflowExecution(context.Background(), workflowID, "")
+	require.NoError(t, err)
+	runID := d.GetWorkflowExecutionInfo().GetFirstRunId()
+	var out [][]*historypb.HistoryEvent
+	for runID != "" && len(out) < 10 {
+		evs := events(t, tc, workflowID, runID)
+		out = append(out, evs)
+		runID = ""
+		if last := evs[len(evs)-1]; last.GetEventType() == enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW {
+			runID = last.GetWorkflowExecutionContinuedAsNewEventAttributes().GetNewExecutionRunId()
+		}
+	}
+	return out
+}
+
+func events(t *testing.T, tc client.Client, workflowID, runID string) []*historypb.HistoryEvent {
+	t.Helper()
+	it := tc.GetWorkflowHistory(context.Background(), workflowID, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	var out []*historypb.HistoryEvent
+	for it.HasNext() {
+		ev, err := it.Next()
+		require.NoError(t, err)
+		out = append(out, ev)
+	}
+	require.NotEmpty(t, out, workflowID)
+	return out
+}
+
+// hasVersionMarker reports whether a history records the change id.
+func hasVersionMarker(evs []*historypb.HistoryEvent, changeID string) bool {
+	for _, ev := range evs {
+		if m := ev.GetMarkerRecordedEventAttributes(); m != nil && m.GetMarkerName() == "Version" {
+			if p := m.GetDetails()["change-id"]; p != nil && len(p.GetPayloads()) > 0 && strings.Contains(string(p.GetPayloads()[0].GetData()), changeID) {
+				return true
+			}
+		}
+	}
+	return false
+}
