@@ -279,7 +279,7 @@ Usage demo (payer $USAGE_DEMO, the sandbox metered client)
   $PAID_SESSION  paid (vpn): the first receipt from 0.01 USD of credit, GRACE
                    when the next found the wallet empty, a 1.00 USD top-up over
                    NWC, NORMAL again, ended: .bin/starter usage show --session $PAID_SESSION
-  $FREE_SESSION  FREE (api-free), running: .bin/starter usage show --session $FREE_SESSION
+  $FREE_SESSION  FREE (api-free), ends after 15 min without reports: .bin/starter usage show --session $FREE_SESSION
   statistics       .bin/starter usage stats --payer $USAGE_DEMO
   Web UI           usage/$PAID_SESSION and usage/$FREE_SESSION (search: UsageService="vpn")
 
