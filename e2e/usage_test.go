@@ -30,11 +30,13 @@ import (
 )
 
 // The usage services of these tests: 1 cent a second, a receipt per 10
-// seconds (10 cents); a grace long enough that only a top-up or its
-// absence decides, never the timer racing the test.
+// seconds (10 cents); e2e-sec's grace is long enough that only a top-up or
+// its absence decides, never the timer racing the test; e2e-short's ends
+// at once (and bans for 50 x 2 s).
 const usageCatalog = `{"services": [
   {"id": "e2e-sec", "unit": "SEC", "price": 60, "units": 60, "chunk": 10, "grace_period": "10m"},
-  {"id": "e2e-free", "unit": "SEC", "price": 0, "units": 60, "chunk": 60, "allow_free": true}
+  {"id": "e2e-free", "unit": "SEC", "price": 0, "units": 60, "chunk": 60, "allow_free": true},
+  {"id": "e2e-short", "unit": "SEC", "price": 60, "units": 60, "chunk": 10, "grace_period": "2s"}
 ]}`
 
 // usageRails starts the rails with the test catalog and the outbound
@@ -423,4 +425,65 @@ func TestUsageSessionNeverSigned(t *testing.T) {
 	w, err := s.store.WalletState(ctx, u.id)
 	require.NoError(t, err)
 	assert.Equal(t, int64(100), w.Spendable)
+}
+
+// A grace that ends unpaid bans the payer (TX_COND_NOT_FOUND, a ban of 50
+// grace periods in Postgres); a new session is refused over the api
+// (403 RECEIPT_BANNED_PKEY_HASH) until an operator lifts the ban
+// (DELETE /v1/usage/bans/{service}/{payer}); then it starts, in grace. The
+// statistics over the api count both grace sessions.
+func TestUsageGraceBanLiftedByOperator(t *testing.T) {
+	ctx := context.Background()
+	s := newStack(t)
+	r, _ := s.usageRails()
+	s.startWorker()
+	u := s.newTenant(r, payer{})
+
+	first := "banned-" + string(u.id)[:8]
+	res, err := s.billing.StartUsage(ctx, billing.UsageStartRequest{SessionID: first, ServiceID: "e2e-short", Payer: u.id, MaxUnitPrice: 60})
+	require.NoError(t, err)
+	assert.Equal(t, contract.UsageGrace, res.State, "no funds: service starts in grace")
+	assert.Equal(t, contract.SubWaitingTxForPaying, res.SubState)
+	v := s.sessionResult(first)
+	assert.Equal(t, models.UsageNoFunds, v.LastError)
+	ban, err := s.store.UsageBan(ctx, "e2e-short", u.id, time.Now())
+	require.NoError(t, err)
+	require.NotNil(t, ban, "the payer is banned from grace on the service")
+	assert.True(t, ban.After(time.Now()))
+	_, fired := s.timerSummaries(contract.UsageSessionWorkflowID(first))
+	assert.Equal(t, 1, fired, "the grace timer ended the session")
+
+	start := func(id string) map[string]any {
+		return map[string]any{"session_id": id, "service_id": "e2e-short", "payer": string(u.id), "max_unit_price": 60}
+	}
+	var refused struct{ Error, Code, Message string }
+	require.Equal(t, http.StatusForbidden, r.apiCall(t, http.MethodPost, "/v1/usage/sessions", start("refused-"+string(u.id)[:8]), &refused))
+	assert.Equal(t, string(models.UsageBannedPayer), refused.Code, refused.Message)
+
+	var lifted struct {
+		Lifted    bool       `json:"lifted"`
+		ExpiresAt *time.Time `json:"expires_at"`
+	}
+	require.Equal(t, http.StatusOK, r.apiCall(t, http.MethodDelete, "/v1/usage/bans/e2e-short/"+string(u.id), nil, &lifted))
+	assert.True(t, lifted.Lifted)
+	require.NotNil(t, lifted.ExpiresAt)
+	assert.True(t, ban.Equal(*lifted.ExpiresAt))
+
+	again := "again-" + string(u.id)[:8]
+	var started contract.UsageStartResult
+	require.Equal(t, http.StatusOK, r.apiCall(t, http.MethodPost, "/v1/usage/sessions", start(again), &started))
+	assert.Equal(t, contract.UsageGrace, started.State, "with the ban lifted the payer may go into grace again")
+	assert.Equal(t, models.UsageNoFunds, s.sessionResult(again).LastError)
+
+	var stats struct {
+		Services []struct {
+			ServiceID string `json:"service_id"`
+			Grace     struct {
+				Sessions int64 `json:"sessions"`
+			} `json:"grace"`
+		} `json:"services"`
+	}
+	require.Equal(t, http.StatusOK, r.apiCall(t, http.MethodGet, "/v1/usage/stats?service=e2e-short&payer="+string(u.id), nil, &stats))
+	require.Len(t, stats.Services, 1)
+	assert.Equal(t, int64(2), stats.Services[0].Grace.Sessions, "both sessions went through grace")
 }
