@@ -7,18 +7,24 @@ package api
 //	POST /v1/usage/sessions/{id}/signatures  the payer's signed event over the waiting receipt {event}
 //	POST /v1/usage/sessions/{id}/end         end; optional body {report} is reported first
 //	GET  /v1/usage/sessions/{id}             the session's state
+//	GET  /v1/usage/stats?payer=P[&service=S] the payer's statistics per service and mode (paid, free, grace)
+//	DELETE /v1/usage/bans/{service}/{payer}  an operator lifts the payer's grace ban on the service
 //
 // A session's refusal is 4xx {"error": "usage_error", "code": <UsageErrorCode>,
 // "message"} (UsageErrorStatus); an unknown session is 404.
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net/http"
+	"strings"
+	"time"
 
 	"github.com/billflow/billflow/billing"
 	"github.com/billflow/billflow/models"
+	"github.com/billflow/billflow/store"
 )
 
 // mountUsage adds the usage session endpoints.
@@ -28,6 +34,8 @@ func (s *Server) mountUsage(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/usage/sessions/{id}/signatures", s.app(s.usageSign))
 	mux.HandleFunc("POST /v1/usage/sessions/{id}/end", s.app(s.usageEnd))
 	mux.HandleFunc("GET /v1/usage/sessions/{id}", s.app(s.usageShow))
+	mux.HandleFunc("GET /v1/usage/stats", s.app(s.usageStats))
+	mux.HandleFunc("DELETE /v1/usage/bans/{service}/{payer}", s.app(s.usageUnban))
 }
 
 // UsageErrorStatus is the HTTP status of a session's refusal: 404 an
@@ -157,4 +165,139 @@ func asUsageError(err error) (*billing.UsageError, bool) {
 func isUsageError(err error) bool {
 	_, ok := asUsageError(err)
 	return ok
+}
+
+// ServiceUsageStats are one service's statistics of a payer, per mode.
+type ServiceUsageStats struct {
+	ServiceID string           `json:"service_id"`
+	Paid      store.UsageStats `json:"paid"`
+	Free      store.UsageStats `json:"free"`
+	Grace     store.UsageStats `json:"grace"`
+}
+
+// UsageStatsView is what GET /v1/usage/stats and `starter usage stats`
+// answer: the payer's statistics per service (one service when asked for
+// one, all zero when it has none yet).
+type UsageStatsView struct {
+	Payer    models.TenantID     `json:"payer"`
+	Services []ServiceUsageStats `json:"services"`
+}
+
+// ParseUsageStatsQuery checks a statistics request's payer (hex or npub)
+// and optional service id, naming the field that is wrong.
+func ParseUsageStatsQuery(payer, service string) (models.TenantID, string, error) {
+	id, err := models.ParseTenantID(strings.TrimSpace(payer))
+	if err != nil {
+		var ve *models.ValidationError
+		if errors.As(err, &ve) {
+			return "", "", &models.ValidationError{Field: "payer", Reason: ve.Reason}
+		}
+		return "", "", err
+	}
+	service = strings.TrimSpace(service)
+	if service != "" {
+		if err := models.ValidServiceID("service", service); err != nil {
+			return "", "", err
+		}
+	}
+	return id, service, nil
+}
+
+// LoadUsageStats reads the payer's statistics (store.UsageStatsOf) of one
+// service, or of every service when service is empty; a payer that is not
+// a tenant is billing.ErrTenantNotFound.
+func LoadUsageStats(ctx context.Context, st *store.Store, payer models.TenantID, service string) (UsageStatsView, error) {
+	v := UsageStatsView{Payer: payer, Services: []ServiceUsageStats{}}
+	if err := RequireTenant(ctx, st, payer); err != nil {
+		return v, err
+	}
+	rows, err := st.UsageStatsOf(ctx, service, payer)
+	if err != nil {
+		return v, err
+	}
+	for _, r := range rows {
+		if n := len(v.Services); n == 0 || v.Services[n-1].ServiceID != r.ServiceID {
+			v.Services = append(v.Services, newServiceUsageStats(r.ServiceID))
+		}
+		cur := &v.Services[len(v.Services)-1]
+		switch r.Mode {
+		case store.UsageModePaid:
+			cur.Paid = r.UsageStats
+		case store.UsageModeFree:
+			cur.Free = r.UsageStats
+		case store.UsageModeGrace:
+			cur.Grace = r.UsageStats
+		}
+	}
+	if service != "" && len(v.Services) == 0 {
+		v.Services = append(v.Services, newServiceUsageStats(service))
+	}
+	return v, nil
+}
+
+func newServiceUsageStats(service string) ServiceUsageStats {
+	return ServiceUsageStats{ServiceID: service, Paid: store.UsageStats{Mode: store.UsageModePaid},
+		Free: store.UsageStats{Mode: store.UsageModeFree}, Grace: store.UsageStats{Mode: store.UsageModeGrace}}
+}
+
+func (s *Server) usageStats(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	if !q.Has("payer") {
+		return &models.ValidationError{Field: "payer", Reason: "the payer query parameter is required (?payer=<hex or npub>)"}
+	}
+	payer, service, err := ParseUsageStatsQuery(q.Get("payer"), q.Get("service"))
+	if err != nil {
+		return err
+	}
+	v, err := LoadUsageStats(r.Context(), s.Store, payer, service)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, v)
+	return nil
+}
+
+// UsageUnbanned is the answer to lifting a grace ban: Lifted says whether
+// there was a ban (active or expired) to lift, ExpiresAt when an active
+// one would have ended.
+type UsageUnbanned struct {
+	ServiceID string          `json:"service_id"`
+	Payer     models.TenantID `json:"payer"`
+	Lifted    bool            `json:"lifted"`
+	ExpiresAt *time.Time      `json:"expires_at,omitempty"`
+}
+
+// LiftUsageBan lifts the payer's grace ban on the service
+// (store.LiftUsageBan): the payer may go into grace on it again. Lifting
+// where there is no ban changes nothing and answers Lifted false; a payer
+// that is not a tenant is billing.ErrTenantNotFound.
+func LiftUsageBan(ctx context.Context, st *store.Store, service string, payer models.TenantID, now time.Time) (UsageUnbanned, error) {
+	out := UsageUnbanned{ServiceID: service, Payer: payer}
+	if err := RequireTenant(ctx, st, payer); err != nil {
+		return out, err
+	}
+	until, err := st.UsageBan(ctx, service, payer, now)
+	if err != nil {
+		return out, err
+	}
+	out.ExpiresAt = until
+	out.Lifted, err = st.LiftUsageBan(ctx, service, payer)
+	return out, err
+}
+
+func (s *Server) usageUnban(w http.ResponseWriter, r *http.Request) error {
+	service := r.PathValue("service")
+	if err := models.ValidServiceID("service", service); err != nil {
+		return err
+	}
+	payer, _, err := ParseUsageStatsQuery(r.PathValue("payer"), "")
+	if err != nil {
+		return err
+	}
+	v, err := LiftUsageBan(r.Context(), s.Store, service, payer, s.now())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, v)
+	return nil
 }

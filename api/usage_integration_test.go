@@ -4,6 +4,7 @@ package api_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -22,6 +23,7 @@ import (
 	"github.com/billflow/billflow/internal/testkit"
 	"github.com/billflow/billflow/internal/usagestub"
 	"github.com/billflow/billflow/models"
+	"github.com/billflow/billflow/store"
 )
 
 // usageAPI is an api (no Postgres) whose billing client's task queue runs
@@ -154,4 +156,75 @@ func TestUsageAPIStartRefused(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+}
+
+// Statistics per service and mode from Postgres, and an operator lifting a
+// grace ban: the payer's rows grouped by service with every mode present,
+// one service asked for (zeros when it has none), refusals naming the
+// parameter, an unknown payer 404; DELETE of a ban lifts it (the store
+// has none after) and a second DELETE answers lifted false.
+func TestUsageAPIStatsAndUnban(t *testing.T) {
+	h := newWalletHarness(t)
+	ctx := context.Background()
+	now := time.Now().UTC()
+	_, err := h.st.WriteUsageStats(ctx, "r1", "vpn", h.tenant, []store.UsageStats{
+		{Mode: store.UsageModePaid, Seconds: 120, BytesReceived: 10, BytesSent: 5, Units: 120, Value: 2},
+		{Mode: store.UsageModeGrace, Seconds: 30, Units: 30, Value: 1, Sessions: 1},
+	}, now)
+	require.NoError(t, err)
+	_, err = h.st.WriteUsageStats(ctx, "r1", "vpn", h.tenant, []store.UsageStats{{Mode: store.UsageModePaid, Seconds: 999}}, now)
+	require.NoError(t, err)
+	_, err = h.st.WriteUsageStats(ctx, "e1", "api-free", h.tenant, []store.UsageStats{{Mode: store.UsageModeFree, Seconds: 60, Units: 60}}, now)
+	require.NoError(t, err)
+
+	var v api.UsageStatsView
+	require.Equal(t, http.StatusOK, h.call(t, http.MethodGet, "/v1/usage/stats?payer="+string(h.tenant), "", &v))
+	assert.Equal(t, h.tenant, v.Payer)
+	require.Len(t, v.Services, 2)
+	assert.Equal(t, "api-free", v.Services[0].ServiceID)
+	assert.Equal(t, int64(60), v.Services[0].Free.Seconds)
+	assert.Equal(t, store.UsageModePaid, v.Services[0].Paid.Mode)
+	assert.True(t, v.Services[0].Paid.Zero())
+	vpn := v.Services[1]
+	assert.Equal(t, store.UsageStats{Mode: store.UsageModePaid, Seconds: 120, BytesReceived: 10, BytesSent: 5, Units: 120, Value: 2}, vpn.Paid,
+		"the same write key counts once")
+	assert.Equal(t, int64(1), vpn.Grace.Sessions)
+	assert.True(t, vpn.Free.Zero())
+
+	v = api.UsageStatsView{}
+	require.Equal(t, http.StatusOK, h.call(t, http.MethodGet, "/v1/usage/stats?service=vpn&payer="+string(h.tenant), "", &v))
+	require.Len(t, v.Services, 1)
+	assert.Equal(t, int64(120), v.Services[0].Paid.Seconds)
+	v = api.UsageStatsView{}
+	require.Equal(t, http.StatusOK, h.call(t, http.MethodGet, "/v1/usage/stats?service=relay-bandwidth&payer="+string(h.tenant), "", &v))
+	require.Len(t, v.Services, 1, "a service without usage answers zeros")
+	assert.True(t, v.Services[0].Paid.Zero() && v.Services[0].Grace.Zero())
+
+	for _, c := range []struct{ query, field string }{
+		{"", "payer"}, {"?payer=bob", "payer"}, {"?payer=" + string(h.tenant) + "&service=VPN!", "service"},
+	} {
+		var e errorAnswer
+		assert.Equal(t, http.StatusBadRequest, h.call(t, http.MethodGet, "/v1/usage/stats"+c.query, "", &e), c.query)
+		assert.Equal(t, c.field, e.Field, c.query)
+	}
+	nobody := testkit.NewTenantID(t)
+	h.requireRefused(t, http.MethodGet, "/v1/usage/stats?payer="+string(nobody), "", http.StatusNotFound, string(nobody))
+
+	until := now.Add(time.Hour).Truncate(time.Second)
+	require.NoError(t, h.st.BanUsagePayer(ctx, "vpn", h.tenant, until, "grace ended unpaid", now))
+	var u api.UsageUnbanned
+	require.Equal(t, http.StatusOK, h.call(t, http.MethodDelete, "/v1/usage/bans/vpn/"+string(h.tenant), "", &u))
+	assert.True(t, u.Lifted)
+	require.NotNil(t, u.ExpiresAt)
+	assert.True(t, until.Equal(*u.ExpiresAt), "%s vs %s", until, u.ExpiresAt)
+	ban, err := h.st.UsageBan(ctx, "vpn", h.tenant, now)
+	require.NoError(t, err)
+	assert.Nil(t, ban, "the ban is gone")
+	u = api.UsageUnbanned{}
+	require.Equal(t, http.StatusOK, h.call(t, http.MethodDelete, "/v1/usage/bans/vpn/"+string(h.tenant), "", &u))
+	assert.False(t, u.Lifted, "nothing to lift")
+	assert.Nil(t, u.ExpiresAt)
+	h.requireRefused(t, http.MethodDelete, "/v1/usage/bans/vpn/"+string(nobody), "", http.StatusNotFound, string(nobody))
+	h.requireRefused(t, http.MethodDelete, "/v1/usage/bans/Bad!/"+string(h.tenant), "", http.StatusBadRequest, "Bad!")
+	h.requireRefused(t, http.MethodDelete, "/v1/usage/bans/vpn/bob", "", http.StatusBadRequest, "bob")
 }

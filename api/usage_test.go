@@ -32,6 +32,8 @@ func TestUsageEndpointsNeedToken(t *testing.T) {
 		{http.MethodPost, "/v1/usage/sessions/s1/signatures"},
 		{http.MethodPost, "/v1/usage/sessions/s1/end"},
 		{http.MethodGet, "/v1/usage/sessions/s1"},
+		{http.MethodGet, "/v1/usage/stats?payer=p"},
+		{http.MethodDelete, "/v1/usage/bans/vpn/p"},
 	} {
 		code, body, _ := do(t, h, httptest.NewRequest(c.method, c.path, nil))
 		assert.Equal(t, http.StatusUnauthorized, code, "%s %s", c.method, c.path)

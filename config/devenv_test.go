@@ -15,10 +15,10 @@ import (
 )
 
 // notInDev are the settings the dev stack leaves at their defaults or off on
-// purpose: no outbound webhook, the default ban from grace, NWC on because
-// the node is configured.
+// purpose: the default ban from grace, NWC on because the node is
+// configured. (Outbound events go to the sandbox metered client.)
 var notInDev = map[string]bool{
-	"BILLFLOW_WEBHOOK_URL": true, "BILLFLOW_WEBHOOK_SECRET": true, "BILLFLOW_BAN_FACTOR": true, "BILLFLOW_NWC_ENABLED": true,
+	"BILLFLOW_BAN_FACTOR": true, "BILLFLOW_NWC_ENABLED": true,
 }
 
 // TestDevEnvFileExportsEverySetting runs the dev stack's env writer
@@ -47,15 +47,17 @@ func TestDevEnvFileExportsEverySetting(t *testing.T) {
 		"stripe-webhook.key": "webhooksecret",
 		"robot.key":          strings.Repeat("7f", 32),
 		"api.token":          "apitokensecret",
+		"webhook.key":        "outboundhooksecret",
 	}
 	for name, v := range secrets {
 		require.NoError(t, os.WriteFile(filepath.Join(data, name), []byte(v), 0o600))
 	}
-	for _, dir := range []string{"lnnode", "nwcwallet"} {
+	for _, dir := range []string{"lnnode", "nwcwallet", "meterclient"} {
 		require.NoError(t, os.MkdirAll(filepath.Join(data, dir), 0o700))
 	}
 	require.NoError(t, os.WriteFile(filepath.Join(data, "lnnode", "lnnode.env"), []byte("LNNODE_GRPC_ADDR=127.0.0.1:1\n"), 0o600))
 	require.NoError(t, os.WriteFile(filepath.Join(data, "nwcwallet", "nwcwallet.env"), []byte("NWC_WALLET_PUBKEY=ab\n"), 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(data, "meterclient", "meterclient.env"), []byte("METERCLIENT_PUBKEY=cd\n"), 0o600))
 	out := filepath.Join(data, "env")
 
 	harness := `set -euo pipefail
@@ -65,7 +67,7 @@ declare -A LNNODE=([LNNODE_GRPC_ADDR]=127.0.0.1:10009 [LNNODE_TLS_CERT]=/d/tls.c
   [LNNODE_PAYOUT_MACAROON]=/d/payout.macaroon [LNNODE_NETWORK]=regtest [LNNODE_PUBKEY]=02` + strings.Repeat("ab", 32) + `)
 DATA=$2 DATABASE_URL=postgres://billflow@127.0.0.1:5432/billflow TEMPORAL_ADDRESS=127.0.0.1:7233 TEMPORAL_NAMESPACE=default
 TEMPORAL_UI_URL=http://127.0.0.1:8233 BILLFLOW_PLANS=/repo/config/plans.json BILLFLOW_SERVICES=/repo/config/services.json TASK_QUEUE=billflow
-API_PORT=8090 WORKER_HTTP_PORT=9464 RELAY_PORT=7000 STRIPE_PORT=12111
+API_PORT=8090 WORKER_HTTP_PORT=9464 RELAY_PORT=7000 STRIPE_PORT=12111 METER_PORT=7480
 BILLFLOW_RATES=usd=2000000 BILLFLOW_APP_URL=http://localhost:3000 BILLFLOW_GRACE_WINDOW=3m BILLFLOW_DUNNING=1m,2m,4m
 BILLFLOW_RECONCILE=30s,1m,2m BILLFLOW_RECONCILE_EVERY=5m BILLFLOW_NWC_TIMEOUT=15s
 write_env "$3"
@@ -94,6 +96,8 @@ env -i PATH="$PATH" bash -c 'source "$1" && env' sourced "$3"
 	}
 	assert.Equal(t, "whsec_webhooksecret", vars["BILLFLOW_STRIPE_WEBHOOK_SECRET"])
 	assert.Equal(t, "127.0.0.1:9464", vars["BILLFLOW_WORKER_HTTP_ADDR"])
+	assert.Equal(t, "http://127.0.0.1:7480/", vars["BILLFLOW_WEBHOOK_URL"], "outbound events go to the sandbox metered client")
+	assert.Equal(t, "outboundhooksecret", vars["BILLFLOW_WEBHOOK_SECRET"])
 
 	w, err := config.LoadWorker(environ)
 	require.NoError(t, err, "the dev env is a valid worker configuration")

@@ -54,10 +54,18 @@ type Service struct {
 	AllowFree bool `json:"allow_free,omitempty"`
 }
 
+// ValidServiceID checks a service id's form (field names where it came from).
+func ValidServiceID(field, id string) error {
+	if !serviceIDPattern.MatchString(id) {
+		return invalid(field, "%q is not 1-64 lower-case letters, digits, '.', '_' or '-'", id)
+	}
+	return nil
+}
+
 // Validate checks a service as the catalog loads it.
 func (s Service) Validate() error {
-	if !serviceIDPattern.MatchString(s.ID) {
-		return invalid("service.id", "%q is not 1-64 lower-case letters, digits, '.', '_' or '-'", s.ID)
+	if err := ValidServiceID("service.id", s.ID); err != nil {
+		return err
 	}
 	if _, err := ParseServiceUnit(string(s.Unit)); err != nil {
 		return invalid("service "+s.ID, "unit %q is not SEC or B", s.Unit)

@@ -168,6 +168,85 @@ set_nwc "$WALLET_TENANT" "$authorised_secret"
 "$STARTER" wallet grant --tenant "$WALLET_TENANT" --amount 700 --key demo-wallet-credit >/dev/null
 "$STARTER" wallet auto-recharge --tenant "$WALLET_TENANT" --threshold 300 --amount 1000 >/dev/null
 payment_demo "$WALLET_TENANT" wallet
+
+# ---------------------------------------------------------------------------
+# Usage demo: metered sessions (issue 10) of the sandbox metered client's
+# payer (METERCLIENT_PUBKEY, its key in .data/meterclient/payer.key). The
+# worker delivers every outbound event to that client (BILLFLOW_WEBHOOK_URL),
+# which co-signs its payer's receipts through the api at once (mode auto).
+#   demo-usage-paid  service vpn (1 cent a minute, a receipt a minute): 1 cent
+#                    of credit pays the first receipt; a minute of usage brings
+#                    the next, which the wallet cannot pay: GRACE (service
+#                    goes on, usage counted as grace), a top-up of 1.00 USD is
+#                    collected over NWC, the session is told, issues a new
+#                    receipt the client signs, and is NORMAL again; then ended
+#                    (settled, unused seconds kept as remain service).
+#   demo-usage-free  service api-free (price 0): FREE, two minutes reported,
+#                    left running (it ends after 15 minutes without reports).
+# A session id names one session: a re-run finds them and starts nothing.
+USAGE_DEMO=""
+PAID_SESSION=demo-usage-paid
+FREE_SESSION=demo-usage-free
+
+# usage_wait SESSION WHAT REGEX...: waits (up to a minute) until the
+# session's JSON view matches every extended regex.
+usage_wait() {
+  local session=$1 what=$2 i out ok p
+  shift 2
+  for ((i = 0; i < 240; i++)); do
+    out=$("$STARTER" usage show --session "$session" --json 2>/dev/null) || out=""
+    ok=1
+    for p in "$@"; do
+      grep -Eq "$p" <<<"$out" || {
+        ok=0
+        break
+      }
+    done
+    ((ok)) && return 0
+    sleep 0.25
+  done
+  printf '%s\n' "$out" >&2
+  warn "usage session $session: gave up waiting for $what"
+  return 1
+}
+
+# usage_demo: the two sessions; non-zero (after a warning) when a step fails.
+usage_demo() {
+  local p=$METERCLIENT_PUBKEY
+  log "seeding usage-demo payer $p (the sandbox metered client's key)"
+  ensure_tenant "$p"
+  set_nwc "$p" "$authorised_secret"
+  "$STARTER" tenant set-stripe-customer --tenant "$p" --customer ""
+  if "$STARTER" usage show --session "$PAID_SESSION" >/dev/null 2>&1; then
+    log "usage demo sessions exist (an earlier run); not starting them again"
+    return 0
+  fi
+  "$STARTER" wallet grant --tenant "$p" --amount 1 --key demo-usage-credit >/dev/null
+  "$STARTER" usage start --session "$PAID_SESSION" --service vpn --payer "$p" --max-unit-price 60 || return 1
+  usage_wait "$PAID_SESSION" "the first receipt signed by the metered client" \
+    '"state": "NORMAL"' '"sub_state": "NORMAL"' '"receipts_signed": 1' || return 1
+  "$STARTER" usage report --session "$PAID_SESSION" --id demo-usage-paid-1 --seconds 60 --bytes-received 4000000 --bytes-sent 500000
+  usage_wait "$PAID_SESSION" "grace (the next receipt finds the wallet empty)" '"state": "GRACE"' || return 1
+  log "$PAID_SESSION is in GRACE: service goes on; topping the wallet up over NWC"
+  "$STARTER" usage report --session "$PAID_SESSION" --id demo-usage-paid-2 --seconds 20 --bytes-received 1000000 --bytes-sent 100000
+  "$STARTER" wallet top-up --tenant "$p" --amount 100 --key demo-usage-top-up || return 1
+  usage_wait "$PAID_SESSION" "NORMAL again after the top-up" \
+    '"state": "NORMAL"' '"sub_state": "NORMAL"' '"receipts_signed": 2' || return 1
+  "$STARTER" usage end --session "$PAID_SESSION" || return 1
+
+  "$STARTER" usage start --session "$FREE_SESSION" --service api-free --payer "$p" --max-unit-price 0 || return 1
+  "$STARTER" usage report --session "$FREE_SESSION" --id demo-usage-free-1 --seconds 120 --bytes-received 20000 --bytes-sent 8000
+}
+
+if [[ -n ${METERCLIENT_PUBKEY:-} ]]; then
+  if usage_demo; then
+    USAGE_DEMO=$METERCLIENT_PUBKEY
+  else
+    warn "the usage demo did not complete (see above, $DATA_DIR/logs/sandbox-meterclient.log and $DATA_DIR/logs/worker.log)"
+  fi
+else
+  warn "no sandbox metered client (METERCLIENT_PUBKEY): skipping the usage demo"
+fi
 unset authorised_secret unauthorised_secret
 
 grace=${BILLFLOW_GRACE_WINDOW:-"the worker's BILLFLOW_GRACE_WINDOW"}
@@ -193,6 +272,20 @@ Payment demos (2-minute periods: each tenant gets a new invoice every 2 minutes)
          its balance sync starts a 10.00 USD top-up, paid over NWC
          (.bin/starter wallet show --tenant $WALLET_TENANT)
 
+EOF
+if [[ -n $USAGE_DEMO ]]; then
+  cat <<EOF
+Usage demo (payer $USAGE_DEMO, the sandbox metered client)
+  $PAID_SESSION  paid (vpn): the first receipt from 0.01 USD of credit, GRACE
+                   when the next found the wallet empty, a 1.00 USD top-up over
+                   NWC, NORMAL again, ended: .bin/starter usage show --session $PAID_SESSION
+  $FREE_SESSION  FREE (api-free), ends after 15 min without reports: .bin/starter usage show --session $FREE_SESSION
+  statistics       .bin/starter usage stats --payer $USAGE_DEMO
+  Web UI           usage/$PAID_SESSION and usage/$FREE_SESSION (search: UsageService="vpn")
+
+EOF
+fi
+cat <<EOF
 What to watch in the Temporal Web UI (search box: BillingTenant="<tenant id>"):
   invoice/<id>  the InvoicePayment workflow: its rail attempts, PaymentRail,
                 BillingStatus; paid ones complete, the grace tenant's keeps
@@ -200,6 +293,8 @@ What to watch in the Temporal Web UI (search box: BillingTenant="<tenant id>"):
   grace/<id>    the grace tenant's GraceWindow workflow, until suspension
   balance/<id>  the wallet tenant's BalanceSync: funds, spendable, top-ups
   tenant/<id>   each TenantBilling workflow: renewals and claims every period
+  usage/<id>    a UsageSession: state, receipts, units, value in its details;
+                its timers (sign timeouts, grace) and activities by name
 
 EOF
 
@@ -233,4 +328,5 @@ From the shell (source $DATA_DIR/env):
   .bin/starter tenant payment-methods --tenant $CARD_TENANT
   .bin/starter invoice page-link --invoice ID   (its hosted page; --revoke for a new link)
   .bin/starter tenant portal-link --tenant ID   (the account page)
+  .bin/starter usage show --session $PAID_SESSION   (a usage session; stats: usage stats --payer ID)
 EOF

@@ -9,7 +9,7 @@
 #   LOG_DIR   where the processes log
 #   ENV_FILE  the env file write_env writes and the processes start from
 # and set API_PORT, RELAY_PORT, STRIPE_PORT, LN_GRPC_PORT, LN_HTTP_PORT,
-# WORKER_HTTP_PORT, LNNODE, TASK_QUEUE, the schedule variables, SANDBOX_PIDS
+# WORKER_HTTP_PORT, METER_PORT, LNNODE, TASK_QUEUE, the schedule variables, SANDBOX_PIDS
 # and WORKER_PIDS.
 
 SANDBOX_PIDS=()
@@ -39,7 +39,7 @@ stack_secret_key() {
 # worker and the api are started by sourcing it, and `source .data/env` gives
 # a shell the same settings. Secrets stay in their 0600 files under .data;
 # the env file only reads them when it is sourced, so it names no secret.
-# Needs DATA, TASK_QUEUE, API_PORT, WORKER_HTTP_PORT, RELAY_PORT, STRIPE_PORT,
+# Needs DATA, TASK_QUEUE, API_PORT, WORKER_HTTP_PORT, RELAY_PORT, STRIPE_PORT, METER_PORT,
 # LNNODE (the node's settings) and the schedule variables set.
 write_env() {
   (
@@ -88,9 +88,14 @@ write_env() {
       printf 'export BILLFLOW_API_TOKEN="$(cat %q)"\n' "$DATA/api.token"
       # shellcheck disable=SC2016 # expanded when the file is sourced
       printf 'export BILLFLOW_STRIPE_WEBHOOK_SECRET="whsec_$(cat %q)"\n' "$DATA/stripe-webhook.key"
-      # LNNODE_* (engine's node: address, cert, macaroon, pay URL) and NWC_*
-      # (the sandbox wallet; its connection URLs stay in a 0600 file, never here).
-      cat "$DATA/lnnode/lnnode.env" "$DATA/nwcwallet/nwcwallet.env"
+      # Outbound events go to the sandbox metered client (stack_meterclient_up).
+      printf 'export BILLFLOW_WEBHOOK_URL=%q\n' "http://127.0.0.1:$METER_PORT/"
+      # shellcheck disable=SC2016 # expanded when the file is sourced
+      printf 'export BILLFLOW_WEBHOOK_SECRET="$(cat %q)"\n' "$DATA/webhook.key"
+      # LNNODE_* (engine's node: address, cert, macaroon, pay URL), NWC_*
+      # (the sandbox wallet; its connection URLs stay in a 0600 file, never
+      # here) and METERCLIENT_* (the metered client's URL and payer key).
+      cat "$DATA/lnnode/lnnode.env" "$DATA/nwcwallet/nwcwallet.env" "$DATA/meterclient/meterclient.env"
     } >"$1"
   )
 }
@@ -181,6 +186,26 @@ stack_sandboxes_up() {
   done
   # The worker's /metrics and /healthz.
   free_port WORKER_HTTP_PORT
+  stack_meterclient_up
+}
+
+# stack_meterclient_up: starts the sandbox metered client (the payer of the
+# usage demo) as the application's webhook endpoint: the worker delivers
+# every outbound event to it (BILLFLOW_WEBHOOK_URL, signed with
+# .data/webhook.key); it co-signs the usage.sign_request receipts of its
+# payer key (.data/meterclient/payer.key) through the api and acknowledges
+# every other event. Needs API_PORT and .data/api.token; sets METER_PORT.
+stack_meterclient_up() {
+  dev_secret "$DATA/webhook.key" 32 >/dev/null
+  free_port METER_PORT
+  rm -f "$DATA/meterclient/meterclient.env"
+  # Its secrets come from their files inside the child, never as arguments.
+  # shellcheck disable=SC2016 # $1..$3 are the inner shell's
+  sandbox_up meterclient "[[ -s $DATA/meterclient/meterclient.env ]]" bash -c \
+    'BILLFLOW_WEBHOOK_SECRET=$(cat "$1") BILLFLOW_API_TOKEN=$(cat "$2") exec "$3" "${@:4}"' meterclient \
+    "$DATA/webhook.key" "$DATA/api.token" "$BIN_DIR/meterclient" --dir "$DATA/meterclient" \
+    --addr "127.0.0.1:$METER_PORT" --api-url "http://127.0.0.1:$API_PORT" --mode auto
+  log "sandbox metered client: webhook http://127.0.0.1:$METER_PORT/ (sign outcomes: /outcomes), payer in .data/meterclient"
 }
 
 # stack_worker_up NAME HTTP_PORT: starts one worker replica from ENV_FILE,

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -12,10 +13,12 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/billflow/billflow/api"
 	"github.com/billflow/billflow/billing"
 	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/internal/payersign"
 	"github.com/billflow/billflow/models"
+	"github.com/billflow/billflow/store"
 )
 
 // The usage commands drive metered usage sessions (issue 10), each a
@@ -29,7 +32,7 @@ func (a *app) usageCommand() *cobra.Command {
 		Long: "A usage session bills a metered service (seconds or bytes) while it serves: the engine issues receipts that the payer co-signs " +
 			"and pays each from the payer's wallet. A refused request prints `error: <CODE>: <reason>` and exits 4.",
 	}
-	cmd.AddCommand(a.usageStart(), a.usageReport(), a.usageSign(), a.usageEnd(), a.usageShow())
+	cmd.AddCommand(a.usageStart(), a.usageReport(), a.usageSign(), a.usageEnd(), a.usageShow(), a.usageStats(), a.usageUnban())
 	return cmd
 }
 
@@ -390,4 +393,114 @@ func (a *app) printUsage(v billing.UsageView) error {
 		fmt.Fprintf(w, "ended\t%s\n", v.EndedAt.Format(time.RFC3339))
 	}
 	return w.Flush()
+}
+
+func (a *app) usageStats() *cobra.Command {
+	var (
+		payer, service string
+		asJSON         bool
+	)
+	cmd := &cobra.Command{
+		Use:   "stats --payer PUBKEY [--service ID]",
+		Short: "Show a payer's usage statistics per service and mode (paid, free, grace)",
+		Long: "Reads the statistics the sessions wrote to Postgres (DATABASE_URL): per service and mode, the time of service, bytes received " +
+			"and sent, units and value; grace also counts the sessions that went through grace. Without --service every service of the payer is shown.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := requireFlag(cmd, "payer"); err != nil {
+				return err
+			}
+			id, svc, err := api.ParseUsageStatsQuery(payer, service)
+			if err != nil {
+				return flagError(err)
+			}
+			st, err := a.db(cmd.Context())
+			if err != nil {
+				return err
+			}
+			v, err := api.LoadUsageStats(cmd.Context(), st, id, svc)
+			if err != nil {
+				return asTenantNotFound(string(id), err)
+			}
+			if asJSON {
+				return a.printJSON(v)
+			}
+			w := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintf(w, "payer\t%s\n", v.Payer)
+			if len(v.Services) == 0 {
+				fmt.Fprintf(w, "services\tnone used yet\n")
+			}
+			for _, s := range v.Services {
+				fmt.Fprintf(w, "\nservice %s\tmode\ttime\tbytes received\tbytes sent\tunits\tvalue\tsessions\n", s.ServiceID)
+				for _, m := range []store.UsageStats{s.Paid, s.Free, s.Grace} {
+					sessions := "-"
+					if m.Mode == store.UsageModeGrace {
+						sessions = fmt.Sprint(m.Sessions)
+					}
+					fmt.Fprintf(w, "\t%s\t%s\t%d\t%d\t%d\t%d\t%s\n", m.Mode, time.Duration(m.Seconds)*time.Second, m.BytesReceived, m.BytesSent, m.Units, m.Value, sessions)
+				}
+			}
+			return w.Flush()
+		},
+	}
+	cmd.Flags().StringVar(&payer, "payer", "", "the payer's Nostr public key (hex or npub)")
+	cmd.Flags().StringVar(&service, "service", "", "one catalog service's id (default: every service)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func (a *app) usageUnban() *cobra.Command {
+	var (
+		payer, service string
+		asJSON         bool
+	)
+	cmd := &cobra.Command{
+		Use:   "unban --payer PUBKEY --service ID",
+		Short: "Lift a payer's grace ban on a service (an operator's action)",
+		Long: "A grace that ends unpaid bans the payer from grace on the service for 50 x its grace period (RECEIPT_BANNED_PKEY_HASH). " +
+			"This lifts the ban in Postgres (DATABASE_URL) at once; lifting where there is none changes nothing and says so.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := requireFlag(cmd, "payer", "service"); err != nil {
+				return err
+			}
+			id, svc, err := api.ParseUsageStatsQuery(payer, service)
+			if err != nil {
+				return flagError(err)
+			}
+			st, err := a.db(cmd.Context())
+			if err != nil {
+				return err
+			}
+			v, err := api.LiftUsageBan(cmd.Context(), st, svc, id, time.Now())
+			if err != nil {
+				return asTenantNotFound(string(id), err)
+			}
+			if asJSON {
+				return a.printJSON(v)
+			}
+			switch {
+			case v.Lifted && v.ExpiresAt != nil:
+				_, err = fmt.Fprintf(a.stdout, "lifted %s's grace ban on %s (it would have expired %s)\n", v.Payer, v.ServiceID, v.ExpiresAt.Format(time.RFC3339))
+			case v.Lifted:
+				_, err = fmt.Fprintf(a.stdout, "removed %s's expired grace ban on %s\n", v.Payer, v.ServiceID)
+			default:
+				_, err = fmt.Fprintf(a.stdout, "%s has no grace ban on %s; nothing changed\n", v.Payer, v.ServiceID)
+			}
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&payer, "payer", "", "the payer's Nostr public key (hex or npub)")
+	cmd.Flags().StringVar(&service, "service", "", "the catalog service's id")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+// flagError names the flag a validation error is about (payer -> --payer).
+func flagError(err error) error {
+	var ve *models.ValidationError
+	if errors.As(err, &ve) && !strings.HasPrefix(ve.Field, "--") {
+		return &models.ValidationError{Field: "--" + ve.Field, Reason: ve.Reason}
+	}
+	return err
 }

@@ -15,10 +15,13 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/worker"
 
+	"github.com/billflow/billflow/api"
 	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/internal/payersign"
 	"github.com/billflow/billflow/internal/testkit"
 	"github.com/billflow/billflow/internal/usagestub"
+	"github.com/billflow/billflow/models"
+	"github.com/billflow/billflow/store"
 )
 
 // usageQueue runs the stub UsageSession workflow on a task queue of the
@@ -134,4 +137,54 @@ func TestUsageCommandsRefused(t *testing.T) {
 	require.Equal(t, 0, r.code, r.stderr)
 	assert.Contains(t, r.stdout, "FREE")
 	requireRefused(t, runUsage(t, "sign", "--session", "f-"+pk[:8], "--key", sk), "WRONG_STATE")
+}
+
+// usage stats prints the payer's statistics per service and mode (JSON and
+// table); usage unban lifts a grace ban (and says so when there is none);
+// an unknown payer exits 3, a bad flag 2 naming it.
+func TestUsageStatsAndUnbanCommands(t *testing.T) {
+	st, url := newTestStore(t)
+	payer := walletTenant(t, st)
+	ctx := context.Background()
+	now := time.Now().UTC()
+	_, err := st.WriteUsageStats(ctx, "r1", "vpn", models.TenantID(payer), []store.UsageStats{
+		{Mode: store.UsageModePaid, Seconds: 125, BytesReceived: 10, BytesSent: 5, Units: 125, Value: 3},
+		{Mode: store.UsageModeGrace, Seconds: 30, Units: 30, Value: 1, Sessions: 1},
+	}, now)
+	require.NoError(t, err)
+
+	r := runWithDB(t, url, "usage", "stats", "--payer", payer, "--json")
+	require.Equal(t, 0, r.code, r.stderr)
+	var v api.UsageStatsView
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &v), r.stdout)
+	require.Len(t, v.Services, 1)
+	assert.Equal(t, int64(125), v.Services[0].Paid.Seconds)
+	assert.Equal(t, int64(1), v.Services[0].Grace.Sessions)
+	r = runWithDB(t, url, "usage", "stats", "--payer", payer, "--service", "vpn")
+	require.Equal(t, 0, r.code, r.stderr)
+	for _, want := range []string{"service vpn", "paid", "2m5s", "grace", "free"} {
+		assert.Contains(t, r.stdout, want)
+	}
+
+	r = runWithDB(t, url, "usage", "unban", "--payer", payer, "--service", "vpn")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "no grace ban on vpn")
+	require.NoError(t, st.BanUsagePayer(ctx, "vpn", models.TenantID(payer), now.Add(time.Hour), "grace ended unpaid", now))
+	r = runWithDB(t, url, "usage", "unban", "--payer", payer, "--service", "vpn")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "lifted "+payer+"'s grace ban on vpn")
+	ban, err := st.UsageBan(ctx, "vpn", models.TenantID(payer), now)
+	require.NoError(t, err)
+	assert.Nil(t, ban)
+
+	nobody := string(testkit.NewTenantID(t))
+	r = runWithDB(t, url, "usage", "stats", "--payer", nobody)
+	assert.Equal(t, exitNotFound, r.code, r.stdout)
+	assert.Contains(t, r.stderr, "tenant "+nobody+" not found")
+	r = runWithDB(t, url, "usage", "unban", "--payer", payer, "--service", "VPN!")
+	assert.Equal(t, exitInvalid, r.code, r.stdout)
+	assert.Contains(t, r.stderr, "--service")
+	r = runWithDB(t, url, "usage", "unban", "--payer", payer)
+	assert.Equal(t, exitInvalid, r.code)
+	assert.Contains(t, r.stderr, "--service is required")
 }
