@@ -18,7 +18,7 @@ import (
 // lock, so this is the throughput of the serialisation point. It reports
 // promises/s; it asserts nothing about time.
 //
-//	source /work/stack/env && go test -tags integration -run '^$' -bench ConcurrentPromise -benchtime 2000x ./store/
+//	BILLFLOW_TEST_DATABASE_URL=... go test -tags integration -run '^$' -bench ConcurrentPromise -benchtime 2000x ./store/
 func BenchmarkConcurrentPromiseDebits(b *testing.B) {
 	const writers = 32
 	st := wideStore(b, writers+2)

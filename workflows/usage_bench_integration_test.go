@@ -30,7 +30,7 @@ import (
 // same shape (per receipt: a report signal, then a sign update that runs two
 // activities and restarts a timer). A benchmark, not a timed test:
 //
-//	source /work/stack/env   # or scripts/test.sh's servers
+//	# with TEMPORAL_ADDRESS and BILLFLOW_TEST_DATABASE_URL set, as scripts/test.sh sets them
 //	go test -tags integration -run '^$' -bench BenchmarkUsageReceipts -benchtime 1x ./workflows/
 const (
 	benchSessions = 200
