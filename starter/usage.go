@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -284,47 +285,26 @@ func readKey(stdin io.Reader, arg string) (string, error) {
 }
 
 func (a *app) usageEnd() *cobra.Command {
-	var (
-		session string
-		asJSON  bool
-	)
-	cmd := &cobra.Command{
-		Use:   "end --session ID",
-		Short: "End a usage session: final usage valued, unused units kept as remain service",
-		Long:  "Ends the session and prints its final state. Report the last usage first (usage report); ending an ended session exits 4 (SESSION_ENDED).",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := sessionFlag(cmd, session); err != nil {
-				return err
-			}
-			bc, err := a.billingClient(cmd.Context())
-			if err != nil {
-				return err
-			}
-			v, err := bc.EndUsage(cmd.Context(), session)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return a.printJSON(v)
-			}
-			return a.printUsage(v)
-		},
-	}
-	cmd.Flags().StringVar(&session, "session", "", "session id")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	return cmd
+	return a.usageSessionCommand("end --session ID", "End a usage session: final usage valued, unused units kept as remain service",
+		"Ends the session and prints its final state. Report the last usage first (usage report); ending an ended session exits 4 (SESSION_ENDED).",
+		(*billing.Client).EndUsage)
 }
 
 func (a *app) usageShow() *cobra.Command {
+	return a.usageSessionCommand("show --session ID", "Show a usage session: state, receipts, units, value, the receipt waiting for a signature", "",
+		(*billing.Client).UsageSession)
+}
+
+// usageSessionCommand is a command that calls one billing method on a
+// session and prints the session it answers.
+func (a *app) usageSessionCommand(use, short, long string, call func(*billing.Client, context.Context, string) (billing.UsageView, error)) *cobra.Command {
 	var (
 		session string
 		asJSON  bool
 	)
 	cmd := &cobra.Command{
-		Use:   "show --session ID",
-		Short: "Show a usage session: state, receipts, units, value, the receipt waiting for a signature",
-		Args:  cobra.NoArgs,
+		Use: use, Short: short, Long: long,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := sessionFlag(cmd, session); err != nil {
 				return err
@@ -333,7 +313,7 @@ func (a *app) usageShow() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			v, err := bc.UsageSession(cmd.Context(), session)
+			v, err := call(bc, cmd.Context(), session)
 			if err != nil {
 				return err
 			}
