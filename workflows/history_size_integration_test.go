@@ -26,7 +26,7 @@ import (
 )
 
 // History size of one tenant-period on the happy path, on the real dev
-// server: the tenant-v3 and invoice-v5 paths must not grow back. The
+// server: the tenant-v3 and invoice-v6 paths must not grow back. The
 // activities are stand-ins registered under the real names (the store and
 // the rails are measured by the bench, not here), so the counts are the
 // workflows' own: the events of the tenant run from one boundary to the
@@ -34,8 +34,8 @@ import (
 // counts measured when the paths were introduced (docs/versioning.md).
 const (
 	maxTenantPeriodEvents = 23 // started, load, timer, renew+claim, child, the settled signal, continue-as-new (tenant-v3: no version read)
-	maxInvoiceNWCEvents   = 20 // begin, wallet, NWC pays, settle, tell the tenant (invoice-v5: no version read)
-	maxInvoiceCardEvents  = 20 // begin (no NWC connection), wallet, the card pays, settle, tell the tenant
+	maxInvoiceNWCEvents   = 15 // begin, wallet, NWC pays, settle (which tells the tenant: invoice-v6); no version read
+	maxInvoiceCardEvents  = 15 // begin (no NWC connection), wallet, the card pays, settle (tells the tenant)
 )
 
 // happyPath answers the activities of one tenant-period as the store and
@@ -47,6 +47,8 @@ type happyPath struct {
 	period  time.Duration
 	rail    map[models.TenantID]string
 	renewed map[models.TenantID]time.Time
+	// tc tells the tenant from Settle, as the worker's Notifier does.
+	tc client.Client
 }
 
 func (h *happyPath) register(w worker.Worker) {
@@ -99,9 +101,14 @@ func (h *happyPath) register(w worker.Worker) {
 		return activities.RailAttemptResult{Outcome: activities.OutcomePaid, Summary: "charged the saved card",
 			Payment: &activities.PaymentReport{Rail: "stripe", Reference: "pi_" + in.InvoiceID, Amount: 500, Currency: "usd"}}, nil
 	})
-	reg("Settle", func(_ context.Context, in activities.SettleInput) (activities.SettleResult, error) {
-		return activities.SettleResult{Invoice: activities.InvoiceRef{ID: in.InvoiceID, Total: 500, Currency: "usd", Status: "paid",
-			PaidRail: in.Payment.Rail}, Outcome: "applied", TenantStatus: "active"}, nil
+	reg("Settle", func(ctx context.Context, in activities.SettleInput) (activities.SettleResult, error) {
+		res := activities.SettleResult{Invoice: activities.InvoiceRef{ID: in.InvoiceID, Total: 500, Currency: "usd", Status: "paid",
+			PaidRail: in.Payment.Rail}, Outcome: "applied", TenantStatus: "active"}
+		if in.TellTenant != "" {
+			res.TenantTold = h.tc.SignalWorkflow(ctx, contract.TenantWorkflowID(in.TellTenant), "", contract.SignalInvoiceSettled,
+				contract.InvoiceSettled{InvoiceID: in.InvoiceID, Status: "paid"}) == nil
+		}
+		return res, nil
 	})
 }
 
@@ -110,7 +117,7 @@ func TestHistorySizePerTenantPeriod(t *testing.T) {
 	queue := testkit.TaskQueue(t)
 	period := 4 * time.Second
 	h := &happyPath{anchor: time.Now().UTC().Truncate(time.Second), period: period,
-		rail: map[models.TenantID]string{}, renewed: map[models.TenantID]time.Time{}}
+		rail: map[models.TenantID]string{}, renewed: map[models.TenantID]time.Time{}, tc: tc}
 	w := worker.New(tc, queue, worker.Options{})
 	w.RegisterWorkflow(workflows.TenantBilling)
 	w.RegisterWorkflow(workflows.InvoicePayment)
@@ -164,7 +171,10 @@ func TestHistorySizePerTenantPeriod(t *testing.T) {
 		require.False(t, hasVersionMarker(periodRun, ""), "the continued tenant run read no change id")
 		require.False(t, hasVersionMarker(invoice, ""), "the invoice read no change id")
 		require.Contains(t, string(periodRun[0].GetWorkflowExecutionStartedEventAttributes().GetInput().GetPayloads()[0].GetData()), `"version":3`)
-		require.Contains(t, string(invoice[0].GetWorkflowExecutionStartedEventAttributes().GetInput().GetPayloads()[0].GetData()), `"version":5`)
+		require.Contains(t, string(invoice[0].GetWorkflowExecutionStartedEventAttributes().GetInput().GetPayloads()[0].GetData()), `"version":6`)
+		for _, ev := range invoice {
+			require.Nil(t, ev.GetSignalExternalWorkflowExecutionInitiatedEventAttributes(), "Settle told the tenant (invoice-v6)")
+		}
 		if rail == "card" {
 			require.False(t, hasActivity(invoice, "PayByNWC"), "no NWC turn for a tenant without a connection")
 		}

@@ -113,16 +113,28 @@ type invoiceVersions struct {
 	// v5: the invoice-v5 path (invoice-v4's, the path carried in the input
 	// and the first attempt's NWC step skipped when there is no NWC rail).
 	v5 bool
+	// v6: the invoice-v6 path (invoice-v5's, and Settle tells the tenant).
+	v6 bool
+	// path is the number carried into the next run (0: none).
+	path int
 }
 
 // readInvoiceVersions takes the path the input names, if any; otherwise it
-// reads invoice-v5 first, then invoice-v4: a run that has one takes every
+// reads invoice-v6 first, then invoice-v5, then invoice-v4: a run that has one takes every
 // earlier change without reading their ids; one without either (recorded
 // before them) reads the older ids exactly as it did then.
 func readInvoiceVersions(ctx workflow.Context, carried int) invoiceVersions {
-	if carried >= pathInvoiceV5 || patched(ctx, changeInvoiceV5) {
+	if carried == 0 {
+		// Newest first: a run with one takes it and reads no older id.
+		if patched(ctx, changeInvoiceV6) {
+			carried = pathInvoiceV6
+		} else if patched(ctx, changeInvoiceV5) {
+			carried = pathInvoiceV5
+		}
+	}
+	if carried >= pathInvoiceV5 {
 		return invoiceVersions{needsAction: true, oneTimer: true, attemptOnce: true, resolveNWC: true,
-			lateReport: true, partial: true, walletFirst: true, local: true, v5: true}
+			lateReport: true, partial: true, walletFirst: true, local: true, v5: true, v6: carried >= pathInvoiceV6, path: carried}
 	}
 	if patched(ctx, changeInvoiceV4) {
 		return invoiceVersions{needsAction: true, oneTimer: true, attemptOnce: true, resolveNWC: true,
@@ -152,6 +164,9 @@ type invoiceRun struct {
 	// collection had finished (input with only the invoice id);
 	// closedAtStart: the invoice was paid or closed when the run began.
 	late, closedAtStart bool
+	// tenantTold (invoice-v6): Settle signalled the tenant that the
+	// invoice is paid, so the end of the run need not.
+	tenantTold bool
 	// nwcSkip (invoice-v5): why the first attempt's NWC turn would skip,
 	// from BeginCollection; that turn is not run, ChargeCard records it.
 	nwcSkip string
@@ -172,9 +187,9 @@ type invoiceRun struct {
 func InvoicePayment(ctx workflow.Context, in InvoicePaymentInput) (InvoicePaymentResult, error) {
 	r := &invoiceRun{in: in, status: "open", mu: workflow.NewMutex(ctx), budget: runBudget{max: in.ContinueAfter}}
 	r.v = readInvoiceVersions(ctx, in.Version)
-	if r.v.v5 {
+	if r.v.path != 0 {
 		// A run continued as new takes this path without reading it.
-		r.in.Version = pathInvoiceV5
+		r.in.Version = r.v.path
 	}
 	if in.Carry != nil {
 		r.c, r.status = *in.Carry, "awaiting_payment"
@@ -333,7 +348,11 @@ func InvoicePayment(ctx workflow.Context, in InvoicePaymentInput) (InvoicePaymen
 	// Signals reach the current run; a workflow that is not running is no
 	// reason to fail (the grace window re-reads unpaid invoices from the store).
 	settled := InvoiceSettled{InvoiceID: r.in.InvoiceID, Status: final.Status}
-	tell := []string{TenantWorkflowID(r.in.TenantID)}
+	var tell []string
+	if !(r.v.v6 && r.tenantTold && final.Status == "paid") {
+		// On invoice-v6 Settle told the tenant already when it could.
+		tell = append(tell, TenantWorkflowID(r.in.TenantID))
+	}
 	if r.c.TenantStatus != "active" {
 		// An active tenant has no grace window; signalling it would only
 		// leave a failed signal in the history.
@@ -1073,11 +1092,14 @@ func (r *invoiceRun) markPaid(ctx workflow.Context, req MarkPaidRequest) (Invoic
 	// Every other report is recorded, even after the invoice is paid: the
 	// store tells the same money from a second payment, kept to refund.
 	var res activities.SettleResult
-	if err := step(durable(ctx, "settle via "+req.Rail), r.v.local, a.Settle, activities.SettleInput{
-		InvoiceID: r.in.InvoiceID, Payment: paymentReport(req), PaidAt: workflow.Now(ctx),
-	}).Get(ctx, &res); err != nil {
+	sin := activities.SettleInput{InvoiceID: r.in.InvoiceID, Payment: paymentReport(req), PaidAt: workflow.Now(ctx)}
+	if r.v.v6 {
+		sin.TellTenant = r.in.TenantID
+	}
+	if err := step(durable(ctx, "settle via "+req.Rail), r.v.local, a.Settle, sin).Get(ctx, &res); err != nil {
 		return InvoicePaymentResult{}, callerError(err)
 	}
+	r.tenantTold = r.tenantTold || res.TenantTold
 	r.c.TenantStatus = res.TenantStatus
 	if res.Outcome == "overpayment" {
 		r.addAttempt(ctx, r.c.Attempt, req.Rail, "overpayment", "second payment "+shortRef(req.Reference)+" kept to refund")

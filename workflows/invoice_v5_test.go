@@ -65,7 +65,7 @@ func TestInvoiceV5PathCarriedInInput(t *testing.T) {
 	t.Run("input names invoice-v5", func(t *testing.T) {
 		const id = "inv-v5-carried"
 		env, acts := invoiceV5Env(t, id, true, "no NWC wallet connected")
-		for _, change := range []string{changeInvoiceV5, changeInvoiceV4, changeInvoiceNeedsAction} {
+		for _, change := range []string{changeInvoiceV6, changeInvoiceV5, changeInvoiceV4, changeInvoiceNeedsAction} {
 			env.OnGetVersion(change, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion).Never()
 		}
 		env.OnActivity(acts.PayByNWC, mock.Anything, mock.Anything).Never()
@@ -76,6 +76,7 @@ func TestInvoiceV5PathCarriedInInput(t *testing.T) {
 	t.Run("run before invoice-v5", func(t *testing.T) {
 		const id = "inv-v4"
 		env, acts := invoiceV5Env(t, id, false, "")
+		env.OnGetVersion(changeInvoiceV6, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
 		env.OnGetVersion(changeInvoiceV5, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
 		env.OnActivity(acts.PayByNWC, mock.Anything, activities.RailAttemptInput{InvoiceID: id, Attempt: 1}).
 			Return(rail("skipped", "no NWC wallet connected", nil), nil).Once()
@@ -83,4 +84,34 @@ func TestInvoiceV5PathCarriedInInput(t *testing.T) {
 		env.ExecuteWorkflow(InvoicePayment, InvoicePaymentInput{InvoiceID: id, TenantID: testTenant, Total: 2500, Currency: "usd"})
 		require.Equal(t, "paid", result(t, env).Status)
 	})
+}
+
+// invoice-v6: Settle is asked to tell the tenant (TellTenant) and did, so
+// the run sends the tenant no invoice-settled signal of its own; when
+// Settle could not tell it, the run does, as before (nothing is lost).
+func TestInvoiceV6SettleTellsTheTenant(t *testing.T) {
+	for _, told := range []bool{true, false} {
+		name := map[bool]string{true: "told by Settle", false: "Settle's signal failed"}[told]
+		t.Run(name, func(t *testing.T) {
+			const id = "inv-v6"
+			env, acts := newEnv(t, ts("2026-03-01T00:00:00Z"))
+			env.OnActivity(acts.BeginCollection, mock.Anything, mock.Anything).Return(activities.BeginCollectionResult{
+				Invoice: activities.InvoiceRef{ID: id, Total: 2500, Currency: "usd", Status: "collecting"}, Policy: activities.DefaultPaymentPolicy(),
+				NWCSkip: "no NWC wallet connected"}, nil).Once()
+			env.OnActivity(acts.ChargeCard, mock.Anything, mock.Anything).Return(cardPaid, nil).Once()
+			res := settled("stripe")
+			res.TenantStatus, res.TenantTold = "active", told
+			env.OnActivity(acts.Settle, mock.Anything, mock.MatchedBy(func(in activities.SettleInput) bool {
+				return in.TellTenant == testTenant
+			})).Return(res, nil).Once()
+			tenantSignal := env.OnSignalExternalWorkflow(mock.Anything, TenantWorkflowID(testTenant), "", SignalInvoiceSettled, mock.Anything).Return(nil)
+			if told {
+				tenantSignal.Never()
+			} else {
+				tenantSignal.Once()
+			}
+			env.ExecuteWorkflow(InvoicePayment, InvoicePaymentInput{InvoiceID: id, TenantID: testTenant, Total: 2500, Currency: "usd", Version: pathInvoiceV6})
+			require.Equal(t, "paid", result(t, env).Status)
+		})
+	}
 }

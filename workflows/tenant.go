@@ -496,8 +496,9 @@ func (r *tenantRun) claim(ctx workflow.Context, period models.Period) (*activiti
 	child := workflow.WithChildOptions(ctx, opts)
 	pin := InvoicePaymentInput{InvoiceID: inv.ID, TenantID: r.snap.TenantID, Total: inv.Total, Currency: inv.Currency}
 	if r.v3 {
-		// The invoice takes invoice-v5's path without reading its id.
-		pin.Version = pathInvoiceV5
+		// The invoice takes the newest invoice path without reading its
+		// id (the child's input is not compared on replay).
+		pin.Version = pathInvoiceV6
 	}
 	fut := workflow.ExecuteChildWorkflow(child, InvoicePayment, pin)
 	if err := fut.GetChildWorkflowExecution().Get(ctx, nil); err != nil {

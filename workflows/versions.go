@@ -54,6 +54,11 @@ const (
 	// skips PayByNWC when BeginCollection found no NWC rail to use (the
 	// skipped row is recorded by ChargeCard).
 	changeInvoiceV5 = "invoice-v5"
+	// changeInvoiceV6 consolidates invoice-v5 (read first, before it) and
+	// adds: Settle tells the tenant of the paid invoice (TellTenant, best
+	// effort); the workflow signals the tenant itself only when that signal
+	// did not go through.
+	changeInvoiceV6 = "invoice-v6"
 
 	// changeBalanceAutoRecharge: after a sync that finds spendable below
 	// the wallet's auto-recharge threshold and no auto top-up open, the
@@ -97,6 +102,7 @@ const (
 // the field existed) reads the ids, newest first.
 const (
 	pathInvoiceV5 = 5
+	pathInvoiceV6 = 6
 	pathTenantV3  = 3
 )
 
