@@ -217,4 +217,7 @@ func (a *Activities) Claim(ctx context.Context, in ClaimInput) (ClaimResult, err
 // InvoiceInput names an invoice.
 type InvoiceInput struct {
 	InvoiceID string `json:"invoice_id"`
+	// Rails asks BeginCollection whether the NWC rail has anything to do
+	// (BeginCollectionResult.NWCSkip); the other activities ignore it.
+	Rails bool `json:"rails,omitempty"`
 }

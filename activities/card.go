@@ -17,6 +17,13 @@ func (a *Activities) ChargeCard(ctx context.Context, in RailAttemptInput) (RailA
 	if done || err != nil {
 		return turn, err
 	}
+	if in.NWCSkipped != "" {
+		// An upsert on (invoice, attempt, rail): a retry rewrites the same row.
+		if _, err := a.record(ctx, RailAttemptInput{InvoiceID: in.InvoiceID, Attempt: in.Attempt}, "nwc",
+			RailAttemptResult{Outcome: OutcomeSkipped, Summary: in.NWCSkipped}); err != nil {
+			return RailAttemptResult{}, err
+		}
+	}
 	if susp, err := a.suspended(ctx, inv.TenantID); err != nil {
 		return RailAttemptResult{}, err
 	} else if susp {

@@ -105,6 +105,9 @@ type CollectionFailedInput = contract.CollectionFailedInput
 type BeginCollectionResult struct {
 	Invoice InvoiceRef    `json:"invoice"`
 	Policy  PaymentPolicy `json:"policy"`
+	// NWCSkip, asked for by InvoiceInput.Rails, is why PayByNWC would skip
+	// now (the summary it would record); empty when it may pay.
+	NWCSkip string `json:"nwc_skip,omitempty"`
 }
 
 // BeginCollection marks the invoice as being collected and returns the
@@ -119,7 +122,35 @@ func (a *Activities) BeginCollection(ctx context.Context, in InvoiceInput) (Begi
 	if p.GraceWindow == 0 {
 		p = DefaultPaymentPolicy()
 	}
-	return BeginCollectionResult{Invoice: invoiceRef(inv), Policy: p}, nil
+	out := BeginCollectionResult{Invoice: invoiceRef(inv), Policy: p}
+	if in.Rails && inv.Status == store.InvoiceCollecting {
+		if out.NWCSkip, err = a.nwcSkip(ctx, inv.TenantID); err != nil {
+			return BeginCollectionResult{}, err
+		}
+	}
+	return out, nil
+}
+
+// nwcSkip is why PayByNWC would skip the tenant now, in its order
+// (suspended, no connection, no rail configured), or "" when it may pay.
+// Only reads: the skipped row is recorded by whoever acts on it.
+func (a *Activities) nwcSkip(ctx context.Context, id models.TenantID) (string, error) {
+	if susp, err := a.suspended(ctx, id); err != nil {
+		return "", err
+	} else if susp {
+		return SuspendedSummary, nil
+	}
+	methods, err := a.Store.GetPaymentMethods(ctx, id)
+	if err != nil {
+		return "", classify(err)
+	}
+	switch {
+	case !methods.HasNWC():
+		return "no NWC wallet connected", nil
+	case a.Rails.Node == nil || a.Rails.Rates == nil || a.Rails.Vault == nil:
+		return "the Lightning rail is not configured", nil
+	}
+	return "", nil
 }
 
 // SetInvoiceStatusInput moves an invoice between collection statuses.
@@ -151,6 +182,11 @@ const (
 type RailAttemptInput struct {
 	InvoiceID string `json:"invoice_id"`
 	Attempt   int    `json:"attempt"`
+	// NWCSkipped (ChargeCard only) is the summary of the NWC turn the
+	// workflow skipped in this attempt (BeginCollectionResult.NWCSkip):
+	// the card records that row first, so the attempt table is as when
+	// PayByNWC ran and skipped.
+	NWCSkipped string `json:"nwc_skipped,omitempty"`
 }
 
 // RailAttemptResult is what a rail did. Summary is short, secret-free text

@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/billflow/billflow/contract"
+	"github.com/billflow/billflow/models"
 )
 
 // Payment is the outcome of reporting a payment.
@@ -109,6 +110,14 @@ func (c *Client) ReportPayment(ctx context.Context, invoiceID string, p PaymentR
 		return &UnavailableError{Err: err}
 	}
 	return nil
+}
+
+// TellInvoiceSettled signals the tenant's workflow that one of its invoices
+// was settled (the invoice-settled signal), for the Settle activity; a
+// tenant that is not running is ErrWorkflowGone. It implements
+// activities.TenantTeller.
+func (c *Client) TellInvoiceSettled(ctx context.Context, tenant models.TenantID, s contract.InvoiceSettled) error {
+	return c.signal(ctx, contract.TenantWorkflowID(tenant), contract.SignalInvoiceSettled, s)
 }
 
 // ReportCardFailed tells an invoice's workflow that one of its PaymentIntents

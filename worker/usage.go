@@ -68,6 +68,9 @@ type usageNotifier struct {
 
 var _ activities.UsageNotifier = usageNotifier{}
 
+// Settle tells the tenant of a paid invoice through the worker's Notifier (invoice-v6).
+var _ activities.TenantTeller = usageNotifier{}
+
 // SignalUsageFunds signals usage/<session> that its payer has new funds.
 func (n usageNotifier) SignalUsageFunds(ctx context.Context, sessionID string, sig contract.UsageFundsSignal) error {
 	return n.tc.SignalWorkflow(ctx, contract.UsageSessionWorkflowID(sessionID), "", contract.SignalUsageFunds, sig)

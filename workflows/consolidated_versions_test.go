@@ -51,6 +51,12 @@ func TestConsolidatedChangeIDsAreTheOnlyVersionRead(t *testing.T) {
 	} {
 		require.Equal(t, []string{want}, versionMarkers(t, name), name)
 	}
+	// On tenant-v3 and invoice-v5/v6 a continued tenant run and the invoice
+	// it starts are given their path in their input: they read no id.
+	for _, name := range []string{"tenant_billing_v4.json", "invoice_payment_card_v5.json", "invoice_payment_nwc_v5.json",
+		"invoice_payment_card_v6.json", "invoice_payment_nwc_v6.json"} {
+		require.Empty(t, versionMarkers(t, name), name)
+	}
 	old := versionMarkers(t, "invoice_payment_wallet_v3.json")
 	require.NotContains(t, old, changeInvoiceV4)
 	require.True(t, slices.Contains(old, changeInvoiceWalletFirst), "the v3 fixture read the older ids: %v", old)

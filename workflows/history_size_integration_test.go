@@ -26,16 +26,16 @@ import (
 )
 
 // History size of one tenant-period on the happy path, on the real dev
-// server: the tenant-v2 and invoice-v4 paths must not grow back. The
+// server: the tenant-v3 and invoice-v6 paths must not grow back. The
 // activities are stand-ins registered under the real names (the store and
 // the rails are measured by the bench, not here), so the counts are the
 // workflows' own: the events of the tenant run from one boundary to the
 // next, and of the invoice its first boundary claimed. The limits are the
 // counts measured when the paths were introduced (docs/versioning.md).
 const (
-	maxTenantPeriodEvents = 25 // started, load, timer, renew+claim, child, the settled signal, continue-as-new
-	maxInvoiceNWCEvents   = 22 // begin, wallet, NWC pays, settle, tell the tenant
-	maxInvoiceCardEvents  = 28 // begin, wallet, NWC skipped, the card pays, settle, tell the tenant
+	maxTenantPeriodEvents = 23 // started, load, timer, renew+claim, child, the settled signal, continue-as-new (tenant-v3: no version read)
+	maxInvoiceNWCEvents   = 15 // begin, wallet, NWC pays, settle (which tells the tenant: invoice-v6); no version read
+	maxInvoiceCardEvents  = 15 // begin (no NWC connection), wallet, the card pays, settle (tells the tenant)
 )
 
 // happyPath answers the activities of one tenant-period as the store and
@@ -47,6 +47,8 @@ type happyPath struct {
 	period  time.Duration
 	rail    map[models.TenantID]string
 	renewed map[models.TenantID]time.Time
+	// tc tells the tenant from Settle, as the worker's Notifier does.
+	tc client.Client
 }
 
 func (h *happyPath) register(w worker.Worker) {
@@ -78,8 +80,12 @@ func (h *happyPath) register(w worker.Worker) {
 		return activities.ClaimResult{Invoice: &activities.InvoiceRef{ID: id, TenantID: in.TenantID, Total: 500, Currency: "usd", Status: "open"}}, nil
 	})
 	reg("BeginCollection", func(_ context.Context, in activities.InvoiceInput) (activities.BeginCollectionResult, error) {
-		return activities.BeginCollectionResult{Invoice: activities.InvoiceRef{ID: in.InvoiceID, Total: 500, Currency: "usd", Status: "collecting"},
-			Policy: activities.DefaultPaymentPolicy()}, nil
+		res := activities.BeginCollectionResult{Invoice: activities.InvoiceRef{ID: in.InvoiceID, Total: 500, Currency: "usd", Status: "collecting"},
+			Policy: activities.DefaultPaymentPolicy()}
+		if in.Rails && strings.HasPrefix(in.InvoiceID, "perf-card-") {
+			res.NWCSkip = "no NWC wallet connected"
+		}
+		return res, nil
 	})
 	reg("PayFromWallet", func(context.Context, activities.RailAttemptInput) (activities.WalletRailResult, error) {
 		return activities.WalletRailResult{Outcome: activities.OutcomeNotCovered, Summary: "no wallet", NoWallet: true}, nil
@@ -95,9 +101,14 @@ func (h *happyPath) register(w worker.Worker) {
 		return activities.RailAttemptResult{Outcome: activities.OutcomePaid, Summary: "charged the saved card",
 			Payment: &activities.PaymentReport{Rail: "stripe", Reference: "pi_" + in.InvoiceID, Amount: 500, Currency: "usd"}}, nil
 	})
-	reg("Settle", func(_ context.Context, in activities.SettleInput) (activities.SettleResult, error) {
-		return activities.SettleResult{Invoice: activities.InvoiceRef{ID: in.InvoiceID, Total: 500, Currency: "usd", Status: "paid",
-			PaidRail: in.Payment.Rail}, Outcome: "applied", TenantStatus: "active"}, nil
+	reg("Settle", func(ctx context.Context, in activities.SettleInput) (activities.SettleResult, error) {
+		res := activities.SettleResult{Invoice: activities.InvoiceRef{ID: in.InvoiceID, Total: 500, Currency: "usd", Status: "paid",
+			PaidRail: in.Payment.Rail}, Outcome: "applied", TenantStatus: "active"}
+		if in.TellTenant != "" {
+			res.TenantTold = h.tc.SignalWorkflow(ctx, contract.TenantWorkflowID(in.TellTenant), "", contract.SignalInvoiceSettled,
+				contract.InvoiceSettled{InvoiceID: in.InvoiceID, Status: "paid"}) == nil
+		}
+		return res, nil
 	})
 }
 
@@ -106,7 +117,7 @@ func TestHistorySizePerTenantPeriod(t *testing.T) {
 	queue := testkit.TaskQueue(t)
 	period := 4 * time.Second
 	h := &happyPath{anchor: time.Now().UTC().Truncate(time.Second), period: period,
-		rail: map[models.TenantID]string{}, renewed: map[models.TenantID]time.Time{}}
+		rail: map[models.TenantID]string{}, renewed: map[models.TenantID]time.Time{}, tc: tc}
 	w := worker.New(tc, queue, worker.Options{})
 	w.RegisterWorkflow(workflows.TenantBilling)
 	w.RegisterWorkflow(workflows.InvoicePayment)
@@ -154,8 +165,19 @@ func TestHistorySizePerTenantPeriod(t *testing.T) {
 		t.Logf("%s: tenant period run %d events, invoice %d events", rail, len(periodRun), len(invoice))
 		require.LessOrEqual(t, len(periodRun), maxTenantPeriodEvents, "events of the tenant's period run (%s)", rail)
 		require.LessOrEqual(t, len(invoice), maxInvoice, "events of the invoice (%s)", rail)
-		require.True(t, hasVersionMarker(periodRun, "tenant-v2"), "the tenant run took the tenant-v2 path")
-		require.True(t, hasVersionMarker(invoice, "invoice-v4"), "the invoice took the invoice-v4 path")
+		// The client-started run reads tenant-v3; the runs after it and the
+		// invoices it starts are given their paths in their input.
+		require.True(t, hasVersionMarker(runs[0], "tenant-v3"), "the first tenant run took the tenant-v3 path")
+		require.False(t, hasVersionMarker(periodRun, ""), "the continued tenant run read no change id")
+		require.False(t, hasVersionMarker(invoice, ""), "the invoice read no change id")
+		require.Contains(t, string(periodRun[0].GetWorkflowExecutionStartedEventAttributes().GetInput().GetPayloads()[0].GetData()), `"version":3`)
+		require.Contains(t, string(invoice[0].GetWorkflowExecutionStartedEventAttributes().GetInput().GetPayloads()[0].GetData()), `"version":6`)
+		for _, ev := range invoice {
+			require.Nil(t, ev.GetSignalExternalWorkflowExecutionInitiatedEventAttributes(), "Settle told the tenant (invoice-v6)")
+		}
+		if rail == "card" {
+			require.False(t, hasActivity(invoice, "PayByNWC"), "no NWC turn for a tenant without a connection")
+		}
 	}
 }
 
@@ -190,7 +212,17 @@ func events(t *testing.T, tc client.Client, workflowID, runID string) []*history
 	return out
 }
 
-// hasVersionMarker reports whether a history records the change id.
+// hasActivity reports whether a history schedules the activity type.
+func hasActivity(evs []*historypb.HistoryEvent, name string) bool {
+	for _, ev := range evs {
+		if a := ev.GetActivityTaskScheduledEventAttributes(); a != nil && a.GetActivityType().GetName() == name {
+			return true
+		}
+	}
+	return false
+}
+
+// hasVersionMarker reports whether a history records the change id (any, when empty).
 func hasVersionMarker(evs []*historypb.HistoryEvent, changeID string) bool {
 	for _, ev := range evs {
 		if m := ev.GetMarkerRecordedEventAttributes(); m != nil && m.GetMarkerName() == "Version" {

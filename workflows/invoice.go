@@ -42,6 +42,9 @@ type InvoicePaymentInput struct {
 	// in one run instead of when Temporal suggests it (tests use it to
 	// cross continue-as-new at every wait point).
 	ContinueAfter int `json:"continue_after,omitempty"`
+	// Version is the consolidated change id's number whose path this run
+	// takes without reading it (pathInvoiceV5); 0 reads the ids.
+	Version int `json:"version,omitempty"`
 }
 
 // InvoiceCarry is what collection remembers across continue-as-new.
@@ -107,12 +110,32 @@ type invoiceVersions struct {
 	// local: the invoice-v4 path (every change above, store steps as local
 	// activities, only changed search attributes upserted).
 	local bool
+	// v5: the invoice-v5 path (invoice-v4's, the path carried in the input
+	// and the first attempt's NWC step skipped when there is no NWC rail).
+	v5 bool
+	// v6: the invoice-v6 path (invoice-v5's, and Settle tells the tenant).
+	v6 bool
+	// path is the number carried into the next run (0: none).
+	path int
 }
 
-// readInvoiceVersions reads invoice-v4 first: a run that has it takes every
-// earlier change without reading their ids; one without it (recorded before
-// it) reads them exactly as it did then.
-func readInvoiceVersions(ctx workflow.Context) invoiceVersions {
+// readInvoiceVersions takes the path the input names, if any; otherwise it
+// reads invoice-v6 first, then invoice-v5, then invoice-v4: a run that has one takes every
+// earlier change without reading their ids; one without either (recorded
+// before them) reads the older ids exactly as it did then.
+func readInvoiceVersions(ctx workflow.Context, carried int) invoiceVersions {
+	if carried == 0 {
+		// Newest first: a run with one takes it and reads no older id.
+		if patched(ctx, changeInvoiceV6) {
+			carried = pathInvoiceV6
+		} else if patched(ctx, changeInvoiceV5) {
+			carried = pathInvoiceV5
+		}
+	}
+	if carried >= pathInvoiceV5 {
+		return invoiceVersions{needsAction: true, oneTimer: true, attemptOnce: true, resolveNWC: true,
+			lateReport: true, partial: true, walletFirst: true, local: true, v5: true, v6: carried >= pathInvoiceV6, path: carried}
+	}
 	if patched(ctx, changeInvoiceV4) {
 		return invoiceVersions{needsAction: true, oneTimer: true, attemptOnce: true, resolveNWC: true,
 			lateReport: true, partial: true, walletFirst: true, local: true}
@@ -141,6 +164,12 @@ type invoiceRun struct {
 	// collection had finished (input with only the invoice id);
 	// closedAtStart: the invoice was paid or closed when the run began.
 	late, closedAtStart bool
+	// tenantTold (invoice-v6): Settle signalled the tenant that the
+	// invoice is paid, so the end of the run need not.
+	tenantTold bool
+	// nwcSkip (invoice-v5): why the first attempt's NWC turn would skip,
+	// from BeginCollection; that turn is not run, ChargeCard records it.
+	nwcSkip string
 	// The pending reconcile or dunning timer, kept across wake-ups.
 	timer       workflow.Future
 	timerAt     time.Time
@@ -157,7 +186,11 @@ type invoiceRun struct {
 // ID: invoice/<invoice-id>.
 func InvoicePayment(ctx workflow.Context, in InvoicePaymentInput) (InvoicePaymentResult, error) {
 	r := &invoiceRun{in: in, status: "open", mu: workflow.NewMutex(ctx), budget: runBudget{max: in.ContinueAfter}}
-	r.v = readInvoiceVersions(ctx)
+	r.v = readInvoiceVersions(ctx, in.Version)
+	if r.v.path != 0 {
+		// A run continued as new takes this path without reading it.
+		r.in.Version = r.v.path
+	}
 	if in.Carry != nil {
 		r.c, r.status = *in.Carry, "awaiting_payment"
 		if r.c.Status != "" {
@@ -315,7 +348,11 @@ func InvoicePayment(ctx workflow.Context, in InvoicePaymentInput) (InvoicePaymen
 	// Signals reach the current run; a workflow that is not running is no
 	// reason to fail (the grace window re-reads unpaid invoices from the store).
 	settled := InvoiceSettled{InvoiceID: r.in.InvoiceID, Status: final.Status}
-	tell := []string{TenantWorkflowID(r.in.TenantID)}
+	var tell []string
+	if !(r.v.v6 && r.tenantTold && final.Status == "paid") {
+		// On invoice-v6 Settle told the tenant already when it could.
+		tell = append(tell, TenantWorkflowID(r.in.TenantID))
+	}
 	if r.c.TenantStatus != "active" {
 		// An active tenant has no grace window; signalling it would only
 		// leave a failed signal in the history.
@@ -357,7 +394,7 @@ func (r *invoiceRun) begin(ctx workflow.Context) (*InvoicePaymentResult, error) 
 	var begin activities.BeginCollectionResult
 	for {
 		err := step(durable(ctx, "begin collection"), r.v.local, a.BeginCollection,
-			activities.InvoiceInput{InvoiceID: r.in.InvoiceID}).Get(ctx, &begin)
+			activities.InvoiceInput{InvoiceID: r.in.InvoiceID, Rails: r.v.v5}).Get(ctx, &begin)
 		if err == nil {
 			break
 		}
@@ -378,6 +415,7 @@ func (r *invoiceRun) begin(ctx workflow.Context) (*InvoicePaymentResult, error) 
 	}
 	r.clearNeedsAction(ctx)
 	r.c.Policy = begin.Policy
+	r.nwcSkip = begin.NWCSkip
 	if r.v.lateReport {
 		// A run started by a late report knows only the invoice id.
 		if r.in.TenantID == "" {
@@ -708,9 +746,18 @@ func (r *invoiceRun) cascade(ctx workflow.Context, reminder bool) error {
 				return nil
 			}
 		}
+		in := activities.RailAttemptInput{InvoiceID: r.in.InvoiceID, Attempt: n}
+		if r.v.v5 && n == 1 && r.nwcSkip != "" {
+			// BeginCollection found nothing for NWC to do: its turn is
+			// shown as skipped, and the card (next) records the row.
+			if step.rail == "nwc" {
+				r.appendAttempt(ctx, n, "nwc", activities.OutcomeSkipped, r.nwcSkip)
+				continue
+			}
+			in.NWCSkipped = r.nwcSkip
+		}
 		var res activities.RailAttemptResult
-		err := workflow.ExecuteActivity(railOptions(ctx, step.summary, step.timeout, 15*time.Minute), step.fn,
-			activities.RailAttemptInput{InvoiceID: r.in.InvoiceID, Attempt: n}).Get(ctx, &res)
+		err := workflow.ExecuteActivity(railOptions(ctx, step.summary, step.timeout, 15*time.Minute), step.fn, in).Get(ctx, &res)
 		if err != nil {
 			if isClosed(err) {
 				return nil
@@ -1045,11 +1092,14 @@ func (r *invoiceRun) markPaid(ctx workflow.Context, req MarkPaidRequest) (Invoic
 	// Every other report is recorded, even after the invoice is paid: the
 	// store tells the same money from a second payment, kept to refund.
 	var res activities.SettleResult
-	if err := step(durable(ctx, "settle via "+req.Rail), r.v.local, a.Settle, activities.SettleInput{
-		InvoiceID: r.in.InvoiceID, Payment: paymentReport(req), PaidAt: workflow.Now(ctx),
-	}).Get(ctx, &res); err != nil {
+	sin := activities.SettleInput{InvoiceID: r.in.InvoiceID, Payment: paymentReport(req), PaidAt: workflow.Now(ctx)}
+	if r.v.v6 {
+		sin.TellTenant = r.in.TenantID
+	}
+	if err := step(durable(ctx, "settle via "+req.Rail), r.v.local, a.Settle, sin).Get(ctx, &res); err != nil {
 		return InvoicePaymentResult{}, callerError(err)
 	}
+	r.tenantTold = r.tenantTold || res.TenantTold
 	r.c.TenantStatus = res.TenantStatus
 	if res.Outcome == "overpayment" {
 		r.addAttempt(ctx, r.c.Attempt, req.Rail, "overpayment", "second payment "+shortRef(req.Reference)+" kept to refund")

@@ -22,7 +22,7 @@ const testHash = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a
 // nothing unless a test says otherwise), and the settlement signals.
 func invoiceEnv(t *testing.T, id string, reconcile ...func(context.Context, activities.InvoiceInput) (activities.ReconcileResult, error)) (*testsuite.TestWorkflowEnvironment, *activities.Activities, InvoicePaymentInput) {
 	env, acts := newEnv(t, ts("2026-03-01T00:00:00Z"))
-	env.OnActivity(acts.BeginCollection, mock.Anything, activities.InvoiceInput{InvoiceID: id}).Return(activities.BeginCollectionResult{
+	env.OnActivity(acts.BeginCollection, mock.Anything, activities.InvoiceInput{InvoiceID: id, Rails: true}).Return(activities.BeginCollectionResult{
 		Invoice: activities.InvoiceRef{ID: id, Total: 2500, Currency: "usd", Status: "collecting"}, Policy: activities.DefaultPaymentPolicy()}, nil).Once()
 	env.OnActivity(acts.SetInvoiceStatus, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.SetInvoiceStatusInput) (activities.InvoiceRef, error) {

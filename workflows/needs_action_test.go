@@ -208,7 +208,7 @@ func TestInvoiceUnresolvableNWCNeverChargesCard(t *testing.T) {
 // (an overpayment), runs no cascade, signals nobody and completes.
 func TestInvoiceLateReportRun(t *testing.T) {
 	env, acts := newEnv(t, ts("2026-03-01T00:00:00Z"))
-	env.OnActivity(acts.BeginCollection, mock.Anything, activities.InvoiceInput{InvoiceID: "inv-late"}).Return(activities.BeginCollectionResult{
+	env.OnActivity(acts.BeginCollection, mock.Anything, activities.InvoiceInput{InvoiceID: "inv-late", Rails: true}).Return(activities.BeginCollectionResult{
 		Invoice: activities.InvoiceRef{ID: "inv-late", TenantID: testTenant, Total: 2500, Currency: "usd", Status: "paid", PaidRail: "stripe"},
 		Policy:  activities.DefaultPaymentPolicy()}, nil).Once()
 	env.OnActivity(acts.Settle, mock.Anything, mock.MatchedBy(func(s activities.SettleInput) bool { return s.Payment.Reference == "wire-2" })).

@@ -37,6 +37,10 @@ type TenantBillingInput struct {
 	// ContinueAfter, when positive, continues as new after that many waits
 	// in one run instead of when Temporal suggests it (for tests).
 	ContinueAfter int `json:"continue_after,omitempty"`
+	// Version is the consolidated change id's number whose path this run
+	// takes without reading it (pathTenantV3, set by continue-as-new); 0
+	// reads the ids.
+	Version int `json:"version,omitempty"`
 }
 
 // RecordActivityRequest is the record-activity update's argument.
@@ -79,7 +83,10 @@ type tenantRun struct {
 	needsAction bool
 	// local: this run takes the tenant-v2 path (store steps as local
 	// activities, only changed search attributes upserted).
-	local  bool
+	local bool
+	// v3: the tenant-v3 path (tenant-v2's, with the path carried across
+	// continue-as-new and given to the invoices it starts).
+	v3     bool
 	na     *NeedsAction
 	retry  workflow.ReceiveChannel
 	budget runBudget
@@ -100,9 +107,12 @@ func TenantBilling(ctx workflow.Context, in TenantBillingInput) error {
 			Description: "The tenant's standing changed (active, grace, suspended).",
 		}),
 	}
-	// tenant-v2 is read first: a run that has it takes every earlier
-	// change without reading their ids.
-	if r.local = patched(ctx, changeTenantV2); r.local {
+	// The path the input carries, else tenant-v3 then tenant-v2 are read
+	// first: a run that has one takes every earlier change without
+	// reading their ids.
+	if r.v3 = in.Version >= pathTenantV3 || patched(ctx, changeTenantV3); r.v3 {
+		r.local, r.needsAction = true, true
+	} else if r.local = patched(ctx, changeTenantV2); r.local {
 		r.needsAction = true
 	} else {
 		r.needsAction = patched(ctx, changeTenantNeedsAction)
@@ -317,6 +327,9 @@ func (r *tenantRun) continueAsNew(ctx workflow.Context) error {
 	drain(r.status, &TenantStatus{})
 	next := TenantBillingInput{
 		TenantID: r.snap.TenantID, Currency: r.snap.Currency, PeriodSeconds: r.snap.PeriodSeconds, PendingClaim: pending}
+	if r.v3 {
+		next.Version = pathTenantV3
+	}
 	if r.needsAction {
 		// A retry requested as the run ends is served by the next run,
 		// which retries a pending step first thing.
@@ -481,9 +494,13 @@ func (r *tenantRun) claim(ctx workflow.Context, period models.Period) (*activiti
 			AttrStatus.ValueSet("collecting"), AttrAmountDue.ValueSet(inv.Total))
 	}
 	child := workflow.WithChildOptions(ctx, opts)
-	fut := workflow.ExecuteChildWorkflow(child, InvoicePayment, InvoicePaymentInput{
-		InvoiceID: inv.ID, TenantID: r.snap.TenantID, Total: inv.Total, Currency: inv.Currency,
-	})
+	pin := InvoicePaymentInput{InvoiceID: inv.ID, TenantID: r.snap.TenantID, Total: inv.Total, Currency: inv.Currency}
+	if r.v3 {
+		// The invoice takes the newest invoice path without reading its
+		// id (the child's input is not compared on replay).
+		pin.Version = pathInvoiceV6
+	}
+	fut := workflow.ExecuteChildWorkflow(child, InvoicePayment, pin)
 	if err := fut.GetChildWorkflowExecution().Get(ctx, nil); err != nil {
 		var started *temporal.ChildWorkflowExecutionAlreadyStartedError
 		if !errors.As(err, &started) {

@@ -122,7 +122,7 @@ func TestTenantBillingMonthEndAnchorAcrossPeriods(t *testing.T) {
 	require.True(t, rec.accepted)
 	require.NoError(t, rec.err)
 	require.Equal(t, []string{"inv-1", "inv-2"}, started, "the debounced claim and the boundary claim each start one payment workflow")
-	require.Equal(t, TenantBillingInput{TenantID: testTenant, Currency: "usd"}, next)
+	require.Equal(t, TenantBillingInput{TenantID: testTenant, Currency: "usd", Version: pathTenantV3}, next, "the next run takes tenant-v3 from its input")
 	require.NotNil(t, mid.Anchor)
 	require.True(t, mid.Anchor.Equal(anchor))
 	require.True(t, mid.NextBoundary.Equal(wantBoundaries[0]))

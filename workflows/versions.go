@@ -47,6 +47,18 @@ const (
 	// attributes whose value changed. It is read first; a run without it
 	// (recorded before it) reads the older ids exactly as before.
 	changeInvoiceV4 = "invoice-v4"
+	// changeInvoiceV5 consolidates invoice-v4 (read first, like it) and
+	// adds: the run's path is carried in its input (InvoicePaymentInput.
+	// Version, set by the tenant that starts it and by continue-as-new), so
+	// a run so started reads no id at all; and the first cascade attempt
+	// skips PayByNWC when BeginCollection found no NWC rail to use (the
+	// skipped row is recorded by ChargeCard).
+	changeInvoiceV5 = "invoice-v5"
+	// changeInvoiceV6 consolidates invoice-v5 (read first, before it) and
+	// adds: Settle tells the tenant of the paid invoice (TellTenant, best
+	// effort); the workflow signals the tenant itself only when that signal
+	// did not go through.
+	changeInvoiceV6 = "invoice-v6"
 
 	// changeBalanceAutoRecharge: after a sync that finds spendable below
 	// the wallet's auto-recharge threshold and no auto top-up open, the
@@ -62,6 +74,11 @@ const (
 	// search attributes upserted, and the invoice's search attributes set
 	// when its workflow is started.
 	changeTenantV2 = "tenant-v2"
+	// changeTenantV3 consolidates tenant-v2 (read first) and carries the
+	// run's path in TenantBillingInput.Version across continue-as-new, so a
+	// continued run reads no id; the invoices it starts are given
+	// invoice-v5 in their input.
+	changeTenantV3 = "tenant-v3"
 
 	// changeGraceNeedsAction: a failed grace transition is recorded and
 	// retried (signal or the next wake) instead of failing the window.
@@ -76,6 +93,17 @@ const (
 	// changeSettlementsNeverFail: a misconfigured node is reported in the
 	// details and retried, instead of failing the stream.
 	changeSettlementsNeverFail = "settlements-never-fail"
+)
+
+// Paths carried in a workflow's input (Version): the number of the
+// consolidated change id the run takes. A run whose input names one takes
+// that path without reading any id (no marker, no search-attribute upsert);
+// a run whose input names none (0: started by a client, or recorded before
+// the field existed) reads the ids, newest first.
+const (
+	pathInvoiceV5 = 5
+	pathInvoiceV6 = 6
+	pathTenantV3  = 3
 )
 
 // patched reports whether this run takes the code path of change.

@@ -18,7 +18,7 @@ import (
 // answers the first attempt's wallet turn.
 func walletEnv(t *testing.T, id string, wallet activities.WalletRailResult, walletErr error) (*testsuite.TestWorkflowEnvironment, *activities.Activities, InvoicePaymentInput) {
 	env, acts := newBareEnv(t, ts("2026-03-01T00:00:00Z"))
-	env.OnActivity(acts.BeginCollection, mock.Anything, activities.InvoiceInput{InvoiceID: id}).Return(activities.BeginCollectionResult{
+	env.OnActivity(acts.BeginCollection, mock.Anything, activities.InvoiceInput{InvoiceID: id, Rails: true}).Return(activities.BeginCollectionResult{
 		Invoice: activities.InvoiceRef{ID: id, Total: 2500, Currency: "usd", Status: "collecting"}, Policy: activities.DefaultPaymentPolicy()}, nil).Once()
 	env.OnActivity(acts.SetInvoiceStatus, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.SetInvoiceStatusInput) (activities.InvoiceRef, error) {
