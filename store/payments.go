@@ -700,11 +700,21 @@ type CardPayment struct {
 // RecordCardPayment stores a charge or updates its status; the PaymentIntent
 // id and the idempotency key are each UNIQUE, so a replayed charge is one row.
 func (s *Store) RecordCardPayment(ctx context.Context, c CardPayment) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO card_payments (payment_intent_id, invoice_id, idempotency_key, attempt, amount, currency, status, outcome, decline_code)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULLIF($9, ''))
-		ON CONFLICT (payment_intent_id) DO UPDATE SET status = EXCLUDED.status, outcome = EXCLUDED.outcome,
-			decline_code = EXCLUDED.decline_code, updated_at = now()`,
-		c.PaymentIntentID, c.InvoiceID, c.IdempotencyKey, c.Attempt, c.Amount, string(c.Currency), c.Status, c.Outcome, c.DeclineCode)
+	var err error
+	// Two writers of the same charge (concurrent clicks replayed by Stripe's
+	// idempotency key) can race: the loser may trip the idempotency_key
+	// index before the payment_intent_id arbiter sees the winner's row. The
+	// winner has committed by then, so a second try takes the update path.
+	for try := 0; try < 2; try++ {
+		_, err = s.pool.Exec(ctx, `INSERT INTO card_payments (payment_intent_id, invoice_id, idempotency_key, attempt, amount, currency, status, outcome, decline_code)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULLIF($9, ''))
+			ON CONFLICT (payment_intent_id) DO UPDATE SET status = EXCLUDED.status, outcome = EXCLUDED.outcome,
+				decline_code = EXCLUDED.decline_code, updated_at = now()`,
+			c.PaymentIntentID, c.InvoiceID, c.IdempotencyKey, c.Attempt, c.Amount, string(c.Currency), c.Status, c.Outcome, c.DeclineCode)
+		if !isUniqueViolation(err) {
+			break
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("record card payment: %w", err)
 	}

@@ -1203,3 +1203,26 @@ func TestSetInvoiceStatus(t *testing.T) {
 	_, err = st.SetInvoiceStatus(bg(), "no-such-invoice", store.InvoiceOpen)
 	require.True(t, errors.Is(err, store.ErrNotFound), "got %v", err)
 }
+
+// Concurrent records of one charge (six clicks Stripe replays by one
+// idempotency key) all succeed and leave one row: the one that loses the
+// race on the idempotency key index takes the update path on its retry.
+func TestRecordCardPaymentConcurrentSameCharge(t *testing.T) {
+	st := testkit.NewStore(t)
+	tenant := newTenant(t, st, fixed)
+	id := newInvoice(t, st, tenant, "a1", "collecting")
+	for round := 0; round < 20; round++ {
+		c := store.CardPayment{PaymentIntentID: fmt.Sprintf("pi_race_%d", round), InvoiceID: id, IdempotencyKey: fmt.Sprintf("invoice/%s/card/page-%d", id, round+1),
+			Attempt: round + 1, Amount: priceBasic, Currency: "usd", Status: "succeeded", Outcome: "paid"}
+		var wg sync.WaitGroup
+		errs := make([]error, 8)
+		for i := range errs {
+			wg.Go(func() { errs[i] = st.RecordCardPayment(bg(), c) })
+		}
+		wg.Wait()
+		for _, err := range errs {
+			require.NoError(t, err)
+		}
+	}
+	assert.Equal(t, int64(20), scalar(t, st, `SELECT count(*) FROM card_payments WHERE invoice_id = $1`, id))
+}
