@@ -440,19 +440,29 @@ func (s *Store) Promise(ctx context.Context, w WalletWrite) (WalletResult, error
 // promiseOp reserves a promise's amount of spendable (Promise, and a usage
 // receipt's payment in PayUsageReceipt).
 func promiseOp(ctx context.Context, tx pgx.Tx, e *WalletEntry) error {
-	tag, err := tx.Exec(ctx, `UPDATE wallets SET promised = promised + $2, updated_at = now()
-			WHERE tenant_id = $1 AND deposits + grants - withdrawn - expired - promised >= $2`, e.TenantID, e.Amount)
+	return takeIfRoom(ctx, tx, e, "spendable", `UPDATE wallets SET promised = promised + $2, updated_at = now()
+		WHERE tenant_id = $1 AND deposits + grants - withdrawn - expired - promised >= $2`)
+}
+
+// takeIfRoom runs a conditional UPDATE of the wallet row that takes
+// e.Amount only where there is room; when it matched no row, the write is
+// refused with a *NotEnoughError of `of` ("spendable" or "withdrawable"),
+// whose available amount is read after the refusal (information only: the
+// UPDATE made the decision, never a read before it).
+func takeIfRoom(ctx context.Context, tx pgx.Tx, e *WalletEntry, of, update string) error {
+	tag, err := tx.Exec(ctx, update, e.TenantID, e.Amount)
+	if err != nil || tag.RowsAffected() > 0 {
+		return err
+	}
+	t, err := currentSpendable(ctx, tx, e.TenantID)
 	if err != nil {
 		return err
 	}
-	if tag.RowsAffected() == 0 {
-		t, err := currentSpendable(ctx, tx, e.TenantID)
-		if err != nil {
-			return err
-		}
-		return &NotEnoughError{Of: "spendable", Wanted: e.Amount, Available: t.Spendable()}
+	available := t.Spendable()
+	if of == "withdrawable" {
+		available = t.Withdrawable()
 	}
-	return nil
+	return &NotEnoughError{Of: of, Wanted: e.Amount, Available: available}
 }
 
 // SettlePromises takes w.Amount of the unsettled promises from the funds

@@ -179,20 +179,9 @@ func (s *Store) RequestWithdrawal(ctx context.Context, r WithdrawalRequest) (Wit
 // withdrawOp takes a withdrawal from the totals: unspent deposits only, at
 // most spendable, by one conditional UPDATE.
 func withdrawOp(ctx context.Context, tx pgx.Tx, e *WalletEntry) error {
-	tag, err := tx.Exec(ctx, `UPDATE wallets SET withdrawn = withdrawn + $2, updated_at = now()
+	return takeIfRoom(ctx, tx, e, "withdrawable", `UPDATE wallets SET withdrawn = withdrawn + $2, updated_at = now()
 		WHERE tenant_id = $1 AND deposits - (settled - settled_from_grants) - withdrawn >= $2
-			AND deposits + grants - withdrawn - expired - promised >= $2`, e.TenantID, e.Amount)
-	if err != nil {
-		return err
-	}
-	if tag.RowsAffected() == 0 {
-		t, err := currentSpendable(ctx, tx, e.TenantID)
-		if err != nil {
-			return err
-		}
-		return &NotEnoughError{Of: "withdrawable", Wanted: e.Amount, Available: t.Withdrawable()}
-	}
-	return nil
+			AND deposits + grants - withdrawn - expired - promised >= $2`)
 }
 
 // Withdraw records a withdrawal the operator has paid out already, under
