@@ -19,6 +19,13 @@ import (
 // when the payer's part is paid; recording and releasing give back what was
 // not used, once per grant (its request key is the audit row's primary key).
 
+// PoolDebitSQL is the pool's debit: one conditional UPDATE that takes $1
+// only where the balance has it, at $2, returning the balance after (no
+// row: not enough). The row lock it takes is held only from this statement
+// to the commit; the benchmarks (BenchmarkConcurrentPoolDebits, the bench
+// harness's pool scenario) run it against a read-then-write transaction.
+const PoolDebitSQL = `UPDATE pool SET balance = balance - $1, updated_at = $2 WHERE id = 1 AND balance >= $1 RETURNING balance`
+
 // ErrPoolNotConfigured is returned by pool operations before ConfigurePool.
 var ErrPoolNotConfigured = errors.New("the free-tier pool is not configured (the worker configures it at start from BILLFLOW_POOL)")
 
@@ -412,8 +419,7 @@ func (s *Store) DecideAndReserveFree(ctx context.Context, cfg models.PoolConfig,
 			return err
 		}
 		// The decision: the debit is conditional on the balance it needs.
-		err = tx.QueryRow(ctx, `UPDATE pool SET balance = balance - $1, updated_at = $2 WHERE id = 1 AND balance >= $1 RETURNING balance`,
-			req.Estimated, now).Scan(&v.PoolBalance)
+		err = tx.QueryRow(ctx, PoolDebitSQL, req.Estimated, now).Scan(&v.PoolBalance)
 		if errors.Is(err, pgx.ErrNoRows) {
 			// Drained since it was read: decide again on what is there now.
 			if err := tx.QueryRow(ctx, `SELECT balance FROM pool WHERE id = 1`).Scan(&v.PoolBalance); err != nil {
