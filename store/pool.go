@@ -374,19 +374,16 @@ func (s *Store) DecidePool(ctx context.Context, cfg models.PoolConfig, req PoolR
 
 var errDryRun = errors.New("dry run")
 
-// verdictOf is the verdict a grant stands for, for a retry of its key.
+// verdictOf is the verdict a grant was decided with, for a retry of its
+// key: what was reserved, whatever was recorded or released since (the
+// grant says that), so a late retry never turns a free decision into a
+// charge.
 func verdictOf(g PoolGrant, balance int64) PoolVerdict {
-	absorb := g.Reserved - g.Released
-	if g.Outcome == GrantReserved {
-		absorb = g.Reserved
-	}
 	serve := g.Serve
-	if absorb == 0 {
+	if g.Reserved == 0 {
 		serve = models.ServeGate
-	} else if absorb < g.Estimated {
-		serve = models.ServePartial
 	}
-	return PoolVerdict{PoolDecision: models.PoolDecision{Serve: serve, Absorb: absorb, Charge: g.Estimated - absorb},
+	return PoolVerdict{PoolDecision: models.PoolDecision{Serve: serve, Absorb: g.Reserved, Charge: g.Estimated - g.Reserved},
 		Tier: g.Tier, PoolBalance: balance, Grant: &g, Replayed: true}
 }
 

@@ -355,6 +355,15 @@ func TestPoolOverReservationRefundOnceUnderConcurrentRetries(t *testing.T) {
 	require.Equal(t, "grant rec", requireValidation(t, err).Field)
 	require.Equal(t, int64(980), poolBalance(t, st))
 
+	// A late retry of the decision answers the decision it made (free,
+	// nothing to charge), not what was recorded since, and moves nothing.
+	v, err := st.DecideAndReserveFree(bg(), cfg, store.PoolRequest{Payer: payer, Key: "rec", Estimated: 50})
+	require.NoError(t, err)
+	require.True(t, v.Replayed)
+	require.Equal(t, models.PoolDecision{Serve: models.ServeFree, Absorb: 50, Charge: 0}, v.PoolDecision)
+	require.Equal(t, store.GrantRecorded, v.Grant.Outcome)
+	require.Equal(t, int64(980), poolBalance(t, st))
+
 	_, err = st.DecideAndReserveFree(bg(), cfg, store.PoolRequest{Payer: payer, Key: "rec2", Estimated: 10})
 	require.NoError(t, err)
 	_, err = st.RecordGrant(bg(), "rec2", 11)
