@@ -415,8 +415,23 @@ func (s *Store) DecideAndReserveFree(ctx context.Context, cfg models.PoolConfig,
 		if err != nil || v.Serve != models.ServeFree {
 			return err
 		}
-		// The decision: the debit is conditional on the balance it needs.
-		err = tx.QueryRow(ctx, PoolDebitSQL, req.Estimated, now).Scan(&v.PoolBalance)
+		// The decision, in one statement: the debit, conditional on the
+		// balance it needs, and only with it the daily counter and the
+		// audit row. The pool's row lock is the one every decision waits
+		// for: one statement takes it and COMMIT releases it, so it is held
+		// for no client round trip beyond the COMMIT's.
+		g := PoolGrant{RequestKey: req.Key, Payer: req.Payer, Tier: v.Tier, Serve: models.ServeFree, Currency: p.Currency,
+			Estimated: req.Estimated, Reserved: req.Estimated, Outcome: GrantReserved, ReservedAt: now}
+		winStart, total, err := dailyAfter(start, absorbed, req.Estimated, now)
+		if err != nil {
+			return err
+		}
+		err = tx.QueryRow(ctx, `WITH debit AS (`+PoolDebitSQL+`),
+			daily AS (UPDATE pool_daily SET window_start = $4, absorbed = $5 WHERE payer = $3 AND EXISTS (SELECT 1 FROM debit)),
+			audit AS (INSERT INTO pool_grants (request_key, payer, tier, serve, currency, estimated, reserved, outcome, reserved_at)
+				SELECT $6, $3, $7, $8, $9, $1, $1, $10, $2 FROM debit)
+			SELECT balance FROM debit`,
+			req.Estimated, now, req.Payer, winStart, total, g.RequestKey, g.Tier, g.Serve, g.Currency, g.Outcome).Scan(&v.PoolBalance)
 		if errors.Is(err, pgx.ErrNoRows) {
 			// Drained since it was read: decide again on what is there now.
 			if err := tx.QueryRow(ctx, `SELECT balance FROM pool WHERE id = 1`).Scan(&v.PoolBalance); err != nil {
@@ -432,14 +447,6 @@ func (s *Store) DecideAndReserveFree(ctx context.Context, cfg models.PoolConfig,
 			return err
 		}
 		v.CrossedFloor = v.PoolBalance+req.Estimated >= p.LowFloor && v.PoolBalance < p.LowFloor
-		if err := moveDaily(ctx, tx, req.Payer, start, absorbed, req.Estimated, now); err != nil {
-			return err
-		}
-		g := PoolGrant{RequestKey: req.Key, Payer: req.Payer, Tier: v.Tier, Serve: models.ServeFree, Currency: p.Currency,
-			Estimated: req.Estimated, Reserved: req.Estimated, Outcome: GrantReserved, ReservedAt: now}
-		if err := insertGrant(ctx, tx, g); err != nil {
-			return err
-		}
 		v.Grant = &g
 		return nil
 	})
@@ -480,15 +487,22 @@ func (s *Store) replayKey(ctx context.Context, req PoolRequest) (PoolVerdict, er
 // at now when the current one (start, zero when ended) is over. The row is
 // locked by decideTx.
 func moveDaily(ctx context.Context, tx pgx.Tx, payer models.TenantID, start time.Time, absorbed, delta int64, now time.Time) error {
-	if start.IsZero() {
-		start, absorbed = now, 0
-	}
-	total, err := models.AddAmount("daily absorbed", absorbed, delta)
+	start, total, err := dailyAfter(start, absorbed, delta, now)
 	if err != nil {
 		return err
 	}
 	_, err = tx.Exec(ctx, `UPDATE pool_daily SET window_start = $2, absorbed = $3 WHERE payer = $1`, payer, start, total)
 	return err
+}
+
+// dailyAfter is the daily row after adding delta: a new window at now
+// when the current one (start, zero when ended) is over.
+func dailyAfter(start time.Time, absorbed, delta int64, now time.Time) (time.Time, int64, error) {
+	if start.IsZero() {
+		start, absorbed = now, 0
+	}
+	total, err := models.AddAmount("daily absorbed", absorbed, delta)
+	return start, total, err
 }
 
 // giveBackDaily takes n off the payer's daily counter when the grant
@@ -667,19 +681,21 @@ func (s *Store) ReleaseReservation(ctx context.Context, key, reason string) (Poo
 // are taken in the order grant, daily row, pool, as the decisions do
 // (daily row, pool), so the two never deadlock.
 func settleGrant(ctx context.Context, tx pgx.Tx, g *PoolGrant, outcome string, absorbed, back int64, reason string, now time.Time) error {
-	if back > 0 {
-		if err := giveBackDaily(ctx, tx, g.Payer, back, g.ReservedAt); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `UPDATE pool SET balance = balance + $1, updated_at = $2 WHERE id = 1`, back, now); err != nil {
-			return fmt.Errorf("give %d back to the pool: %w", back, err)
-		}
-	}
 	if _, err := tx.Exec(ctx, `UPDATE pool_grants SET outcome = $2, absorbed = $3, released = $4, reason = $5, settled_at = $6 WHERE request_key = $1`,
 		g.RequestKey, outcome, absorbed, back, reason, now); err != nil {
 		return err
 	}
 	g.Outcome, g.Absorbed, g.Released, g.Reason, g.SettledAt = outcome, absorbed, back, reason, &now
+	if back == 0 {
+		return nil
+	}
+	if err := giveBackDaily(ctx, tx, g.Payer, back, g.ReservedAt); err != nil {
+		return err
+	}
+	// The pool last, so its row lock is held only until the COMMIT.
+	if _, err := tx.Exec(ctx, `UPDATE pool SET balance = balance + $1, updated_at = $2 WHERE id = 1`, back, now); err != nil {
+		return fmt.Errorf("give %d back to the pool: %w", back, err)
+	}
 	return nil
 }
 
