@@ -207,6 +207,11 @@ func (s *Store) GetPool(ctx context.Context) (Pool, error) {
 // history and any pin.
 func payerStanding(ctx context.Context, q querier, cfg models.PoolConfig, payer models.TenantID, now time.Time) (PayerTier, models.Currency, error) {
 	pt := PayerTier{Payer: payer}
+	// Every decision, dry run and tier view comes through here: a zero or
+	// hand-made configuration is refused before it can derive a tier.
+	if err := cfg.Validate(); err != nil {
+		return pt, "", err
+	}
 	var cur models.Currency
 	var last *time.Time
 	var pin *string

@@ -577,6 +577,9 @@ func TestPoolOperatorOps(t *testing.T) {
 	_, err = st.ListGrants(bg(), store.GrantFilter{Outcome: "lost"})
 	require.Equal(t, "outcome", requireValidation(t, err).Field)
 
+	_, err = st.DecideAndReserveFree(bg(), models.PoolConfig{}, store.PoolRequest{Payer: payer, Key: "zero-cfg", Estimated: 10})
+	require.Equal(t, "pool.currency", requireValidation(t, err).Field, "a zero configuration is refused")
+
 	require.NoError(t, st.UnpinTier(bg(), payer))
 	pt, err = st.PayerTier(bg(), cfg, payer)
 	require.NoError(t, err)
