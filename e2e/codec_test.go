@@ -189,9 +189,9 @@ func TestPayloadsEncryptedAtRestAndDecodedByTheCodecEndpoint(t *testing.T) {
 	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
 	plain := show()
 	require.Contains(t, plain, b64(payloadcodec.Encoding), "without the codec the CLI shows ciphertext")
-	require.NotContains(t, plain, b64("json/plain"))
 	decodedOut := show("--codec-endpoint", ts.URL+"/codecs", "--codec-auth", "Bearer "+token)
 	// (This CLI leaves user metadata, the events' summaries, as stored.)
-	require.Contains(t, decodedOut, b64("json/plain"), "with --codec-endpoint the CLI shows the decoded payloads")
+	require.Greater(t, strings.Count(decodedOut, b64("json/plain")), strings.Count(plain, b64("json/plain")),
+		"with --codec-endpoint the CLI shows the decoded payloads (plain ones are the search attributes)")
 	require.Less(t, strings.Count(decodedOut, b64(payloadcodec.Encoding)), strings.Count(plain, b64(payloadcodec.Encoding)))
 }
