@@ -101,7 +101,8 @@ if [[ -n ${DATABASE_URL:-} ]]; then
 else
   pg_up "$DATA/pg"
 fi
-temporal_up "$DATA" --db-file "$DATA/temporal.db"
+stack_codec
+temporal_up "$DATA" --db-file "$DATA/temporal.db" --ui-codec-endpoint "$CODEC_UI_ENDPOINT"
 
 stack_secret_key
 stack_sandboxes_up
