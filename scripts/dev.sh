@@ -155,6 +155,7 @@ Try, in another terminal in $BILLFLOW_ROOT:
   .bin/starter invoice show --invoice ID
   .bin/starter tenant grace --tenant TENANT
   .bin/temporal workflow list
+  .bin/temporal workflow show -w tenant/$DEMO_TENANT   # payloads decoded through the api's /codecs
 
 $(cat "$DATA/page-links" 2>/dev/null)
 
