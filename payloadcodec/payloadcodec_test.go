@@ -5,6 +5,10 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -189,4 +193,38 @@ func TestDecodeMessageDecryptsAHistoryEvent(t *testing.T) {
 	require.NotContains(t, ev.String(), tenant)
 	require.NoError(t, c.DecodeMessage(context.Background(), ev))
 	require.True(t, strings.Contains(ev.String(), tenant))
+}
+
+// Every Temporal client billflow's programs, tools and tests' helpers dial
+// is configured by Configure: a file that dials also calls it, so no
+// process writes plaintext payloads by omission.
+func TestEveryDialerConfiguresTheCodec(t *testing.T) {
+	root := filepath.Join("..")
+	dial := regexp.MustCompile(`client\.(Dial|DialContext|NewLazyClient|NewClient)\(`)
+	var dialers []string
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if name := d.Name(); path != root && (strings.HasPrefix(name, ".") || name == "tools" || name == "testdata") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if dial.Match(b) {
+			dialers = append(dialers, path)
+			require.Contains(t, string(b), "payloadcodec.Configure(", "%s dials Temporal without payloadcodec.Configure", path)
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, len(dialers), 5, "found the worker, api, starter, bench and testkit: %v", dialers)
 }
