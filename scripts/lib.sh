@@ -70,11 +70,13 @@ run_step() {
 # local_stack_env drops TLS / API-key / profile settings a user may have in
 # their shell for a remote Temporal (Temporal Cloud): the CLI and the SDK's
 # envconfig would apply them to the local dev server, which speaks plain gRPC.
+# A codec endpoint (TEMPORAL_CODEC_*, e.g. from a sourced .data/env of an
+# earlier run) would make the CLI decode through a server that is gone.
 local_stack_env() {
   local v
   for v in $(compgen -e); do
     case $v in
-      TEMPORAL_API_KEY | TEMPORAL_TLS | TEMPORAL_TLS_* | TEMPORAL_PROFILE | TEMPORAL_GRPC_META_*)
+      TEMPORAL_API_KEY | TEMPORAL_TLS | TEMPORAL_TLS_* | TEMPORAL_PROFILE | TEMPORAL_GRPC_META_* | TEMPORAL_CODEC_*)
         unset "$v"
         ;;
     esac
