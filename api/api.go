@@ -13,6 +13,8 @@
 //	GET  /metrics                          Prometheus metrics
 //	GET  /pay/{token}, /account/{token}    hosted invoice and account pages
 //	                                       (package paypage), when configured
+//	POST /codecs/{encode,decode}           the payload codec for the Temporal Web UI
+//	                                       and CLI (api/codec.go), when payloads are encrypted
 //
 // Application endpoints need "Authorization: Bearer <BILLFLOW_API_TOKEN>".
 // Every error, including an unknown path (404), a wrong method (405) and an
@@ -30,6 +32,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"go.temporal.io/sdk/converter"
 
 	"github.com/billflow/billflow/activities"
 	"github.com/billflow/billflow/billing"
@@ -69,6 +73,13 @@ type Server struct {
 	// WalletMaxAge is how old a synced balance GET .../wallet answers
 	// without syncing first (0: contract.DefaultBalanceMaxAge).
 	WalletMaxAge time.Duration
+	// PayloadCodec, when set, is served at /codecs/ (the Temporal codec
+	// server protocol) so the Web UI and the temporal CLI can read the
+	// encrypted payloads; CodecToken and CodecOrigins are its authorization
+	// and CORS origins (mountCodec).
+	PayloadCodec converter.PayloadCodec
+	CodecToken   string
+	CodecOrigins []string
 }
 
 // Handler returns the routes.
@@ -81,6 +92,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/invoices/{invoice}/lightning", s.app(s.lightningInvoice))
 	s.mountWallet(mux)
 	s.mountUsage(mux)
+	s.mountCodec(mux)
 	mux.HandleFunc("POST /webhooks/stripe", s.stripeWebhook)
 	mux.Handle("GET /healthz", metrics.Health(5*time.Second, s.Checks...))
 	if s.Metrics != nil {

@@ -25,6 +25,7 @@ import (
 
 	"github.com/billflow/billflow/api"
 	"github.com/billflow/billflow/billing"
+	"github.com/billflow/billflow/payloadcodec"
 	"github.com/billflow/billflow/sandbox/lnnode"
 	"github.com/billflow/billflow/sandbox/nwcwallet"
 	"github.com/billflow/billflow/sandbox/relay"
@@ -77,9 +78,13 @@ type Stack struct {
 	NWC             *nwcwallet.Wallet
 	Vault           *vault.Vault
 	TenantsPayByNWC bool
-	worker          *exec.Cmd
-	workerLog       *os.File
-	closers         []func()
+	// payloadKeys is BILLFLOW_PAYLOAD_KEYS of the bench's client and worker:
+	// the caller's, else a key made for the run (payloads are encrypted,
+	// as in every deployment, so the measure includes the codec).
+	payloadKeys string
+	worker      *exec.Cmd
+	workerLog   *os.File
+	closers     []func()
 }
 
 func randHex(n int) string {
@@ -98,8 +103,15 @@ func NewStack(ctx context.Context, cfg Config) (s *Stack, err error) {
 			s.Close()
 		}
 	}()
-	s.Temporal, err = client.Dial(client.Options{HostPort: cfg.TemporalAddress, Namespace: cfg.Namespace,
-		Logger: quietLogger{}})
+	s.payloadKeys = os.Getenv(payloadcodec.EnvKeys)
+	if s.payloadKeys == "" {
+		s.payloadKeys = payloadcodec.NewKey("bench")
+	}
+	opts := client.Options{HostPort: cfg.TemporalAddress, Namespace: cfg.Namespace, Logger: quietLogger{}}
+	if _, err := payloadcodec.Configure(&opts, []string{payloadcodec.EnvKeys + "=" + s.payloadKeys}); err != nil {
+		return s, err
+	}
+	s.Temporal, err = client.Dial(opts)
 	if err != nil {
 		return s, fmt.Errorf("dial temporal %s: %w", cfg.TemporalAddress, err)
 	}
@@ -216,6 +228,7 @@ func (s *Stack) StartWorker(ctx context.Context) error {
 		"BILLFLOW_APP_URL=https://app.example",
 		"BILLFLOW_NWC_TIMEOUT=10s",
 		"BILLFLOW_WORKER_HTTP_ADDR=",
+		payloadcodec.EnvKeys+"="+s.payloadKeys,
 	)
 	cmd.Stdout, cmd.Stderr = s.workerLog, s.workerLog
 	if err := cmd.Start(); err != nil {

@@ -158,6 +158,13 @@ type API struct {
 	// paypage), with SecretKey, from which their tokens are derived.
 	PublicURL string `env:"BILLFLOW_PUBLIC_URL"`
 	SecretKey string `env:"BILLFLOW_SECRET_KEY" redact:"secret"`
+	// CodecToken authorizes the payload codec endpoint (/codecs/) only:
+	// as a bearer token, or as the path /codecs/<token>/ for a Web UI that
+	// cannot send headers. The api token is accepted as a bearer token too.
+	CodecToken string `env:"BILLFLOW_CODEC_TOKEN" redact:"secret"`
+	// CodecOrigins are the Web UI origins (scheme://host[:port]) allowed to
+	// call the codec endpoint from a browser (CORS).
+	CodecOrigins List `env:"BILLFLOW_CODEC_ORIGINS"`
 }
 
 // Starter is the starter CLI's configuration; each command checks that the
@@ -236,7 +243,25 @@ func (c API) Validate() error {
 		errs = append(errs, checkHexKey("BILLFLOW_SECRET_KEY", c.SecretKey, 32))
 	}
 	errs = append(errs, checkPages(c.PublicURL, c.SecretKey))
+	if c.CodecToken != "" && len(c.CodecToken) < 16 {
+		errs = append(errs, errors.New("BILLFLOW_CODEC_TOKEN is shorter than 16 characters: it lets whoever has it read every payload"))
+	}
+	for _, o := range c.CodecOrigins {
+		if err := checkOrigin(o); err != nil {
+			errs = append(errs, fmt.Errorf("BILLFLOW_CODEC_ORIGINS: %w", err))
+		}
+	}
 	return join(errs)
+}
+
+// checkOrigin accepts a browser origin: http(s)://host[:port], nothing else.
+func checkOrigin(o string) error {
+	u, err := url.Parse(o)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+		u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return fmt.Errorf("%q is not an origin: want scheme://host[:port], e.g. http://localhost:8080", o)
+	}
+	return nil
 }
 
 // Validate checks the starter's settings that are present.

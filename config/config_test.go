@@ -160,6 +160,18 @@ func TestAPIValidation(t *testing.T) {
 	_, err = config.LoadAPI(with(nil, "BILLFLOW_API_TOKEN=tok", "BILLFLOW_STRIPE_WEBHOOK_SECRET=sk_live_oops"))
 	require.ErrorContains(t, err, "BILLFLOW_STRIPE_WEBHOOK_SECRET does not start with whsec_")
 	assert.NotContains(t, err.Error(), "sk_live_oops")
+
+	// The payload codec endpoint: its token and the Web UI's origins.
+	c, err = config.LoadAPI(with(nil, "BILLFLOW_API_TOKEN=tok", "BILLFLOW_CODEC_TOKEN=0123456789abcdef",
+		"BILLFLOW_CODEC_ORIGINS=http://localhost:8080, https://ui.example.com"))
+	require.NoError(t, err)
+	assert.Equal(t, []string{"http://localhost:8080", "https://ui.example.com"}, []string(c.CodecOrigins))
+	_, err = config.LoadAPI(with(nil, "BILLFLOW_API_TOKEN=tok", "BILLFLOW_CODEC_TOKEN=short"))
+	require.ErrorContains(t, err, "BILLFLOW_CODEC_TOKEN is shorter than 16 characters")
+	for _, bad := range []string{"localhost:8080", "http://ui.example.com/", "ftp://x", "http://u:p@x"} {
+		_, err = config.LoadAPI(with(nil, "BILLFLOW_API_TOKEN=tok", "BILLFLOW_CODEC_ORIGINS="+bad))
+		require.ErrorContains(t, err, "BILLFLOW_CODEC_ORIGINS: \""+bad+"\" is not an origin", bad)
+	}
 }
 
 func TestStarterValidation(t *testing.T) {
@@ -181,6 +193,7 @@ func TestEffectiveConfigurationRedactsSecrets(t *testing.T) {
 		"BILLFLOW_WEBHOOK_SECRET":        "hookSECRET",
 		"BILLFLOW_API_TOKEN":             "tokenSECRET",
 		"BILLFLOW_STRIPE_WEBHOOK_SECRET": "whsec_SECRETwh",
+		"BILLFLOW_CODEC_TOKEN":           "codecSECRETtoken0",
 	}
 	env := with(lnd, "DATABASE_URL=postgres://billflow:dbPASSWORD@db:5432/billflow?sslmode=disable&password=qsPASSWORD",
 		"BILLFLOW_WEBHOOK_URL=https://user:urlPASSWORD@app.example/hook?token=qsTOKEN", "BILLFLOW_NOSTR_RELAYS=wss://relay.example")

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/billflow/billflow/config"
+	"github.com/billflow/billflow/payloadcodec"
 )
 
 // notInDev are the settings the dev stack leaves at their defaults or off on
@@ -48,6 +49,8 @@ func TestDevEnvFileExportsEverySetting(t *testing.T) {
 		"robot.key":          strings.Repeat("7f", 32),
 		"api.token":          "apitokensecret",
 		"webhook.key":        "outboundhooksecret",
+		"codec.token":        "codectokensecret",
+		"payload.keys":       payloadcodec.NewKey("k20261126"),
 	}
 	for name, v := range secrets {
 		require.NoError(t, os.WriteFile(filepath.Join(data, name), []byte(v), 0o600))
@@ -98,6 +101,15 @@ env -i PATH="$PATH" bash -c 'source "$1" && env' sourced "$3"
 	assert.Equal(t, "127.0.0.1:9464", vars["BILLFLOW_WORKER_HTTP_ADDR"])
 	assert.Equal(t, "http://127.0.0.1:7480/", vars["BILLFLOW_WEBHOOK_URL"], "outbound events go to the sandbox metered client")
 	assert.Equal(t, "outboundhooksecret", vars["BILLFLOW_WEBHOOK_SECRET"])
+	// Temporal payloads are encrypted with the stack's keys, and the
+	// temporal CLI and the Web UI decode them through the api.
+	codec, err := payloadcodec.FromEnv(environ)
+	require.NoError(t, err, "the env file's payload keys parse")
+	assert.Equal(t, "k20261126", codec.CurrentKeyID())
+	assert.Equal(t, "http://127.0.0.1:8090/codecs", vars["TEMPORAL_CODEC_ENDPOINT"])
+	assert.Equal(t, "Bearer codectokensecret", vars["TEMPORAL_CODEC_AUTH"])
+	assert.Equal(t, "codectokensecret", vars["BILLFLOW_CODEC_TOKEN"])
+	assert.Equal(t, "http://127.0.0.1:8233,http://localhost:8233", vars["BILLFLOW_CODEC_ORIGINS"], "the Web UI's origins")
 
 	w, err := config.LoadWorker(environ)
 	require.NoError(t, err, "the dev env is a valid worker configuration")

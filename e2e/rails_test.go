@@ -16,6 +16,7 @@ import (
 
 	"github.com/billflow/billflow/api"
 	"github.com/billflow/billflow/billing"
+	"github.com/billflow/billflow/internal/testkit"
 	"github.com/billflow/billflow/models"
 	"github.com/billflow/billflow/sandbox/lnnode"
 	"github.com/billflow/billflow/sandbox/nwcwallet"
@@ -226,6 +227,9 @@ func (s *stack) historyText(workflowID string) (string, int) {
 	for iter.HasNext() {
 		ev, err := iter.Next()
 		require.NoError(s.t, err)
+		// Decrypted: what an operator reading it through the codec sees
+		// must hold no secret either.
+		testkit.Decode(s.t, ev)
 		b.WriteString(ev.String())
 		b.WriteByte('\n')
 		n++

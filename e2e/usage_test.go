@@ -20,10 +20,10 @@ import (
 	"github.com/stretchr/testify/require"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/converter"
 
 	"github.com/billflow/billflow/billing"
 	"github.com/billflow/billflow/contract"
+	"github.com/billflow/billflow/internal/testkit"
 	"github.com/billflow/billflow/models"
 	"github.com/billflow/billflow/sandbox/meterclient"
 	"github.com/billflow/billflow/store"
@@ -125,7 +125,7 @@ func resting(n int64) func(contract.UsageView) bool {
 // how many of them fired.
 func (s *stack) timerSummaries(workflowID string) (started []string, fired int) {
 	s.t.Helper()
-	dc := converter.GetDefaultDataConverter()
+	dc := testkit.DataConverter(s.t)
 	iter := s.temporal.GetWorkflowHistory(context.Background(), workflowID, "", false, 0)
 	for iter.HasNext() {
 		ev, err := iter.Next()

@@ -14,11 +14,11 @@ import (
 	"github.com/stretchr/testify/require"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/converter"
 
 	"github.com/billflow/billflow/activities"
 	"github.com/billflow/billflow/api"
 	"github.com/billflow/billflow/contract"
+	"github.com/billflow/billflow/internal/testkit"
 	"github.com/billflow/billflow/models"
 	"github.com/billflow/billflow/rails/nwc"
 	"github.com/billflow/billflow/store"
@@ -107,7 +107,7 @@ type balanceSync struct {
 // syncs, in order.
 func (s *stack) balanceSyncs(tenant models.TenantID) []balanceSync {
 	s.t.Helper()
-	dc := converter.GetDefaultDataConverter()
+	dc := testkit.DataConverter(s.t)
 	iter := s.temporal.GetWorkflowHistory(context.Background(), contract.BalanceWorkflowID(tenant), "", false, 0)
 	timers := map[string]string{}
 	activityType := map[int64]string{}

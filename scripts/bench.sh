@@ -122,6 +122,12 @@ if [[ -n $BASELINE ]]; then
   mkdir -p "$BASE_TREE"
   run_step "export the baseline $BASELINE ($BASE_COMMIT)" bash -c 'set -o pipefail; git archive "$1" | tar -x -C "$2"' _ "$BASE_COMMIT" "$BASE_TREE"
   run_step "build the baseline worker" bash -c 'cd "$1" && go build -buildvcs=false -o "$2" ./worker' _ "$BASE_TREE" "$WORK/worker-baseline"
+  # A worker from before payload encryption could not read what the bench's
+  # client encrypts: compare both in plaintext then.
+  if [[ ! -d $BASE_TREE/payloadcodec ]]; then
+    log "the baseline predates payload encryption: both workers run with BILLFLOW_PAYLOAD_KEYS=plaintext"
+    export BILLFLOW_PAYLOAD_KEYS=plaintext
+  fi
 fi
 
 if [[ -n ${BILLFLOW_TEST_DATABASE_URL:-} || -n ${DATABASE_URL:-} ]]; then

@@ -312,9 +312,12 @@ log "namespace $TEMPORAL_NAMESPACE and ${#BILLFLOW_SEARCH_ATTRIBUTES[@]} search 
 # The Web UI (the same ui-server the dev server embeds), against this server
 
 free_port TEMPORAL_UI_PORT
+# It decodes payloads through the api's codec endpoint (stack_codec).
+stack_codec
 (
   export TEMPORAL_UI_PORT TEMPORAL_UI_HOST=127.0.0.1
   export TEMPORAL_CORS_ORIGINS=http://127.0.0.1:$TEMPORAL_UI_PORT,http://localhost:$TEMPORAL_UI_PORT
+  export TEMPORAL_CODEC_ENDPOINT=$CODEC_UI_ENDPOINT
   exec setsid "$UI_BIN" --root "$BILLFLOW_ROOT" --config "$CLUSTER_TEMPORAL_CONFIG/ui" \
     --env "$CLUSTER_TEMPORAL_ENV" start >>"$LOG_DIR/temporal-ui.log" 2>&1 9>&-
 ) &

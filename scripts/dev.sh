@@ -101,7 +101,8 @@ if [[ -n ${DATABASE_URL:-} ]]; then
 else
   pg_up "$DATA/pg"
 fi
-temporal_up "$DATA" --db-file "$DATA/temporal.db"
+stack_codec
+temporal_up "$DATA" --db-file "$DATA/temporal.db" --ui-codec-endpoint "$CODEC_UI_ENDPOINT"
 
 stack_secret_key
 stack_sandboxes_up
@@ -154,6 +155,7 @@ Try, in another terminal in $BILLFLOW_ROOT:
   .bin/starter invoice show --invoice ID
   .bin/starter tenant grace --tenant TENANT
   .bin/temporal workflow list
+  .bin/temporal workflow show -w tenant/$DEMO_TENANT   # payloads decoded through the api's /codecs
 
 $(cat "$DATA/page-links" 2>/dev/null)
 

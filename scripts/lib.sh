@@ -70,11 +70,13 @@ run_step() {
 # local_stack_env drops TLS / API-key / profile settings a user may have in
 # their shell for a remote Temporal (Temporal Cloud): the CLI and the SDK's
 # envconfig would apply them to the local dev server, which speaks plain gRPC.
+# A codec endpoint (TEMPORAL_CODEC_*, e.g. from a sourced .data/env of an
+# earlier run) would make the CLI decode through a server that is gone.
 local_stack_env() {
   local v
   for v in $(compgen -e); do
     case $v in
-      TEMPORAL_API_KEY | TEMPORAL_TLS | TEMPORAL_TLS_* | TEMPORAL_PROFILE | TEMPORAL_GRPC_META_*)
+      TEMPORAL_API_KEY | TEMPORAL_TLS | TEMPORAL_TLS_* | TEMPORAL_PROFILE | TEMPORAL_GRPC_META_* | TEMPORAL_CODEC_*)
         unset "$v"
         ;;
     esac
@@ -390,15 +392,16 @@ pg_down() {
 TEMPORAL_PID=""
 _TEMPORAL_PIDFILE=""
 
-# temporal_up DATA_DIR [--db-file FILE] [--headless]
+# temporal_up DATA_DIR [--db-file FILE] [--headless] [--ui-codec-endpoint URL]
 #
 # Starts `temporal server start-dev` on free 127.0.0.1 ports with billflow's
 # search attributes registered, waits until it serves and the attributes are
 # visible, and exports TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE (default) and
-# TEMPORAL_UI_URL (empty with --headless). Without --db-file the server keeps
+# TEMPORAL_UI_URL (empty with --headless); the Web UI decodes payloads through
+# the codec server at --ui-codec-endpoint. Without --db-file the server keeps
 # everything in memory. Its log is ${LOG_DIR:-DATA_DIR/logs}/temporal.log.
 temporal_up() {
-  local dir=${1:?temporal_up: DATA_DIR required} dbfile="" headless=0 start
+  local dir=${1:?temporal_up: DATA_DIR required} dbfile="" headless=0 codec="" start
   shift
   while (($#)); do
     case $1 in
@@ -409,6 +412,10 @@ temporal_up() {
       --headless)
         headless=1
         shift
+        ;;
+      --ui-codec-endpoint)
+        codec=${2:?--ui-codec-endpoint needs a URL}
+        shift 2
         ;;
       *) die "temporal_up: unknown option $1" ;;
     esac
@@ -438,6 +445,7 @@ temporal_up() {
     else
       free_port ui_port
       args+=(--ui-ip 127.0.0.1 --ui-port "$ui_port")
+      [[ -n $codec ]] && args+=(--ui-codec-endpoint "$codec")
     fi
     [[ -n $dbfile ]] && args+=(--db-filename "$dbfile")
 

@@ -15,6 +15,27 @@
 SANDBOX_PIDS=()
 WORKER_PIDS=()
 
+# stack_codec: the payload keys and the codec endpoint, before the Temporal
+# Web UI starts (it is started pointed at the endpoint). Every payload the
+# stack writes to Temporal is encrypted (package payloadcodec) with the keys
+# in $DATA/payload.keys, "id:base64key[,...]", generated once and kept:
+# histories are only readable with the keys that wrote them. Rotate by
+# putting a new key first (the old ones keep decrypting). The api serves the
+# codec at /codecs/ to the Web UI, which can send no header: its endpoint
+# carries $DATA/codec.token in the path. Sets API_PORT (the api's port,
+# chosen now), BILLFLOW_PAYLOAD_KEYS and CODEC_UI_ENDPOINT.
+stack_codec() {
+  if [[ ! -s $DATA/payload.keys ]]; then
+    (umask 077 && printf 'k%s:%s' "$(date -u +%Y%m%d)" "$(head -c 32 /dev/urandom | base64 -w0)" >"$DATA/payload.keys")
+    log "generated ${DATA#"$BILLFLOW_ROOT"/}/payload.keys (the key of Temporal payloads)"
+  fi
+  chmod 600 "$DATA/payload.keys"
+  BILLFLOW_PAYLOAD_KEYS=$(<"$DATA/payload.keys")
+  export BILLFLOW_PAYLOAD_KEYS
+  [[ -n ${API_PORT:-} ]] || free_port API_PORT
+  CODEC_UI_ENDPOINT=http://127.0.0.1:$API_PORT/codecs/$(dev_secret "$DATA/codec.token")
+}
+
 # stack_secret_key: BILLFLOW_SECRET_KEY, BILLFLOW_PLANS, BILLFLOW_SERVICES, BILLFLOW_POOL and TASK_QUEUE.
 stack_secret_key() {
   # The key that encrypts secrets at rest (NWC URLs). Generated once and kept,
@@ -58,6 +79,13 @@ write_env() {
       printf 'export BILLFLOW_TASK_QUEUE=%q\n' "$TASK_QUEUE"
       # shellcheck disable=SC2016 # expanded when the file is sourced
       printf 'export BILLFLOW_SECRET_KEY="$(cat %q)"\n' "$DATA/secret.key"
+      # Temporal payloads are encrypted with these keys (stack_codec); the
+      # temporal CLI decodes them through the api's codec endpoint.
+      # shellcheck disable=SC2016 # expanded when the file is sourced
+      printf 'export BILLFLOW_PAYLOAD_KEYS="$(cat %q)"\n' "$DATA/payload.keys"
+      printf 'export TEMPORAL_CODEC_ENDPOINT=%q\n' "http://127.0.0.1:$API_PORT/codecs"
+      # shellcheck disable=SC2016 # expanded when the file is sourced
+      printf 'export TEMPORAL_CODEC_AUTH="Bearer $(cat %q)"\n' "$DATA/codec.token"
       # The worker: its metrics and health, and its rails (the sandboxes).
       printf 'export BILLFLOW_WORKER_HTTP_ADDR=%q\n' "127.0.0.1:$WORKER_HTTP_PORT"
       printf 'export BILLFLOW_LND_ADDR=%q\n' "${LNNODE[LNNODE_GRPC_ADDR]}"
@@ -88,6 +116,10 @@ write_env() {
       printf 'export BILLFLOW_PUBLIC_URL=%q\n' "http://127.0.0.1:$API_PORT"
       # shellcheck disable=SC2016 # expanded when the file is sourced
       printf 'export BILLFLOW_API_TOKEN="$(cat %q)"\n' "$DATA/api.token"
+      # The codec endpoint's token and the Web UI's origins (its CORS).
+      # shellcheck disable=SC2016 # expanded when the file is sourced
+      printf 'export BILLFLOW_CODEC_TOKEN="$(cat %q)"\n' "$DATA/codec.token"
+      printf 'export BILLFLOW_CODEC_ORIGINS=%q\n' "${TEMPORAL_UI_URL:+$TEMPORAL_UI_URL,${TEMPORAL_UI_URL/127.0.0.1/localhost}}"
       # shellcheck disable=SC2016 # expanded when the file is sourced
       printf 'export BILLFLOW_STRIPE_WEBHOOK_SECRET="whsec_$(cat %q)"\n' "$DATA/stripe-webhook.key"
       # Outbound events go to the sandbox metered client (stack_meterclient_up).
@@ -132,8 +164,8 @@ stack_sandboxes_up() {
   run_step "build the sandbox rails and the api" go build -o "$BIN_DIR/" ./sandbox/cmd/relay ./sandbox/cmd/stripe \
     ./sandbox/cmd/lnnode ./sandbox/cmd/nwcwallet ./sandbox/cmd/meterclient ./api/cmd/api
   # The api (HTTP ingress) receives the Stripe sandbox's webhooks; its port is
-  # chosen now so the sandbox can be told where to deliver.
-  free_port API_PORT
+  # chosen now (or was, by stack_codec) so the sandbox can be told where to deliver.
+  [[ -n ${API_PORT:-} ]] || free_port API_PORT
   # The relay keeps its port from one run to the next when it is free: the NWC
   # connection URLs the wallet minted (connection.url) and those stored for
   # tenants name it.

@@ -28,6 +28,9 @@
 #   TEMPORAL_CLI                absolute path of .bin/temporal, for tests that
 #                               start their own dev server
 #                               (testsuite.DevServerOptions.ExistingPath)
+# and internal/testkit gives each test process a BILLFLOW_PAYLOAD_KEYS (unless
+# set: `plaintext` turns encryption off), so the tier runs with Temporal
+# payloads encrypted and the processes it starts inherit the key.
 # Set BILLFLOW_TEST_DATABASE_URL (or DATABASE_URL) beforehand to use an
 # existing PostgreSQL instead; its role needs CREATEDB.
 set -euo pipefail

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -16,6 +17,7 @@ import (
 	"github.com/billflow/billflow/billing"
 	"github.com/billflow/billflow/config"
 	"github.com/billflow/billflow/models"
+	"github.com/billflow/billflow/payloadcodec"
 	"github.com/billflow/billflow/store"
 )
 
@@ -51,6 +53,9 @@ func (a *app) billingClient(ctx context.Context) (*billing.Client, error) {
 	}
 	// The SDK logs connection chatter at info level; a CLI keeps stdout clean.
 	opts.Logger = tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if _, err := payloadcodec.Configure(&opts, os.Environ()); err != nil {
+		return nil, usagef("%v", err)
+	}
 	dialCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	tc, err := client.DialContext(dialCtx, opts)

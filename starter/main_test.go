@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/billflow/billflow/models"
+	"github.com/billflow/billflow/payloadcodec"
 	"github.com/billflow/billflow/store"
 )
 
@@ -40,6 +41,9 @@ func runCLI(t *testing.T, args ...string) result {
 	t.Helper()
 	t.Setenv("DATABASE_URL", "")
 	t.Setenv("TEMPORAL_ADDRESS", "127.0.0.1:1")
+	if _, set := os.LookupEnv(payloadcodec.EnvKeys); !set {
+		t.Setenv(payloadcodec.EnvKeys, payloadcodec.NewKey("unit"))
+	}
 	var stdout, stderr bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -378,6 +382,23 @@ func TestInputCheckedBeforeConnecting(t *testing.T) {
 			requireInvalid(t, runCLI(t, tc.args...), tc.mentions...)
 		})
 	}
+}
+
+// Without payload keys, a command that reaches Temporal stops before
+// dialing: a configuration error naming the variable (exit 2).
+func TestCommandsNeedPayloadKeys(t *testing.T) {
+	t.Setenv("DATABASE_URL", "")
+	t.Setenv("TEMPORAL_ADDRESS", "127.0.0.1:1")
+	t.Setenv(payloadcodec.EnvKeys, "")
+	require.NoError(t, os.Unsetenv(payloadcodec.EnvKeys))
+	call := func() result {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), []string{"invoice", "void", "--invoice", "inv-1", "--reason", "duplicate"}, &stdout, &stderr)
+		return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
+	}
+	requireInvalid(t, call(), "BILLFLOW_PAYLOAD_KEYS is not set", "plaintext")
+	t.Setenv(payloadcodec.EnvKeys, "k1:short")
+	requireInvalid(t, call(), `BILLFLOW_PAYLOAD_KEYS entry 1 (key id "k1")`)
 }
 
 // TestValidInputReachesTheServers: with valid flags the new commands get as far

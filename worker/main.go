@@ -27,6 +27,7 @@ import (
 	"github.com/billflow/billflow/metrics"
 	"github.com/billflow/billflow/models"
 	"github.com/billflow/billflow/outbound"
+	"github.com/billflow/billflow/payloadcodec"
 	"github.com/billflow/billflow/store"
 	"github.com/billflow/billflow/workflows"
 )
@@ -70,6 +71,9 @@ func run(ctx context.Context, logger *slog.Logger) error {
 		return fmt.Errorf("temporal client configuration: %w", err)
 	}
 	opts.Logger = tlog.NewStructuredLogger(logger)
+	if _, err := payloadcodec.Configure(&opts, os.Environ()); err != nil {
+		return err
+	}
 	reg := metrics.New()
 	if opts.MetricsHandler, err = reg.Temporal(); err != nil {
 		return err

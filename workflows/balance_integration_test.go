@@ -226,6 +226,7 @@ func history(t *testing.T, tc client.Client, id string) []*historypb.HistoryEven
 	for iter.HasNext() {
 		ev, err := iter.Next()
 		require.NoError(t, err)
+		testkit.Decode(t, ev)
 		out = append(out, ev)
 	}
 	return out

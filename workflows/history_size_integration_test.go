@@ -206,6 +206,7 @@ func events(t *testing.T, tc client.Client, workflowID, runID string) []*history
 	for it.HasNext() {
 		ev, err := it.Next()
 		require.NoError(t, err)
+		testkit.Decode(t, ev)
 		out = append(out, ev)
 	}
 	require.NotEmpty(t, out, workflowID)

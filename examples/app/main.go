@@ -1,7 +1,9 @@
 // Command app is the smallest application of billflow's client package:
 // it records one billable activity for a tenant and prints the item billed.
 //
-//	TEMPORAL_ADDRESS=localhost:7233 go run . <tenant-pubkey>
+//	TEMPORAL_ADDRESS=localhost:7233 BILLFLOW_PAYLOAD_KEYS=... go run . <tenant-pubkey>
+//
+// (BILLFLOW_PAYLOAD_KEYS: the worker's keys; `source .data/env` sets both.)
 package main
 
 import (
@@ -15,6 +17,7 @@ import (
 
 	"github.com/billflow/billflow/billing"
 	"github.com/billflow/billflow/models"
+	"github.com/billflow/billflow/payloadcodec"
 )
 
 func main() {
@@ -32,7 +35,13 @@ func run() error {
 	if addr == "" {
 		addr = client.DefaultHostPort
 	}
-	tc, err := client.Dial(client.Options{HostPort: addr})
+	// billflow's workflows store their payloads encrypted: a client reads
+	// and writes them with the same keys (BILLFLOW_PAYLOAD_KEYS) as the worker.
+	opts := client.Options{HostPort: addr}
+	if _, err := payloadcodec.Configure(&opts, os.Environ()); err != nil {
+		return err
+	}
+	tc, err := client.Dial(opts)
 	if err != nil {
 		return err
 	}

@@ -17,10 +17,63 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/billflow/billflow/models"
+	"github.com/billflow/billflow/payloadcodec"
 	"github.com/billflow/billflow/store"
 )
+
+// init gives the test process (and the worker, api and starter processes
+// it starts, which inherit its environment) one payload key, so the
+// integration tier runs with payloads encrypted, as every deployment does.
+// A BILLFLOW_PAYLOAD_KEYS already set wins. Recording replay fixtures
+// (BILLFLOW_RECORD_HISTORIES) stores payloads in plaintext instead: a
+// fixture must replay without a key that died with the test process.
+func init() {
+	if _, set := os.LookupEnv(payloadcodec.EnvKeys); set {
+		return
+	}
+	v := payloadcodec.NewKey("test-" + time.Now().UTC().Format("20060102T150405"))
+	if os.Getenv("BILLFLOW_RECORD_HISTORIES") != "" {
+		v = payloadcodec.Plaintext
+	}
+	_ = os.Setenv(payloadcodec.EnvKeys, v)
+}
+
+// PayloadCodec is the test process's codec (nil when payloads are plaintext),
+// for tests that read raw histories (GetWorkflowHistory returns payloads as
+// stored): DecodeMessage decrypts an event, DataConverter reads a payload.
+func PayloadCodec(t testing.TB) *payloadcodec.Codec {
+	t.Helper()
+	c, err := payloadcodec.FromEnv(os.Environ())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// Decode decrypts, in place, every payload of msg (a history event read
+// with GetWorkflowHistory, which returns payloads as stored).
+func Decode(t testing.TB, msg proto.Message) {
+	t.Helper()
+	if c := PayloadCodec(t); c != nil {
+		if err := c.DecodeMessage(context.Background(), msg); err != nil {
+			t.Fatalf("decode payloads: %v", err)
+		}
+	}
+}
+
+// DataConverter reads payloads of raw histories the way the test's clients
+// wrote them.
+func DataConverter(t testing.TB) converter.DataConverter {
+	t.Helper()
+	if c := PayloadCodec(t); c != nil {
+		return c.DataConverter(nil)
+	}
+	return converter.GetDefaultDataConverter()
+}
 
 // AdminURL returns the admin database URL the test command exports, failing
 // the test with directions when it is missing.
@@ -101,7 +154,8 @@ func NewStore(t testing.TB) *store.Store {
 	return st
 }
 
-// TemporalClient dials the dev server the test command started.
+// TemporalClient dials the dev server the test command started, encrypting
+// payloads with the test process's key (see init).
 func TemporalClient(t testing.TB) client.Client {
 	t.Helper()
 	addr := os.Getenv("TEMPORAL_ADDRESS")
@@ -112,7 +166,11 @@ func TemporalClient(t testing.TB) client.Client {
 	if ns == "" {
 		ns = "default"
 	}
-	c, err := client.Dial(client.Options{HostPort: addr, Namespace: ns})
+	opts := client.Options{HostPort: addr, Namespace: ns}
+	if _, err := payloadcodec.Configure(&opts, os.Environ()); err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.Dial(opts)
 	if err != nil {
 		t.Fatalf("dial temporal %s: %v", addr, err)
 	}

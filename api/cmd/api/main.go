@@ -22,12 +22,14 @@ import (
 
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/contrib/envconfig"
+	"go.temporal.io/sdk/converter"
 	tlog "go.temporal.io/sdk/log"
 
 	"github.com/billflow/billflow/api"
 	"github.com/billflow/billflow/billing"
 	"github.com/billflow/billflow/config"
 	"github.com/billflow/billflow/metrics"
+	"github.com/billflow/billflow/payloadcodec"
 	"github.com/billflow/billflow/paypage"
 	"github.com/billflow/billflow/store"
 )
@@ -58,6 +60,12 @@ func run(ctx context.Context, logger *slog.Logger) error {
 		return fmt.Errorf("temporal client configuration: %w", err)
 	}
 	opts.Logger = tlog.NewStructuredLogger(logger)
+	// The codec the api's clients encrypt with is the one it serves to the
+	// Web UI at /codecs/ (nil with BILLFLOW_PAYLOAD_KEYS=plaintext: no endpoint).
+	codec, err := payloadcodec.Configure(&opts, os.Environ())
+	if err != nil {
+		return err
+	}
 	reg := metrics.New()
 	if opts.MetricsHandler, err = reg.Temporal(); err != nil {
 		return err
@@ -72,6 +80,10 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	}
 	defer tc.Close()
 	bc := billing.New(tc, cfg.TaskQueue)
+	var payloadCodec converter.PayloadCodec
+	if codec != nil {
+		payloadCodec = codec
+	}
 	pages, err := paypage.FromConfig(cfg, st, bc, logger)
 	if err != nil {
 		return err
@@ -79,9 +91,11 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	srv := &http.Server{
 		Addr: cfg.Addr,
 		Handler: (&api.Server{
-			Billing: bc, Store: st, Token: cfg.Token,
+			PayloadCodec: payloadCodec,
+			Billing:      bc, Store: st, Token: cfg.Token,
 			StripeWebhookSecret: cfg.StripeWebhookSecret, Logger: logger,
 			Checks: metrics.Readiness(logger, st.Pool(), tc), Metrics: reg.Handler(logger), Pages: pages,
+			CodecToken: cfg.CodecToken, CodecOrigins: cfg.CodecOrigins,
 		}).Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
