@@ -14,12 +14,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 
 	"github.com/billflow/billflow/billing"
 	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/models"
+	"github.com/billflow/billflow/store"
 )
 
 // errFuzzUnavailable is the fake Temporal's answer to every call.
@@ -195,4 +197,162 @@ func fuzzCheckSent(arg any) error {
 		return billing.ValidNostrEvent(a.Event)
 	}
 	return fmt.Errorf("unexpected argument %T", arg)
+}
+
+// fuzzWalletEndpoints name FuzzWalletRequest's endpoints, by its byte.
+var fuzzWalletEndpoints = []string{"grants", "top-ups", "withdrawals", "auto-recharge", "pay-invoices"}
+
+// FuzzWalletRequest feeds fuzzed bodies of the wallet endpoints (POST
+// .../wallet/grants, top-ups, withdrawals; PUT .../auto-recharge,
+// pay-invoices) through the handlers' own parsing (parseGrant, parseTopUp,
+// parseWithdrawal, decode, parsePayInvoices) and then the checks of the
+// store and the billing client they reach, with a store whose database is
+// unreachable and a Temporal client that answers unavailable: a value that
+// passes every check fails on I/O. A refusal is a *ValidationError naming
+// the field; a value that gets as far as I/O has a key of 1-200 characters
+// (1-120 for a Lightning payout), an amount above zero (at most a plan's
+// limit for a top-up or an auto-recharge), an auto-recharge set whole or
+// not at all, and reads back the same from its own encoding.
+func FuzzWalletRequest(f *testing.F) {
+	for i, body := range []string{
+		`{"amount":500,"key":"promo-1","expires_at":"2027-01-01T00:00:00Z","currency":"usd"}`,
+		`{"amount":2000,"key":"tu-1"}`,
+		`{"amount":100,"reference":"bank-42"}`,
+		`{"threshold":100,"amount":1000}`,
+		`{"enabled":true}`,
+	} {
+		f.Add(uint8(i), []byte(body))
+	}
+	f.Add(uint8(2), []byte(`{"amount":100,"key":"w-1","bolt11":"lnbcrt1..."}`))
+	f.Add(uint8(2), []byte(`{"amount":100,"key":"k","reference":"r"}`))
+	f.Add(uint8(0), []byte(`{"amount":9223372036854775807,"key":" "}`))
+	f.Add(uint8(1), []byte(`{"amount":1000000000001,"key":"big"}`))
+	f.Add(uint8(3), []byte(`{"threshold":null,"amount":1}`))
+	f.Add(uint8(4), []byte(`{"enabled":null}`))
+
+	pool, err := pgxpool.New(context.Background(), "postgres://fuzz@127.0.0.1:1/fuzz?connect_timeout=1&pool_max_conns=1")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(pool.Close)
+	st := store.New(pool)
+	ctx := context.Background()
+
+	f.Fuzz(func(t *testing.T, endpoint uint8, body []byte) {
+		name := fuzzWalletEndpoints[int(endpoint)%len(fuzzWalletEndpoints)]
+		newReq := func(b []byte) *http.Request {
+			return httptest.NewRequest(http.MethodPost, "http://api.example/v1/tenants/"+fuzzTenant+"/wallet/"+name, bytes.NewReader(b))
+		}
+		rec := httptest.NewRecorder()
+		refused := func(err error) bool {
+			t.Helper()
+			if err == nil {
+				return false
+			}
+			var ve *models.ValidationError
+			if errors.As(err, &ve) {
+				if strings.TrimSpace(ve.Field) == "" {
+					t.Fatalf("%s: refusal names no field: %v", name, err)
+				}
+				return true
+			}
+			return errors.Is(err, errTooLarge)
+		}
+		keyOK := func(key string, max int) {
+			t.Helper()
+			if k := strings.TrimSpace(key); k == "" || len(k) > max {
+				t.Fatalf("%s: key %q passed the checks", name, key)
+			}
+		}
+
+		switch name {
+		case "grants":
+			req, err := parseGrant(rec, newReq(body), fuzzTenant)
+			if refused(err) || refused(fuzzIgnoreIO(st.Grant(ctx, req))) {
+				return
+			}
+			keyOK(req.Key, 200)
+			if req.Amount <= 0 {
+				t.Fatalf("grant of %d passed the checks", req.Amount)
+			}
+			back, err := parseGrant(rec, newReq(fuzzJSON(t, grantBody{Amount: req.Amount, Key: req.Key, ExpiresAt: req.ExpiresAt, Currency: string(req.Currency)})), fuzzTenant)
+			if err != nil || back.Key != req.Key || back.Amount != req.Amount || back.Currency != req.Currency ||
+				(back.ExpiresAt == nil) != (req.ExpiresAt == nil) || (back.ExpiresAt != nil && !back.ExpiresAt.Equal(*req.ExpiresAt)) {
+				t.Fatalf("grant does not read back: %+v -> %+v (%v)", req, back, err)
+			}
+		case "top-ups":
+			req, err := parseTopUp(rec, newReq(body), fuzzTenant)
+			if refused(err) || refused(fuzzIgnoreIO(st.CreateTopUp(ctx, req))) {
+				return
+			}
+			keyOK(req.Key, 200)
+			if req.Amount <= 0 || req.Amount > models.MaxPlanAmount {
+				t.Fatalf("top-up of %d passed the checks", req.Amount)
+			}
+			back, err := parseTopUp(rec, newReq(fuzzJSON(t, topUpBody{Amount: req.Amount, Key: req.Key, Currency: string(req.Currency)})), fuzzTenant)
+			if err != nil || back != req {
+				t.Fatalf("top-up does not read back: %+v -> %+v (%v)", req, back, err)
+			}
+		case "withdrawals":
+			manual, ln, err := parseWithdrawal(rec, newReq(body), fuzzTenant)
+			if refused(err) {
+				return
+			}
+			if ln != nil {
+				fake := &fuzzTemporal{}
+				if refused(fuzzIgnoreIO(billing.New(fake, "").Withdraw(ctx, *ln))) {
+					if fake.calls > 0 {
+						t.Fatalf("Lightning withdrawal refused after asking Temporal")
+					}
+					return
+				}
+				keyOK(ln.Key, 120)
+				if ln.Amount <= 0 || ln.BOLT11 == "" || fake.calls == 0 {
+					t.Fatalf("Lightning withdrawal %+v passed the checks (%d calls)", ln, fake.calls)
+				}
+				return
+			}
+			if refused(fuzzIgnoreIO(st.Withdraw(ctx, manual))) {
+				return
+			}
+			keyOK(manual.Key, 200)
+			if manual.Amount <= 0 {
+				t.Fatalf("withdrawal of %d passed the checks", manual.Amount)
+			}
+			back, _, err := parseWithdrawal(rec, newReq(fuzzJSON(t, withdrawalBody{Amount: manual.Amount, Reference: manual.Key, Currency: string(manual.Currency)})), fuzzTenant)
+			if err != nil || back != manual {
+				t.Fatalf("withdrawal does not read back: %+v -> %+v (%v)", manual, back, err)
+			}
+		case "auto-recharge":
+			var a store.AutoRecharge
+			if refused(decode(rec, newReq(body), &a)) || refused(fuzzIgnoreIO(st.SetWalletAutoRecharge(ctx, fuzzTenant, a))) {
+				return
+			}
+			if (a.Threshold == nil) != (a.Amount == nil) || (a.On() && (*a.Threshold < 0 || *a.Amount <= 0 || *a.Amount > models.MaxPlanAmount)) {
+				t.Fatalf("auto-recharge %v/%v passed the checks", a.Threshold, a.Amount)
+			}
+		case "pay-invoices":
+			v, err := parsePayInvoices(rec, newReq(body))
+			if refused(err) {
+				return
+			}
+			if v.Enabled == nil {
+				t.Fatalf("pay-invoices without enabled passed the checks")
+			}
+		}
+	})
+}
+
+// fuzzIgnoreIO keeps the error of a call that FuzzWalletRequest made
+// against an unreachable database or Temporal.
+func fuzzIgnoreIO[T any](_ T, err error) error { return err }
+
+// fuzzJSON encodes v.
+func fuzzJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
