@@ -235,17 +235,26 @@ type grantBody struct {
 	Currency  string     `json:"currency,omitempty"`
 }
 
+// parseGrant reads a grant request's body for tenant id (no I/O; the store
+// checks the values).
+func parseGrant(w http.ResponseWriter, r *http.Request, id models.TenantID) (store.WalletWrite, error) {
+	var body grantBody
+	if err := decode(w, r, &body); err != nil {
+		return store.WalletWrite{}, err
+	}
+	return store.WalletWrite{TenantID: id, Key: body.Key, Amount: body.Amount, Currency: models.Currency(body.Currency), ExpiresAt: body.ExpiresAt}, nil
+}
+
 func (s *Server) walletGrant(w http.ResponseWriter, r *http.Request) error {
 	id, err := s.walletTenant(r)
 	if err != nil {
 		return err
 	}
-	var body grantBody
-	if err := decode(w, r, &body); err != nil {
+	req, err := parseGrant(w, r, id)
+	if err != nil {
 		return err
 	}
-	res, err := s.Store.Grant(r.Context(), store.WalletWrite{TenantID: id, Key: body.Key, Amount: body.Amount,
-		Currency: models.Currency(body.Currency), ExpiresAt: body.ExpiresAt})
+	res, err := s.Store.Grant(r.Context(), req)
 	if err != nil {
 		return WalletError(err)
 	}
@@ -269,16 +278,26 @@ type topUpBody struct {
 	Currency string `json:"currency,omitempty"`
 }
 
+// parseTopUp reads a top-up request's body for tenant id (no I/O; the
+// store checks the values).
+func parseTopUp(w http.ResponseWriter, r *http.Request, id models.TenantID) (store.TopUpParams, error) {
+	var body topUpBody
+	if err := decode(w, r, &body); err != nil {
+		return store.TopUpParams{}, err
+	}
+	return store.TopUpParams{TenantID: id, Key: body.Key, Amount: body.Amount, Currency: models.Currency(body.Currency)}, nil
+}
+
 func (s *Server) walletTopUp(w http.ResponseWriter, r *http.Request) error {
 	id, err := s.walletTenant(r)
 	if err != nil {
 		return err
 	}
-	var body topUpBody
-	if err := decode(w, r, &body); err != nil {
+	req, err := parseTopUp(w, r, id)
+	if err != nil {
 		return err
 	}
-	inv, err := s.Store.CreateTopUp(r.Context(), store.TopUpParams{TenantID: id, Key: body.Key, Amount: body.Amount, Currency: models.Currency(body.Currency)})
+	inv, err := s.Store.CreateTopUp(r.Context(), req)
 	if err != nil {
 		return err
 	}
@@ -310,31 +329,52 @@ type withdrawalBody struct {
 	Currency  string `json:"currency,omitempty"`
 }
 
+// parseWithdrawal reads a withdrawal request's body for tenant id (no I/O):
+// a Lightning payout (bolt11 given) for the payout workflow, or else a
+// manual payout for the store; each side checks the values further.
+func parseWithdrawal(w http.ResponseWriter, r *http.Request, id models.TenantID) (store.WalletWrite, *billing.WithdrawalRequest, error) {
+	var body withdrawalBody
+	if err := decode(w, r, &body); err != nil {
+		return store.WalletWrite{}, nil, err
+	}
+	if body.BOLT11 != "" {
+		if body.Key == "" {
+			return store.WalletWrite{}, nil, &models.ValidationError{Field: "key", Reason: "must not be empty: a Lightning withdrawal's request id (retrying it changes nothing)"}
+		}
+		if body.Reference != "" {
+			return store.WalletWrite{}, nil, &models.ValidationError{Field: "reference", Reason: "a Lightning withdrawal's reference is its payment's preimage; give either bolt11 or reference"}
+		}
+		return store.WalletWrite{}, &billing.WithdrawalRequest{TenantID: id, Key: body.Key, Amount: body.Amount,
+			Currency: models.Currency(body.Currency), BOLT11: body.BOLT11}, nil
+	}
+	if body.Reference == "" {
+		return store.WalletWrite{}, nil, &models.ValidationError{Field: "reference", Reason: "must not be empty: it is the withdrawal's key and the payout's reference " +
+			"(or give bolt11 and key for a Lightning payout)"}
+	}
+	if body.Key != "" && body.Key != body.Reference {
+		return store.WalletWrite{}, nil, &models.ValidationError{Field: "key", Reason: "a manual payout's key is its reference; leave key out"}
+	}
+	return store.WalletWrite{TenantID: id, Key: body.Reference, Amount: body.Amount, Currency: models.Currency(body.Currency)}, nil, nil
+}
+
 func (s *Server) walletWithdraw(w http.ResponseWriter, r *http.Request) error {
 	id, err := s.walletTenant(r)
 	if err != nil {
 		return err
 	}
-	var body withdrawalBody
-	if err := decode(w, r, &body); err != nil {
+	manual, lightning, err := parseWithdrawal(w, r, id)
+	if err != nil {
 		return err
 	}
-	if body.BOLT11 != "" {
-		return s.lightningWithdraw(w, r, id, body)
+	if lightning != nil {
+		return s.lightningWithdraw(w, r, *lightning)
 	}
-	if body.Reference == "" {
-		return &models.ValidationError{Field: "reference", Reason: "must not be empty: it is the withdrawal's key and the payout's reference " +
-			"(or give bolt11 and key for a Lightning payout)"}
-	}
-	if body.Key != "" && body.Key != body.Reference {
-		return &models.ValidationError{Field: "key", Reason: "a manual payout's key is its reference; leave key out"}
-	}
-	res, err := s.Store.Withdraw(r.Context(), store.WalletWrite{TenantID: id, Key: body.Reference, Amount: body.Amount, Currency: models.Currency(body.Currency)})
+	res, err := s.Store.Withdraw(r.Context(), manual)
 	if err != nil {
 		return WalletError(err)
 	}
 	if !res.Duplicate {
-		s.balanceEvent(r.Context(), id, contract.BalanceWithdrawalRequested, body.Reference)
+		s.balanceEvent(r.Context(), id, contract.BalanceWithdrawalRequested, manual.Key)
 	}
 	writeJSON(w, http.StatusOK, WalletWriteView{Entry: res.Entry, Wallet: res.Wallet, Duplicate: res.Duplicate})
 	return nil
@@ -343,18 +383,11 @@ func (s *Server) walletWithdraw(w http.ResponseWriter, r *http.Request) error {
 // lightningWithdraw records a Lightning withdrawal through its payout
 // workflow (the worker checks the BOLT11 against the engine's node and
 // rate) and answers 202 once it is recorded; the payout goes on there.
-func (s *Server) lightningWithdraw(w http.ResponseWriter, r *http.Request, id models.TenantID, body withdrawalBody) error {
-	if body.Key == "" {
-		return &models.ValidationError{Field: "key", Reason: "must not be empty: a Lightning withdrawal's request id (retrying it changes nothing)"}
-	}
-	if body.Reference != "" {
-		return &models.ValidationError{Field: "reference", Reason: "a Lightning withdrawal's reference is its payment's preimage; give either bolt11 or reference"}
-	}
+func (s *Server) lightningWithdraw(w http.ResponseWriter, r *http.Request, req billing.WithdrawalRequest) error {
 	if s.Billing == nil {
 		return &billing.UnavailableError{Err: errors.New("the api has no Temporal client, so it cannot start a payout")}
 	}
-	res, err := s.Billing.Withdraw(r.Context(), billing.WithdrawalRequest{TenantID: id, Key: body.Key, Amount: body.Amount,
-		Currency: models.Currency(body.Currency), BOLT11: body.BOLT11})
+	res, err := s.Billing.Withdraw(r.Context(), req)
 	if err != nil {
 		return WalletError(err)
 	}
@@ -389,17 +422,26 @@ type PayInvoicesView struct {
 	Enabled *bool `json:"enabled"`
 }
 
+// parsePayInvoices reads the pay-invoices setting's body (no I/O).
+func parsePayInvoices(w http.ResponseWriter, r *http.Request) (PayInvoicesView, error) {
+	var body PayInvoicesView
+	if err := decode(w, r, &body); err != nil {
+		return body, err
+	}
+	if body.Enabled == nil {
+		return body, &models.ValidationError{Field: "enabled", Reason: "is required: true lets the wallet pay open invoices first, false turns that off"}
+	}
+	return body, nil
+}
+
 func (s *Server) walletPayInvoices(w http.ResponseWriter, r *http.Request) error {
 	id, err := s.walletTenant(r)
 	if err != nil {
 		return err
 	}
-	var body PayInvoicesView
-	if err := decode(w, r, &body); err != nil {
+	body, err := parsePayInvoices(w, r)
+	if err != nil {
 		return err
-	}
-	if body.Enabled == nil {
-		return &models.ValidationError{Field: "enabled", Reason: "is required: true lets the wallet pay open invoices first, false turns that off"}
 	}
 	if err := s.Store.SetWalletPaysInvoices(r.Context(), id, *body.Enabled); err != nil {
 		return err

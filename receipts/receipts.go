@@ -163,7 +163,16 @@ func Verify(ev contract.NostrEvent, payer models.TenantID, wantID string) *contr
 	if ev.Kind != Kind {
 		return fail(models.UsageReceiptBadSignature, "event kind %d is not a usage receipt signature (kind %d)", ev.Kind, Kind)
 	}
-	if !nostr.IsValid32ByteHex(ev.PubKey) || len(ev.Sig) != 128 {
+	// go-nostr's CheckID indexes the id without checking its length: a short
+	// id panicked here, in the session workflow's update validator (found by
+	// FuzzVerify: testdata/fuzz/FuzzVerify/short_id_panics_checkid).
+	if !nostr.IsValid32ByteHex(ev.ID) {
+		return fail(models.UsageReceiptBadSignature, "event id %q is not 64 lower-case hex digits", ev.ID)
+	}
+	// NIP-01 hex is lower-case: go-nostr's signature check would also take an
+	// upper-case sig, which the api's validator (billing.ValidNostrEvent) and
+	// relays refuse (a FuzzVerify property: testdata/fuzz/FuzzVerify/upper_case_sig_*).
+	if !nostr.IsValid32ByteHex(ev.PubKey) || len(ev.Sig) != 128 || !isLowerHex(ev.Sig) {
 		return fail(models.UsageReceiptBadSignature, "event pubkey or sig is malformed")
 	}
 	ne := ToNostr(ev)
@@ -184,4 +193,14 @@ func Verify(ev contract.NostrEvent, payer models.TenantID, wantID string) *contr
 		return fail(models.UsageReceiptWrongPayer, "signed by %s, not by the payer %s", ev.PubKey, payer)
 	}
 	return nil
+}
+
+// isLowerHex reports whether s is lower-case hex digits only.
+func isLowerHex(s string) bool {
+	for _, r := range s {
+		if (r < '0' || r > '9') && (r < 'a' || r > 'f') {
+			return false
+		}
+	}
+	return true
 }

@@ -6,6 +6,7 @@
 #   1. go build ./..., and examples/app (an outside module importing billing)
 #   2. go vet (plain + integration tag), workflowcheck, staticcheck (lint.sh)
 #   3. go test -race ./...   unit and Temporal testsuite tests: no servers
+#      then scripts/fuzz.sh: every fuzz target fuzzes for a few seconds
 #   4. a private PostgreSQL cluster and an in-memory Temporal dev server,
 #      both brand new, then
 #      go test -tags integration -p 1 ./...   tests against real servers
@@ -94,6 +95,9 @@ if [[ $(go env CGO_ENABLED) != 1 ]] || ! command -v "$(go env CC)" >/dev/null 2>
 fi
 run_step "go test ${race[*]} -count=1 ./...   (unit + testsuite)" \
   go test "${race[@]}" -count=1 ./...
+# Each fuzz target fuzzes a few seconds beyond its seeds (which the unit
+# tier ran); BILLFLOW_FUZZTIME sets the seconds (scripts/fuzz.sh).
+run_step "fuzz targets, ${BILLFLOW_FUZZTIME:-3}s each (scripts/fuzz.sh)" bash scripts/fuzz.sh "${BILLFLOW_FUZZTIME:-3}"
 
 # --- integration tier: real PostgreSQL + real Temporal dev server ----------
 

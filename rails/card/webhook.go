@@ -131,6 +131,12 @@ func VerifyWebhook(payload []byte, sigHeader string, secret string, now time.Tim
 		if err := json.Unmarshal(ev.Data.Raw, &pi); err != nil || pi.ID == "" {
 			return Event{}, &WebhookError{Reason: ErrWebhookMalformed, Detail: "data.object is not a PaymentIntent"}
 		}
+		// Stripe's amounts are never negative; one that is would reach the
+		// settlement as a refund nobody asked for (a FuzzVerifyWebhook property;
+		// testdata/fuzz/FuzzVerifyWebhook/negative_amount_received).
+		if pi.Amount < 0 || pi.AmountReceived < 0 {
+			return Event{}, &WebhookError{Reason: ErrWebhookMalformed, Detail: "data.object has a negative amount"}
+		}
 		summary := summarise(&pi, "")
 		out.PaymentIntent = &summary
 	}
@@ -162,30 +168,51 @@ func signatureTime(header string) (time.Time, error) {
 
 // withoutClientSecret drops data.object.client_secret: a PaymentIntent's
 // client secret lets its holder complete the payment client-side, so it is
-// not kept in the database.
+// not kept in the database. Keys match without regard to case, as
+// encoding/json (and so stripe-go) matches them: a "Client_Secret" is read
+// as the client secret, so it is dropped too.
 func withoutClientSecret(payload []byte) (json.RawMessage, error) {
 	var ev map[string]json.RawMessage
 	if err := json.Unmarshal(payload, &ev); err != nil {
 		return nil, err
 	}
-	var data map[string]json.RawMessage
-	if json.Unmarshal(ev["data"], &data) != nil {
+	changed := false
+	for dk, raw := range ev {
+		var data map[string]json.RawMessage
+		if !strings.EqualFold(dk, "data") || json.Unmarshal(raw, &data) != nil {
+			continue
+		}
+		dataChanged := false
+		for ok, oraw := range data {
+			var obj map[string]json.RawMessage
+			if !strings.EqualFold(ok, "object") || json.Unmarshal(oraw, &obj) != nil {
+				continue
+			}
+			objChanged := false
+			for k := range obj {
+				if strings.EqualFold(k, "client_secret") {
+					delete(obj, k)
+					objChanged = true
+				}
+			}
+			if objChanged {
+				b, err := json.Marshal(obj)
+				if err != nil {
+					return nil, err
+				}
+				data[ok], dataChanged = b, true
+			}
+		}
+		if dataChanged {
+			b, err := json.Marshal(data)
+			if err != nil {
+				return nil, err
+			}
+			ev[dk], changed = b, true
+		}
+	}
+	if !changed {
 		return payload, nil
-	}
-	var obj map[string]json.RawMessage
-	if json.Unmarshal(data["object"], &obj) != nil {
-		return payload, nil
-	}
-	if _, has := obj["client_secret"]; !has {
-		return payload, nil
-	}
-	delete(obj, "client_secret")
-	var err error
-	if data["object"], err = json.Marshal(obj); err != nil {
-		return nil, err
-	}
-	if ev["data"], err = json.Marshal(data); err != nil {
-		return nil, err
 	}
 	return json.Marshal(ev)
 }

@@ -434,25 +434,7 @@ func (c *Client) call(ctx context.Context, method string, params, result any) (s
 			if m.ev == nil {
 				continue
 			}
-			resp, err := c.decodeResponse(m.ev)
-			if err != nil {
-				return ev.ID, unknown("the wallet's answer could not be read", err)
-			}
-			if resp.ResultType != "" && resp.ResultType != method {
-				return ev.ID, unknown("the wallet answered a different method ("+sanitizeMessage(resp.ResultType)+")", nil)
-			}
-			if resp.Error != nil {
-				werr := &WalletError{Method: method, Code: sanitizeCode(resp.Error.Code), Message: sanitizeMessage(resp.Error.Message)}
-				log.Debug("nwc wallet error", "code", string(werr.Code))
-				return ev.ID, werr
-			}
-			if result != nil && len(resp.Result) > 0 {
-				if err := json.Unmarshal(resp.Result, result); err != nil {
-					return ev.ID, unknown("the wallet's result is malformed", nil)
-				}
-			}
-			log.Debug("nwc request answered")
-			return ev.ID, nil
+			return ev.ID, c.readAnswer(log, method, ev.ID, m.ev, result)
 		case <-rctx.Done():
 			if err := ctx.Err(); err != nil {
 				return ev.ID, unknown("the caller's context ended before the wallet answered", err)
@@ -460,6 +442,37 @@ func (c *Client) call(ctx context.Context, method string, params, result any) (s
 			return ev.ID, unknown("no answer within "+c.cfg.replyTimeout.String(), context.DeadlineExceeded)
 		}
 	}
+}
+
+// readAnswer reads the wallet's response event to request requestID of
+// method into result: nil when answered, a *WalletError when the wallet
+// says it failed, an *UnknownOutcomeError when the answer cannot be read.
+// It is the parser of what a wallet (or anyone on its relays holding no
+// key) sends back, kept apart from the relay I/O so FuzzReadAnswer reaches it.
+func (c *Client) readAnswer(log *slog.Logger, method, requestID string, ev *nostr.Event, result any) error {
+	unknown := func(reason string, cause error) error {
+		log.Debug("nwc outcome unknown", "reason", reason)
+		return &UnknownOutcomeError{Method: method, RequestID: requestID, Reason: reason, Err: cause}
+	}
+	resp, err := c.decodeResponse(ev)
+	if err != nil {
+		return unknown("the wallet's answer could not be read", err)
+	}
+	if resp.ResultType != "" && resp.ResultType != method {
+		return unknown("the wallet answered a different method ("+sanitizeMessage(resp.ResultType)+")", nil)
+	}
+	if resp.Error != nil {
+		werr := &WalletError{Method: method, Code: sanitizeCode(resp.Error.Code), Message: sanitizeMessage(resp.Error.Message)}
+		log.Debug("nwc wallet error", "code", string(werr.Code))
+		return werr
+	}
+	if result != nil && len(resp.Result) > 0 {
+		if err := json.Unmarshal(resp.Result, result); err != nil {
+			return unknown("the wallet's result is malformed", nil)
+		}
+	}
+	log.Debug("nwc request answered")
+	return nil
 }
 
 func (c *Client) decodeResponse(ev *nostr.Event) (Response, error) {

@@ -258,7 +258,10 @@ func (r *wsRelay) dispatch(msg []byte) {
 			return // late event for a subscription we closed: drop it
 		}
 		ev := env.Event
-		if !s.filters.Match(&ev) || !ev.CheckID() {
+		// go-nostr's CheckID indexes the id without checking its length: an
+		// event with a short id from a relay panicked this read loop, and the
+		// worker with it (found by FuzzRelayDispatch).
+		if !s.filters.Match(&ev) || !nostr.IsValid32ByteHex(ev.ID) || !ev.CheckID() {
 			return
 		}
 		if ok, _ := ev.CheckSignature(); !ok {
