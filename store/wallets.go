@@ -413,9 +413,14 @@ func (s *Store) Deposit(ctx context.Context, w WalletWrite) (WalletResult, error
 }
 
 // Grant gives credit under the caller's key, expiring at w.ExpiresAt (nil:
-// never; otherwise it must be after w.At).
+// never; otherwise it must be after w.At), at most models.MaxPlanAmount.
 func (s *Store) Grant(ctx context.Context, w WalletWrite) (WalletResult, error) {
 	return s.walletWrite(ctx, models.EntryGrant, w, func(ctx context.Context, tx pgx.Tx, e *WalletEntry) error {
+		// The same bound as top-ups: a bigger grant is a typo, and enough of
+		// them would overflow the wallet's bigint sums (a 500, not an answer).
+		if e.Amount > models.MaxPlanAmount {
+			return &models.ValidationError{Field: "grant " + e.Key, Reason: fmt.Sprintf("amount %d is above the limit of %d", e.Amount, models.MaxPlanAmount)}
+		}
 		if e.ExpiresAt != nil && !e.ExpiresAt.After(e.At) {
 			return &models.ValidationError{Field: "grant " + e.Key, Reason: fmt.Sprintf("expiry %s is in the past (not after %s)",
 				e.ExpiresAt.Format(time.RFC3339), e.At.Format(time.RFC3339))}

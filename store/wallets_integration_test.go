@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"strings"
 	"sync"
@@ -373,6 +374,23 @@ func TestWalletDatabaseRefusesNegativeSpendable(t *testing.T) {
 	_, err = st.Pool().Exec(bg(), `DELETE FROM wallet_entries WHERE tenant_id = $1`, tenant)
 	requirePgCode(t, err, "23000")
 	requireLedgerMatchesTotals(t, st, tenant)
+}
+
+// A grant above the plan bound is refused with the field named; before, two
+// grants near the int64 limit overflowed the wallet's sum inside Postgres.
+func TestWalletGrantAboveLimitRefused(t *testing.T) {
+	st := testkit.NewStore(t)
+	tenant := newTenant(t, st, fixed)
+	huge := int64(math.MaxInt64 / 2)
+	for i, key := range []string{"g1", "g2"} {
+		_, err := st.Grant(bg(), store.WalletWrite{TenantID: tenant, Key: key, Amount: huge, At: at(i)})
+		v := requireValidation(t, err)
+		assert.Equal(t, "grant "+key, v.Field)
+		assert.Contains(t, v.Reason, "above the limit")
+	}
+	res, err := st.Grant(bg(), store.WalletWrite{TenantID: tenant, Key: "max", Amount: models.MaxPlanAmount, At: at(5)})
+	require.NoError(t, err)
+	assert.Equal(t, models.MaxPlanAmount, res.Wallet.Spendable)
 }
 
 func TestWalletGrantExpiry(t *testing.T) {
