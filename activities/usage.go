@@ -42,6 +42,9 @@ func usageError(code models.UsageErrorCode, format string, args ...any) error {
 type UsageStartInput struct {
 	Request contract.UsageStartRequest `json:"request"`
 	At      time.Time                  `json:"at"`
+	// Pool: the session may be subsidised by the free-tier pool (answer
+	// PoolCover).
+	Pool bool `json:"pool,omitempty"`
 }
 
 // UsageStartResult is what the session decides its mode from.
@@ -54,6 +57,9 @@ type UsageStartResult struct {
 	BannedUntil *time.Time `json:"banned_until,omitempty"`
 	// Remain are the payer's remain-service units, taken for this session.
 	Remain int64 `json:"remain,omitempty"`
+	// PoolCover is what the free-tier pool would pay of the first receipt
+	// now (a dry run: nothing reserved).
+	PoolCover int64 `json:"pool_cover,omitempty"`
 }
 
 // UsageStart checks a start request: the service from the catalog, its
@@ -159,6 +165,10 @@ type UsagePayInput struct {
 	Answer  contract.NostrEvent       `json:"answer"`
 	Stats   []contract.UsageModeStats `json:"stats,omitempty"`
 	At      time.Time                 `json:"at"`
+	// Pool: decide with the free-tier pool before the wallet pays; PoolSettle
+	// records grants of earlier receipts whose units are all used.
+	Pool       bool                       `json:"pool,omitempty"`
+	PoolSettle []contract.UsagePoolSettle `json:"pool_settle,omitempty"`
 }
 
 // UsagePayResult is a receipt's payment: paid, or NotEnough (a result, not
@@ -168,6 +178,9 @@ type UsagePayResult struct {
 	Duplicate bool  `json:"duplicate,omitempty"`
 	NotEnough bool  `json:"not_enough,omitempty"`
 	Spendable int64 `json:"spendable"`
+	// Pool is the free-tier decision and the pool's part of the receipt
+	// (nil without Pool).
+	Pool *contract.UsagePoolPaid `json:"pool,omitempty"`
 }
 
 func storeStats(in []contract.UsageModeStats) []store.UsageStats {
@@ -214,12 +227,15 @@ type UsageFundsInput struct {
 	Wait      bool            `json:"wait,omitempty"`
 	Key       string          `json:"key,omitempty"`
 	At        time.Time       `json:"at"`
+	// Pool: count what the free-tier pool would pay of Need (a dry run).
+	Pool bool `json:"pool,omitempty"`
 }
 
-// UsageFundsResult is the payer's spendable.
+// UsageFundsResult is the payer's spendable (and the pool's cover of Need).
 type UsageFundsResult struct {
 	Spendable int64 `json:"spendable"`
 	Enough    bool  `json:"enough"`
+	PoolCover int64 `json:"pool_cover,omitempty"`
 }
 
 // UsageFunds reads the payer's spendable; see UsageFundsInput.
@@ -295,6 +311,11 @@ type UsageEndInput struct {
 	Remain    int64                     `json:"remain"`
 	Stats     []contract.UsageModeStats `json:"stats,omitempty"`
 	At        time.Time                 `json:"at"`
+	// PoolSettle records the session's open free-tier grants (unused parts
+	// go back to the pool); PoolRelease releases the whole reservation of
+	// receipts whose payment failed.
+	PoolSettle  []contract.UsagePoolSettle `json:"pool_settle,omitempty"`
+	PoolRelease []string                   `json:"pool_release,omitempty"`
 }
 
 // UsageEnd settles the session's promises (one settle entry keyed
