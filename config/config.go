@@ -124,6 +124,10 @@ type Worker struct {
 	// Services is the metered service catalog of usage sessions; empty
 	// reads config/services.json when it exists (else no services).
 	Services string `env:"BILLFLOW_SERVICES"`
+	// Pool is the free-tier pool's configuration (tiers, daily budgets,
+	// credit share, currency, low floor); empty reads config/pool.json
+	// when it exists (else models.DefaultPoolConfig).
+	Pool string `env:"BILLFLOW_POOL"`
 	// WebhookURL receives outbound events, signed with WebhookSecret.
 	WebhookURL    string `env:"BILLFLOW_WEBHOOK_URL" redact:"url"`
 	WebhookSecret string `env:"BILLFLOW_WEBHOOK_SECRET" redact:"secret"`
