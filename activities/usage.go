@@ -22,6 +22,9 @@ import (
 type Usage struct {
 	Services map[string]models.Service
 	Signer   *receipts.Signer
+	// Pool is the free-tier pool's configuration (BILLFLOW_POOL); nil: no
+	// receipt is subsidised (sessions that ask for the pool are gated).
+	Pool *models.PoolConfig
 }
 
 // UsageNotifier tells a usage session its payer's wallet gained funds (the
@@ -105,8 +108,17 @@ func (a *Activities) UsageStart(ctx context.Context, in UsageStartInput) (UsageS
 	if out.BannedUntil, err = a.Store.UsageBan(ctx, svc.ID, req.Payer, in.At); err != nil {
 		return out, err
 	}
-	out.Remain, err = a.Store.TakeUsageRemain(ctx, req.SessionID, req.Payer, svc.ID, svc.Unit, in.At)
-	return out, err
+	if out.Remain, err = a.Store.TakeUsageRemain(ctx, req.SessionID, req.Payer, svc.ID, svc.Unit, in.At); err != nil {
+		return out, err
+	}
+	if in.Pool {
+		first, err := models.UsageDelta(svc.Price, 0, svc.Chunk, svc.Units)
+		if err != nil {
+			return out, classify(err)
+		}
+		out.PoolCover = a.poolCover(ctx, req.Payer, req.SessionID+"/start", first)
+	}
+	return out, nil
 }
 
 // UsageSendInput asks to send a receipt for signing: signed first when
@@ -202,9 +214,13 @@ func (a *Activities) UsagePay(ctx context.Context, in UsagePayInput) (UsagePayRe
 	if ue := receipts.Verify(in.Answer, r.Payer, in.Request.ReceiptID); ue != nil {
 		return out, usageError(ue.Code, "%s", ue.Message)
 	}
-	res, err := a.Store.PayUsageReceipt(ctx, store.UsageReceiptPayment{ReceiptID: in.Request.ReceiptID, SessionID: r.SessionID, Seq: r.Seq,
+	pay := store.UsageReceiptPayment{ReceiptID: in.Request.ReceiptID, SessionID: r.SessionID, Seq: r.Seq,
 		Payer: r.Payer, ServiceID: r.ServiceID, Unit: r.Unit, Units: r.Units, Value: r.Value, Currency: r.Currency,
-		PayerEvent: in.Answer, EngineEvent: in.Request.Event, Stats: storeStats(in.Stats), At: in.At})
+		PayerEvent: in.Answer, EngineEvent: in.Request.Event, Stats: storeStats(in.Stats), At: in.At}
+	if in.Pool {
+		return a.usagePayPooled(ctx, in, pay)
+	}
+	res, err := a.Store.PayUsageReceipt(ctx, pay)
 	var ne *store.NotEnoughError
 	if errors.As(err, &ne) {
 		return UsagePayResult{NotEnough: true, Spendable: ne.Available}, nil
@@ -245,6 +261,10 @@ func (a *Activities) UsageFunds(ctx context.Context, in UsageFundsInput) (UsageF
 		return UsageFundsResult{}, classify(err)
 	}
 	out := UsageFundsResult{Spendable: w.Spendable, Enough: w.Spendable >= in.Need}
+	if in.Pool && !out.Enough {
+		out.PoolCover = a.poolCover(ctx, in.Payer, in.SessionID+"/funds", in.Need)
+		out.Enough = w.Spendable+out.PoolCover >= in.Need
+	}
 	if out.Enough || !in.Wait {
 		return out, nil
 	}
@@ -322,6 +342,9 @@ type UsageEndInput struct {
 // usage/<session>), adds the remain service and the statistics (once per
 // session) and marks the session ended. Every step is idempotent.
 func (a *Activities) UsageEnd(ctx context.Context, in UsageEndInput) error {
+	if err := a.settlePoolGrants(ctx, in.PoolSettle, in.PoolRelease); err != nil {
+		return err
+	}
 	if in.Settle > 0 {
 		if _, err := a.Store.SettlePromises(ctx, store.WalletWrite{TenantID: in.Payer, Key: "usage/" + in.SessionID, Amount: in.Settle, At: in.At}); err != nil {
 			return classify(err)

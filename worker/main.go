@@ -107,6 +107,9 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	if usage.Pool, err = loadPool(ctx, st, cfg.Pool); err != nil {
+		return err
+	}
 	acts := &activities.Activities{
 		Store: st,
 		Nudge: func(ctx context.Context) error {
