@@ -69,6 +69,9 @@ type Server struct {
 	// WalletMaxAge is how old a synced balance GET .../wallet answers
 	// without syncing first (0: contract.DefaultBalanceMaxAge).
 	WalletMaxAge time.Duration
+	// Pool is the free-tier pool's configuration (BILLFLOW_POOL) that tiers
+	// and dry-run decisions are computed with; nil: models.DefaultPoolConfig.
+	Pool *models.PoolConfig
 }
 
 // Handler returns the routes.
@@ -81,6 +84,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/invoices/{invoice}/lightning", s.app(s.lightningInvoice))
 	s.mountWallet(mux)
 	s.mountUsage(mux)
+	s.mountPool(mux)
 	mux.HandleFunc("POST /webhooks/stripe", s.stripeWebhook)
 	mux.Handle("GET /healthz", metrics.Health(5*time.Second, s.Checks...))
 	if s.Metrics != nil {

@@ -76,12 +76,18 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// The same free-tier pool configuration as the worker's (tiers, budgets).
+	poolCfg, err := api.LoadPoolConfig(os.Getenv("BILLFLOW_POOL"))
+	if err != nil {
+		return err
+	}
 	srv := &http.Server{
 		Addr: cfg.Addr,
 		Handler: (&api.Server{
 			Billing: bc, Store: st, Token: cfg.Token,
 			StripeWebhookSecret: cfg.StripeWebhookSecret, Logger: logger,
 			Checks: metrics.Readiness(logger, st.Pool(), tc), Metrics: reg.Handler(logger), Pages: pages,
+			Pool: &poolCfg,
 		}).Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
