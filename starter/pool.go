@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"text/tabwriter"
@@ -38,6 +39,15 @@ func (a *app) tierCommand() *cobra.Command {
 	}
 	cmd.AddCommand(a.tierShow(), a.tierSet())
 	return cmd
+}
+
+// tenantFlagError names --tenant for what the API calls the payer.
+func tenantFlagError(err error) error {
+	var ve *models.ValidationError
+	if errors.As(err, &ve) && ve.Field == "payer" {
+		return &models.ValidationError{Field: "--tenant", Reason: ve.Reason}
+	}
+	return flagError(err)
 }
 
 func poolConfig() (models.PoolConfig, error) {
@@ -194,7 +204,7 @@ func (a *app) poolDecide() *cobra.Command {
 			}
 			v, err := api.DecidePool(cmd.Context(), st, cfg, b)
 			if err != nil {
-				return flagError(err)
+				return tenantFlagError(err)
 			}
 			if asJSON {
 				return a.printJSON(v)
@@ -256,7 +266,7 @@ func (a *app) tierShow() *cobra.Command {
 			}
 			t, err := api.PayerTier(cmd.Context(), st, cfg, tenant)
 			if err != nil {
-				return flagError(err)
+				return tenantFlagError(err)
 			}
 			if asJSON {
 				return a.printJSON(t)
@@ -297,7 +307,7 @@ func (a *app) tierSet() *cobra.Command {
 			}
 			t, err := api.SetPayerTier(cmd.Context(), st, cfg, tenant, b)
 			if err != nil {
-				return flagError(err)
+				return tenantFlagError(err)
 			}
 			if asJSON {
 				return a.printJSON(t)
