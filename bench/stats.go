@@ -177,6 +177,10 @@ func Table(rs []Result) string {
 			fmt.Fprintf(&b, "| %s | %d | %s / %s / %s | %.2f | %s |\n", r.Label, r.Tenants,
 				secs(d.P50), secs(d.P99), secs(d.Max), r.ThroughputPerSecond, verified(r, d.Count))
 		}
+	case "pool":
+		for _, r := range rs {
+			b.WriteString(PoolTable(r))
+		}
 	default:
 		b.WriteString("| worker | tenants | figure | value |\n|---|---|---|---|\n")
 		for _, r := range rs {

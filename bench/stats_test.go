@@ -94,4 +94,12 @@ func TestTables(t *testing.T) {
 	h := Result{Scenario: "history", Label: "current", Tenants: 3, Counts: map[string]float64{"b": 2, "a": 1.5}}
 	require.Equal(t, "| worker | tenants | figure | value |\n|---|---|---|---|\n| current | 3 | a | 1.5 |\n| current | 3 | b | 2 |\n", Table([]Result{h}))
 	require.Empty(t, Table(nil))
+
+	pool := Result{Scenario: "pool", Label: "current", Tenants: 32, Params: map[string]string{"debits_per_pattern": "20000"},
+		Counts: map[string]float64{"atomic_seconds": 1.5, "atomic_debits_per_second": 13333.3, "for_update_seconds": 6,
+			"for_update_debits_per_second": 3333.3, "ratio_atomic_over_for_update": 4}}
+	require.Equal(t, "| pattern | clients | debits | seconds | debits/s |\n|---|---|---|---|---|\n"+
+		"| atomic conditional UPDATE | 32 | 20000 | 1.50 | 13333 |\n"+
+		"| SELECT ... FOR UPDATE, then UPDATE | 32 | 20000 | 6.00 | 3333 |\n"+
+		"\nratio (atomic / FOR UPDATE): 4.00x; verified: yes\n", Table([]Result{pool}))
 }

@@ -66,7 +66,7 @@ declare -f write_env >/dev/null || { echo "no write_env in stack.sh" >&2; exit 1
 declare -A LNNODE=([LNNODE_GRPC_ADDR]=127.0.0.1:10009 [LNNODE_TLS_CERT]=/d/tls.cert [LNNODE_MACAROON]=/d/invoice.macaroon
   [LNNODE_PAYOUT_MACAROON]=/d/payout.macaroon [LNNODE_NETWORK]=regtest [LNNODE_PUBKEY]=02` + strings.Repeat("ab", 32) + `)
 DATA=$2 DATABASE_URL=postgres://billflow@127.0.0.1:5432/billflow TEMPORAL_ADDRESS=127.0.0.1:7233 TEMPORAL_NAMESPACE=default
-TEMPORAL_UI_URL=http://127.0.0.1:8233 BILLFLOW_PLANS=/repo/config/plans.json BILLFLOW_SERVICES=/repo/config/services.json TASK_QUEUE=billflow
+TEMPORAL_UI_URL=http://127.0.0.1:8233 BILLFLOW_PLANS=/repo/config/plans.json BILLFLOW_SERVICES=/repo/config/services.json BILLFLOW_POOL=/repo/config/pool.json TASK_QUEUE=billflow
 API_PORT=8090 WORKER_HTTP_PORT=9464 RELAY_PORT=7000 STRIPE_PORT=12111 METER_PORT=7480
 BILLFLOW_RATES=usd=2000000 BILLFLOW_APP_URL=http://localhost:3000 BILLFLOW_GRACE_WINDOW=3m BILLFLOW_DUNNING=1m,2m,4m
 BILLFLOW_RECONCILE=30s,1m,2m BILLFLOW_RECONCILE_EVERY=5m BILLFLOW_NWC_TIMEOUT=15s

@@ -15,6 +15,10 @@
 #                 (N tenants, default 3)
 #             idle: PostgreSQL statements and Temporal tasks per idle tenant
 #                 per hour (N tenants, default 20; --window=1m)
+#             pool: free-tier pool debits per second with N concurrent
+#                 clients (default 32), the atomic conditional UPDATE vs
+#                 SELECT ... FOR UPDATE then UPDATE, same database, same run
+#                 (--debits=20000 per pattern); needs no worker
 #   --baseline REV  also builds the worker from REV (exported with git archive
 #                 into a temporary directory), runs the same scenario with it against
 #                 the same servers in the same run, and prints the ratio
@@ -68,12 +72,12 @@ done
 SCENARIO=${POS[0]:-storm}
 N=${POS[1]:-}
 case $SCENARIO in
-  storm | ceiling | history | idle) ;;
-  *) die "unknown scenario '$SCENARIO': want storm, ceiling, history or idle" ;;
+  storm | ceiling | history | idle | pool) ;;
+  *) die "unknown scenario '$SCENARIO': want storm, ceiling, history, idle or pool" ;;
 esac
 [[ -z $N || $N =~ ^[1-9][0-9]*$ ]] || die "N must be a positive whole number, not '$N'"
-if [[ -n $BASELINE && $SCENARIO == ceiling ]]; then
-  die "the ceiling scenario runs no billflow worker: a baseline changes nothing"
+if [[ -n $BASELINE && ( $SCENARIO == ceiling || $SCENARIO == pool ) ]]; then
+  die "the $SCENARIO scenario runs no billflow worker: a baseline changes nothing (pool compares its two patterns in one run)"
 fi
 command -v go >/dev/null || die "Go is not installed (billflow needs Go 1.26: https://go.dev/dl/)"
 local_stack_env

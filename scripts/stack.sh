@@ -15,7 +15,7 @@
 SANDBOX_PIDS=()
 WORKER_PIDS=()
 
-# stack_secret_key: BILLFLOW_SECRET_KEY, BILLFLOW_PLANS, BILLFLOW_SERVICES and TASK_QUEUE.
+# stack_secret_key: BILLFLOW_SECRET_KEY, BILLFLOW_PLANS, BILLFLOW_SERVICES, BILLFLOW_POOL and TASK_QUEUE.
 stack_secret_key() {
   # The key that encrypts secrets at rest (NWC URLs). Generated once and kept,
   # because the data in .data/pg is only readable with the key that wrote it.
@@ -31,6 +31,7 @@ stack_secret_key() {
   export BILLFLOW_SECRET_KEY
   export BILLFLOW_PLANS=${BILLFLOW_PLANS:-$BILLFLOW_ROOT/config/plans.json}
   export BILLFLOW_SERVICES=${BILLFLOW_SERVICES:-$BILLFLOW_ROOT/config/services.json}
+  export BILLFLOW_POOL=${BILLFLOW_POOL:-$BILLFLOW_ROOT/config/pool.json}
   [[ -f $BILLFLOW_PLANS ]] || warn "plan catalog $BILLFLOW_PLANS does not exist"
   TASK_QUEUE=${BILLFLOW_TASK_QUEUE:-billflow}
 }
@@ -53,6 +54,7 @@ write_env() {
       printf 'export TEMPORAL_UI_URL=%q\n' "$TEMPORAL_UI_URL"
       printf 'export BILLFLOW_PLANS=%q\n' "$BILLFLOW_PLANS"
       printf 'export BILLFLOW_SERVICES=%q\n' "$BILLFLOW_SERVICES"
+      printf 'export BILLFLOW_POOL=%q\n' "$BILLFLOW_POOL"
       printf 'export BILLFLOW_TASK_QUEUE=%q\n' "$TASK_QUEUE"
       # shellcheck disable=SC2016 # expanded when the file is sourced
       printf 'export BILLFLOW_SECRET_KEY="$(cat %q)"\n' "$DATA/secret.key"

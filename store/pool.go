@@ -19,6 +19,13 @@ import (
 // when the payer's part is paid; recording and releasing give back what was
 // not used, once per grant (its request key is the audit row's primary key).
 
+// PoolDebitSQL is the pool's debit: one conditional UPDATE that takes $1
+// only where the balance has it, at $2, returning the balance after (no
+// row: not enough). The row lock it takes is held only from this statement
+// to the commit; the benchmarks (BenchmarkConcurrentPoolDebits, the bench
+// harness's pool scenario) run it against a read-then-write transaction.
+const PoolDebitSQL = `UPDATE pool SET balance = balance - $1, updated_at = $2 WHERE id = 1 AND balance >= $1 RETURNING balance`
+
 // ErrPoolNotConfigured is returned by pool operations before ConfigurePool.
 var ErrPoolNotConfigured = errors.New("the free-tier pool is not configured (the worker configures it at start from BILLFLOW_POOL)")
 
@@ -200,6 +207,11 @@ func (s *Store) GetPool(ctx context.Context) (Pool, error) {
 // history and any pin.
 func payerStanding(ctx context.Context, q querier, cfg models.PoolConfig, payer models.TenantID, now time.Time) (PayerTier, models.Currency, error) {
 	pt := PayerTier{Payer: payer}
+	// Every decision, dry run and tier view comes through here: a zero or
+	// hand-made configuration is refused before it can derive a tier.
+	if err := cfg.Validate(); err != nil {
+		return pt, "", err
+	}
 	var cur models.Currency
 	var last *time.Time
 	var pin *string
@@ -367,19 +379,16 @@ func (s *Store) DecidePool(ctx context.Context, cfg models.PoolConfig, req PoolR
 
 var errDryRun = errors.New("dry run")
 
-// verdictOf is the verdict a grant stands for, for a retry of its key.
+// verdictOf is the verdict a grant was decided with, for a retry of its
+// key: what was reserved, whatever was recorded or released since (the
+// grant says that), so a late retry never turns a free decision into a
+// charge.
 func verdictOf(g PoolGrant, balance int64) PoolVerdict {
-	absorb := g.Reserved - g.Released
-	if g.Outcome == GrantReserved {
-		absorb = g.Reserved
-	}
 	serve := g.Serve
-	if absorb == 0 {
+	if g.Reserved == 0 {
 		serve = models.ServeGate
-	} else if absorb < g.Estimated {
-		serve = models.ServePartial
 	}
-	return PoolVerdict{PoolDecision: models.PoolDecision{Serve: serve, Absorb: absorb, Charge: g.Estimated - absorb},
+	return PoolVerdict{PoolDecision: models.PoolDecision{Serve: serve, Absorb: g.Reserved, Charge: g.Estimated - g.Reserved},
 		Tier: g.Tier, PoolBalance: balance, Grant: &g, Replayed: true}
 }
 
@@ -411,9 +420,23 @@ func (s *Store) DecideAndReserveFree(ctx context.Context, cfg models.PoolConfig,
 		if err != nil || v.Serve != models.ServeFree {
 			return err
 		}
-		// The decision: the debit is conditional on the balance it needs.
-		err = tx.QueryRow(ctx, `UPDATE pool SET balance = balance - $1, updated_at = $2 WHERE id = 1 AND balance >= $1 RETURNING balance`,
-			req.Estimated, now).Scan(&v.PoolBalance)
+		// The decision, in one statement: the debit, conditional on the
+		// balance it needs, and only with it the daily counter and the
+		// audit row. The pool's row lock is the one every decision waits
+		// for: one statement takes it and COMMIT releases it, so it is held
+		// for no client round trip beyond the COMMIT's.
+		g := PoolGrant{RequestKey: req.Key, Payer: req.Payer, Tier: v.Tier, Serve: models.ServeFree, Currency: p.Currency,
+			Estimated: req.Estimated, Reserved: req.Estimated, Outcome: GrantReserved, ReservedAt: now}
+		winStart, total, err := dailyAfter(start, absorbed, req.Estimated, now)
+		if err != nil {
+			return err
+		}
+		err = tx.QueryRow(ctx, `WITH debit AS (`+PoolDebitSQL+`),
+			daily AS (UPDATE pool_daily SET window_start = $4, absorbed = $5 WHERE payer = $3 AND EXISTS (SELECT 1 FROM debit)),
+			audit AS (INSERT INTO pool_grants (request_key, payer, tier, serve, currency, estimated, reserved, outcome, reserved_at)
+				SELECT $6, $3, $7, $8, $9, $1, $1, $10, $2 FROM debit)
+			SELECT balance FROM debit`,
+			req.Estimated, now, req.Payer, winStart, total, g.RequestKey, g.Tier, g.Serve, g.Currency, g.Outcome).Scan(&v.PoolBalance)
 		if errors.Is(err, pgx.ErrNoRows) {
 			// Drained since it was read: decide again on what is there now.
 			if err := tx.QueryRow(ctx, `SELECT balance FROM pool WHERE id = 1`).Scan(&v.PoolBalance); err != nil {
@@ -429,14 +452,6 @@ func (s *Store) DecideAndReserveFree(ctx context.Context, cfg models.PoolConfig,
 			return err
 		}
 		v.CrossedFloor = v.PoolBalance+req.Estimated >= p.LowFloor && v.PoolBalance < p.LowFloor
-		if err := moveDaily(ctx, tx, req.Payer, start, absorbed, req.Estimated, now); err != nil {
-			return err
-		}
-		g := PoolGrant{RequestKey: req.Key, Payer: req.Payer, Tier: v.Tier, Serve: models.ServeFree, Currency: p.Currency,
-			Estimated: req.Estimated, Reserved: req.Estimated, Outcome: GrantReserved, ReservedAt: now}
-		if err := insertGrant(ctx, tx, g); err != nil {
-			return err
-		}
 		v.Grant = &g
 		return nil
 	})
@@ -477,15 +492,22 @@ func (s *Store) replayKey(ctx context.Context, req PoolRequest) (PoolVerdict, er
 // at now when the current one (start, zero when ended) is over. The row is
 // locked by decideTx.
 func moveDaily(ctx context.Context, tx pgx.Tx, payer models.TenantID, start time.Time, absorbed, delta int64, now time.Time) error {
-	if start.IsZero() {
-		start, absorbed = now, 0
-	}
-	total, err := models.AddAmount("daily absorbed", absorbed, delta)
+	start, total, err := dailyAfter(start, absorbed, delta, now)
 	if err != nil {
 		return err
 	}
 	_, err = tx.Exec(ctx, `UPDATE pool_daily SET window_start = $2, absorbed = $3 WHERE payer = $1`, payer, start, total)
 	return err
+}
+
+// dailyAfter is the daily row after adding delta: a new window at now
+// when the current one (start, zero when ended) is over.
+func dailyAfter(start time.Time, absorbed, delta int64, now time.Time) (time.Time, int64, error) {
+	if start.IsZero() {
+		start, absorbed = now, 0
+	}
+	total, err := models.AddAmount("daily absorbed", absorbed, delta)
+	return start, total, err
 }
 
 // giveBackDaily takes n off the payer's daily counter when the grant
@@ -675,19 +697,21 @@ func (s *Store) ReleaseReservation(ctx context.Context, key, reason string) (Poo
 // are taken in the order grant, daily row, pool, as the decisions do
 // (daily row, pool), so the two never deadlock.
 func settleGrant(ctx context.Context, tx pgx.Tx, g *PoolGrant, outcome string, absorbed, back int64, reason string, now time.Time) error {
-	if back > 0 {
-		if err := giveBackDaily(ctx, tx, g.Payer, back, g.ReservedAt); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `UPDATE pool SET balance = balance + $1, updated_at = $2 WHERE id = 1`, back, now); err != nil {
-			return fmt.Errorf("give %d back to the pool: %w", back, err)
-		}
-	}
 	if _, err := tx.Exec(ctx, `UPDATE pool_grants SET outcome = $2, absorbed = $3, released = $4, reason = $5, settled_at = $6 WHERE request_key = $1`,
 		g.RequestKey, outcome, absorbed, back, reason, now); err != nil {
 		return err
 	}
 	g.Outcome, g.Absorbed, g.Released, g.Reason, g.SettledAt = outcome, absorbed, back, reason, &now
+	if back == 0 {
+		return nil
+	}
+	if err := giveBackDaily(ctx, tx, g.Payer, back, g.ReservedAt); err != nil {
+		return err
+	}
+	// The pool last, so its row lock is held only until the COMMIT.
+	if _, err := tx.Exec(ctx, `UPDATE pool SET balance = balance + $1, updated_at = $2 WHERE id = 1`, back, now); err != nil {
+		return fmt.Errorf("give %d back to the pool: %w", back, err)
+	}
 	return nil
 }
 

@@ -3,7 +3,7 @@
 // result as JSON. scripts/bench.sh starts the servers and builds the worker;
 // run that rather than this directly.
 //
-//	bench [flags] storm|ceiling|history|idle [N]
+//	bench [flags] storm|ceiling|history|idle|pool [N]
 //	bench compare CURRENT.json BASELINE.json
 package main
 
@@ -36,7 +36,7 @@ func run() error {
 	}
 	fs := flag.NewFlagSet("bench", flag.ExitOnError)
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: bench [flags] storm|ceiling|history|idle [N]\n       bench compare CURRENT.json BASELINE.json")
+		fmt.Fprintln(fs.Output(), "usage: bench [flags] storm|ceiling|history|idle|pool [N]\n       bench compare CURRENT.json BASELINE.json")
 		fs.PrintDefaults()
 	}
 	root, _ := os.Getwd()
@@ -50,6 +50,7 @@ func run() error {
 	window := fs.Duration("window", time.Minute, "idle: how long idle tenants are watched")
 	timeout := fs.Duration("timeout", 0, "give up waiting after this long past the boundary (0 picks one from N)")
 	rail := fs.String("rail", "card", "history: how tenants pay, card or nwc")
+	debits := fs.Int64("debits", 20_000, "pool: debits each pattern makes (N is the concurrent clients)")
 	record := fs.String("record", "", "history: write the first tenant's period run and invoice histories (replay fixture format) into this directory")
 	_ = fs.Parse(os.Args[1:])
 	if fs.NArg() < 1 || fs.NArg() > 2 {
@@ -57,9 +58,9 @@ func run() error {
 		return errors.New("want a scenario and optionally N")
 	}
 	scenario := fs.Arg(0)
-	n := map[string]int{"storm": 20, "ceiling": 20, "history": 3, "idle": 20}[scenario]
+	n := map[string]int{"storm": 20, "ceiling": 20, "history": 3, "idle": 20, "pool": 32}[scenario]
 	if n == 0 {
-		return fmt.Errorf("unknown scenario %q: want storm, ceiling, history or idle", scenario)
+		return fmt.Errorf("unknown scenario %q: want storm, ceiling, history, idle or pool", scenario)
 	}
 	if fs.NArg() == 2 {
 		v, err := strconv.Atoi(fs.Arg(1))
@@ -75,7 +76,7 @@ func run() error {
 	if admin == "" || os.Getenv("TEMPORAL_ADDRESS") == "" {
 		return errors.New("BILLFLOW_TEST_DATABASE_URL (or DATABASE_URL, a role that may create databases) and TEMPORAL_ADDRESS must be set: run scripts/bench.sh, which starts private servers")
 	}
-	if scenario != "ceiling" && *workerBin == "" {
+	if scenario != "ceiling" && scenario != "pool" && *workerBin == "" {
 		return errors.New("-worker is required: the billflow worker binary to measure (scripts/bench.sh builds it)")
 	}
 	ns := os.Getenv("TEMPORAL_NAMESPACE")
@@ -109,6 +110,8 @@ func run() error {
 		r, err = bench.History(ctx, st, bench.HistoryOptions{Tenants: n, Period: *period, Timeout: *timeout, Rail: *rail, Record: *record})
 	case "idle":
 		r, err = bench.Idle(ctx, st, bench.IdleOptions{Tenants: n, Window: *window})
+	case "pool":
+		r, err = bench.Pool(ctx, st, bench.PoolOptions{Clients: n, Debits: *debits})
 	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", scenario, err)
