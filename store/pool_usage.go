@@ -86,20 +86,28 @@ func (s *Store) PayUsageReceiptPooled(ctx context.Context, cfg models.PoolConfig
 		})
 	case models.ServePartial:
 		err = s.tx(ctx, func(tx pgx.Tx) error {
+			// Locks in the order wallet, daily row, pool, session: the
+			// wallet before the pool as an invoice paid from the wallet
+			// (its settlement credits the pool), the session last as
+			// PayUsageReceipt.
+			if err := takePromise(ctx, tx, p.Payer, p.Value-v.Absorb, p.Currency); err != nil {
+				return err
+			}
 			r, err := reservePartialTx(ctx, tx, cfg, PartialRequest{PoolRequest: PoolRequest{Payer: p.Payer, Key: p.ReceiptID, Estimated: p.Value},
 				Absorb: v.Absorb}, s.poolNow())
 			if err != nil {
 				return err
 			}
-			// The payer pays its part and whatever the pool could no
-			// longer take (Shortfall): asked for, never absorbed.
-			// Locks in the order daily row, pool, wallet, session, as the
-			// decisions (daily, pool) and PayUsageReceipt (wallet, session).
-			part.Absorbed, part.Charge = r.Absorbed, p.Value-r.Absorbed
-			if part.Charge > 0 {
-				if err := promiseTx(ctx, tx, p.Payer, p.ReceiptID, part.Charge, p.Currency, at); err != nil {
+			// Whatever the pool could no longer take (Shortfall) the payer
+			// pays on top of its part: asked for, never absorbed.
+			if r.Shortfall > 0 {
+				if err := takePromise(ctx, tx, p.Payer, r.Shortfall, p.Currency); err != nil {
 					return err
 				}
+			}
+			part.Absorbed, part.Charge = r.Absorbed, p.Value-r.Absorbed
+			if err := appendPromise(ctx, tx, p.Payer, p.ReceiptID, part.Charge, at); err != nil {
+				return err
 			}
 			if err := recordPooledReceipt(ctx, tx, p, part, at); err != nil {
 				return err
@@ -182,10 +190,13 @@ func recordPooledReceipt(ctx context.Context, tx pgx.Tx, p UsageReceiptPayment, 
 	return setUsageSessionState(ctx, tx, p.SessionID, UsageSessionActive, at)
 }
 
-// promiseTx takes a promise of amount from the tenant's spendable (one
-// conditional UPDATE, *NotEnoughError when it does not cover it) and
-// appends its ledger entry, in the caller's transaction.
-func promiseTx(ctx context.Context, tx pgx.Tx, tenant models.TenantID, key string, amount int64, cur models.Currency, at time.Time) error {
+// takePromise reserves amount of the tenant's spendable for a promise
+// (one conditional UPDATE of the wallet row: *NotEnoughError when it does
+// not cover it), in the caller's transaction.
+func takePromise(ctx context.Context, tx pgx.Tx, tenant models.TenantID, amount int64, cur models.Currency) error {
+	if amount <= 0 {
+		return nil
+	}
 	wcur, _, err := ensureWallet(ctx, tx, tenant)
 	if err != nil {
 		return err
@@ -193,12 +204,19 @@ func promiseTx(ctx context.Context, tx pgx.Tx, tenant models.TenantID, key strin
 	if cur != "" && cur != wcur {
 		return &models.ValidationError{Field: "currency", Reason: fmt.Sprintf("%s does not match the wallet's currency %s", cur, wcur)}
 	}
-	e := WalletEntry{TenantID: tenant, Kind: models.EntryPromise, Key: key, Amount: amount, Currency: wcur, At: at}
-	if err := promiseOp(ctx, tx, &e); err != nil {
-		return err
+	return promiseOp(ctx, tx, &WalletEntry{TenantID: tenant, Kind: models.EntryPromise, Amount: amount})
+}
+
+// appendPromise appends the ledger entry of a promise takePromise took
+// (none for a zero amount).
+func appendPromise(ctx context.Context, tx pgx.Tx, tenant models.TenantID, key string, amount int64, at time.Time) error {
+	if amount <= 0 {
+		return nil
 	}
-	err = tx.QueryRow(ctx, `INSERT INTO wallet_entries (tenant_id, kind, source_key, amount, currency, at) VALUES ($1, $2, $3, $4, $5, $6)
-		ON CONFLICT (tenant_id, kind, source_key) DO NOTHING RETURNING seq`, e.TenantID, e.Kind, e.Key, e.Amount, e.Currency, e.At).Scan(&e.Seq)
+	var seq int64
+	err := tx.QueryRow(ctx, `INSERT INTO wallet_entries (tenant_id, kind, source_key, amount, currency, at)
+		SELECT $1, 'promise', $2, $3, currency, $4 FROM wallets WHERE tenant_id = $1
+		ON CONFLICT (tenant_id, kind, source_key) DO NOTHING RETURNING seq`, tenant, key, amount, at).Scan(&seq)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return errReceiptPaid // a twin of this payment committed first
 	}
