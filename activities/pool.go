@@ -2,8 +2,10 @@ package activities
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"go.temporal.io/sdk/activity"
 
@@ -100,4 +102,100 @@ func (a *Activities) settlePoolGrants(ctx context.Context, settle []contract.Usa
 		}
 	}
 	return nil
+}
+
+// PoolOperation runs one operator or application operation on the pool
+// (contract.PoolOpRequest; the PoolOperation workflow's one activity). Bad
+// input, an unknown payer or an unconfigured pool are non-retryable
+// validation errors naming what was wrong.
+func (a *Activities) PoolOperation(ctx context.Context, req contract.PoolOpRequest) (contract.PoolOpAnswer, error) {
+	var out contract.PoolOpAnswer
+	cfg := models.DefaultPoolConfig()
+	if a.Usage.Pool != nil {
+		cfg = *a.Usage.Pool
+	}
+	needPayer := func() error {
+		if req.Payer == "" {
+			return &models.ValidationError{Field: "payer", Reason: "must not be empty"}
+		}
+		if _, err := models.ParseTenantID(string(req.Payer)); err != nil {
+			return &models.ValidationError{Field: "payer", Reason: err.Error()}
+		}
+		return nil
+	}
+	var res any
+	var err error
+	switch req.Op {
+	case contract.PoolOpShow:
+		res, err = a.Store.PoolStatus(ctx)
+		out.Status = &contract.PoolStatusView{}
+	case contract.PoolOpCredit:
+		if strings.HasPrefix(strings.TrimSpace(req.Key), "invoice:") {
+			return out, classify(&models.ValidationError{Field: "key", Reason: "keys starting invoice: are the shares of paid invoices"})
+		}
+		res, err = a.Store.CreditPool(ctx, req.Key, req.Amount, req.Note)
+		out.Credit = &contract.PoolCreditView{}
+	case contract.PoolOpGrants:
+		if req.Limit < 0 || req.Limit > 1000 {
+			return out, classify(&models.ValidationError{Field: "limit", Reason: fmt.Sprintf("%d is not from 1 to 1000", req.Limit)})
+		}
+		var gs []store.PoolGrant
+		gs, err = a.Store.ListGrants(ctx, store.GrantFilter{Payer: req.Payer, Outcome: req.Outcome, Limit: req.Limit})
+		res = gs
+		out.Grants = []contract.PoolGrantView{}
+	case contract.PoolOpDecide:
+		if err = needPayer(); err == nil && req.Amount <= 0 {
+			err = &models.ValidationError{Field: "amount", Reason: fmt.Sprintf("%d is not a positive amount in minor units", req.Amount)}
+		}
+		if err == nil {
+			res, err = a.Store.DecidePool(ctx, cfg, store.PoolRequest{Payer: req.Payer, Key: "dry-run", Estimated: req.Amount})
+		}
+		out.Verdict = &contract.PoolVerdictView{}
+	case contract.PoolOpTier, contract.PoolOpPin, contract.PoolOpUnpin:
+		err = needPayer()
+		switch {
+		case err != nil:
+		case req.Op == contract.PoolOpPin:
+			var tier models.TrustTier
+			if tier, err = models.ParseTrustTier(req.Tier); err == nil {
+				err = a.Store.PinTier(ctx, req.Payer, tier, req.Reason)
+			}
+		case req.Op == contract.PoolOpUnpin:
+			err = a.Store.UnpinTier(ctx, req.Payer)
+		}
+		if err == nil {
+			res, err = a.Store.PayerTier(ctx, cfg, req.Payer)
+		}
+		out.Tier = &contract.PayerTierView{}
+	default:
+		return out, classify(&models.ValidationError{Field: "op", Reason: fmt.Sprintf("%q is not show, credit, grants, decide, tier, pin or unpin", req.Op)})
+	}
+	switch {
+	case errors.Is(err, store.ErrPoolNotConfigured):
+		err = &models.ValidationError{Field: "pool", Reason: err.Error()}
+	case errors.Is(err, store.ErrNotFound) && req.Payer != "":
+		err = &models.ValidationError{Field: "payer", Reason: fmt.Sprintf("%s is not a tenant", req.Payer)}
+	}
+	if err != nil {
+		return contract.PoolOpAnswer{}, classify(err)
+	}
+	// The store's rows and the contract's views share their JSON.
+	b, err := json.Marshal(res)
+	if err != nil {
+		return out, err
+	}
+	var target any
+	switch {
+	case out.Status != nil:
+		target = out.Status
+	case out.Credit != nil:
+		target = out.Credit
+	case out.Grants != nil:
+		target = &out.Grants
+	case out.Verdict != nil:
+		target = out.Verdict
+	default:
+		target = out.Tier
+	}
+	return out, json.Unmarshal(b, target)
 }

@@ -2,6 +2,9 @@ package contract
 
 import (
 	"math/big"
+	"time"
+
+	"github.com/billflow/billflow/models"
 )
 
 // The free-tier generosity pool as usage sessions see it (issue 11). The
@@ -114,4 +117,122 @@ func SettlePoolGrants(grants []UsagePoolGrant, remainStart, used int64, final bo
 		settled = append(settled, UsagePoolSettle{Key: g.Key, Actual: actual, Reserved: g.Absorbed})
 	}
 	return settled, kept, poolUnused
+}
+
+// WorkflowPoolOperation is the type name of a pool operation: one short
+// workflow (ID pool-op/<request id>) that runs one activity, so package
+// billing reaches the pool through Temporal alone.
+const WorkflowPoolOperation = "PoolOperation"
+
+// PoolOperationWorkflowID is the ID of a pool operation's workflow.
+func PoolOperationWorkflowID(requestID string) string { return "pool-op/" + requestID }
+
+// Pool operations (PoolOpRequest.Op).
+const (
+	PoolOpShow   = "show"
+	PoolOpCredit = "credit"
+	PoolOpGrants = "grants"
+	PoolOpDecide = "decide"
+	PoolOpTier   = "tier"
+	PoolOpPin    = "pin"
+	PoolOpUnpin  = "unpin"
+)
+
+// PoolOpRequest is one pool operation: show; credit (Key, Amount, Note);
+// grants (Payer, Outcome, Limit: filters); decide (Payer, Amount: a dry
+// run); tier (Payer); pin (Payer, Tier, Reason); unpin (Payer).
+type PoolOpRequest struct {
+	Op      string          `json:"op"`
+	Payer   models.TenantID `json:"payer,omitempty"`
+	Amount  int64           `json:"amount,omitempty"`
+	Key     string          `json:"key,omitempty"`
+	Note    string          `json:"note,omitempty"`
+	Tier    string          `json:"tier,omitempty"`
+	Reason  string          `json:"reason,omitempty"`
+	Outcome string          `json:"outcome,omitempty"`
+	Limit   int             `json:"limit,omitempty"`
+}
+
+// PoolOpAnswer is a pool operation's answer: the part its Op fills, or
+// Error (a refusal: bad input, an unknown payer, no pool configured).
+type PoolOpAnswer struct {
+	Status  *PoolStatusView  `json:"status,omitempty"`
+	Credit  *PoolCreditView  `json:"credit,omitempty"`
+	Grants  []PoolGrantView  `json:"grants,omitempty"`
+	Verdict *PoolVerdictView `json:"verdict,omitempty"`
+	Tier    *PayerTierView   `json:"tier,omitempty"`
+	Error   *PoolOpError     `json:"error,omitempty"`
+}
+
+// PoolOpError is a refused pool operation: the field that was wrong and why.
+type PoolOpError struct {
+	Field  string `json:"field,omitempty"`
+	Reason string `json:"reason"`
+}
+
+// PoolStatusView is the pool at a glance (the JSON of GET /v1/pool).
+type PoolStatusView struct {
+	Currency      models.Currency `json:"currency"`
+	Balance       int64           `json:"balance"`
+	ShareBps      int64           `json:"credit_share_bps"`
+	LowFloor      int64           `json:"low_balance_floor"`
+	Low           bool            `json:"low"`
+	AbsorbedToday int64           `json:"absorbed_today"`
+	Reserved      int64           `json:"reserved"`
+	Grants        int64           `json:"grants"`
+	GrantsToday   int64           `json:"grants_today"`
+	Credited      int64           `json:"credited"`
+	UpdatedAt     time.Time       `json:"updated_at"`
+}
+
+// PoolCreditView is a credit put into the pool.
+type PoolCreditView struct {
+	Key        string    `json:"key"`
+	InvoiceID  string    `json:"invoice_id,omitempty"`
+	Amount     int64     `json:"amount"`
+	Note       string    `json:"note,omitempty"`
+	CreditedAt time.Time `json:"credited_at"`
+	Balance    int64     `json:"balance"`
+	Replayed   bool      `json:"replayed,omitempty"`
+}
+
+// PoolGrantView is one row of the grant audit.
+type PoolGrantView struct {
+	RequestKey string           `json:"request_key"`
+	Payer      models.TenantID  `json:"payer"`
+	Tier       models.TrustTier `json:"tier"`
+	Serve      models.Serve     `json:"serve"`
+	Currency   models.Currency  `json:"currency"`
+	Estimated  int64            `json:"estimated"`
+	Reserved   int64            `json:"reserved"`
+	Absorbed   int64            `json:"absorbed"`
+	Released   int64            `json:"released"`
+	Outcome    string           `json:"outcome"`
+	Reason     string           `json:"reason,omitempty"`
+	ReservedAt time.Time        `json:"reserved_at"`
+	SettledAt  *time.Time       `json:"settled_at,omitempty"`
+}
+
+// PoolVerdictView is a (dry-run) decision with what it was made from.
+type PoolVerdictView struct {
+	models.PoolDecision
+	Tier           models.TrustTier `json:"tier"`
+	DailyBudget    int64            `json:"daily_budget"`
+	DailyRemaining int64            `json:"daily_remaining"`
+	PoolBalance    int64            `json:"pool_balance"`
+	Reason         string           `json:"reason,omitempty"`
+}
+
+// PayerTierView is a payer's standing with the pool.
+type PayerTierView struct {
+	Payer          models.TenantID    `json:"payer"`
+	Tier           models.TrustTier   `json:"tier"`
+	Derived        models.TrustTier   `json:"derived"`
+	Pinned         bool               `json:"pinned"`
+	History        models.PaidHistory `json:"history"`
+	PinReason      string             `json:"pin_reason,omitempty"`
+	DailyBudget    int64              `json:"daily_budget"`
+	AbsorbedToday  int64              `json:"absorbed_today"`
+	DailyRemaining int64              `json:"daily_remaining"`
+	WindowStart    time.Time          `json:"window_start,omitzero"`
 }

@@ -97,6 +97,7 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	w.RegisterWorkflow(workflows.BalanceSync)
 	w.RegisterWorkflow(workflows.WithdrawalPayout)
 	w.RegisterWorkflow(workflows.UsageSession)
+	w.RegisterWorkflow(workflows.PoolOperation)
 	rails, closeRails, err := buildRails(logger, st, cfg.Rails)
 	defer closeRails()
 	if err != nil {

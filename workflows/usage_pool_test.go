@@ -1,17 +1,21 @@
 package workflows
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/billflow/billflow/activities"
 	"github.com/billflow/billflow/contract"
+	"github.com/billflow/billflow/models"
 )
 
 // testPool is the free-tier pool the usage activities decide with in the
@@ -316,4 +320,40 @@ func continued(t *testing.T, w *usageWorld) UsageSessionInput {
 	require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
 	require.NotNil(t, next.Carry)
 	return next
+}
+
+// PoolOperation runs its one activity and answers; a refusal is the
+// answer's Error (the field named), never a failed workflow.
+func TestPoolOperation(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		err  error
+		want contract.PoolOpAnswer
+	}{
+		{"answer", nil, contract.PoolOpAnswer{Status: &contract.PoolStatusView{Balance: 42}}},
+		{"refusal", temporal.NewNonRetryableApplicationError("amount: -1 is not positive", activities.ErrValidation, nil,
+			models.ValidationError{Field: "amount", Reason: "-1 is not positive"}),
+			contract.PoolOpAnswer{Error: &contract.PoolOpError{Field: "amount", Reason: "-1 is not positive"}}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var s testsuite.WorkflowTestSuite
+			env := s.NewTestWorkflowEnvironment()
+			acts := &activities.Activities{}
+			env.RegisterActivity(acts)
+			env.OnActivity(acts.PoolOperation, mock.Anything, contract.PoolOpRequest{Op: contract.PoolOpShow}).Return(
+				func(context.Context, contract.PoolOpRequest) (contract.PoolOpAnswer, error) {
+					if c.err != nil {
+						return contract.PoolOpAnswer{}, c.err
+					}
+					return c.want, nil
+				}).Once()
+			env.ExecuteWorkflow(PoolOperation, contract.PoolOpRequest{Op: contract.PoolOpShow})
+			require.True(t, env.IsWorkflowCompleted())
+			require.NoError(t, env.GetWorkflowError())
+			var got contract.PoolOpAnswer
+			require.NoError(t, env.GetWorkflowResult(&got))
+			require.Equal(t, c.want, got)
+			env.AssertExpectations(t)
+		})
+	}
 }

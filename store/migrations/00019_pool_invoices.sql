@@ -8,7 +8,7 @@
 -- outstanding item (kind free_tier, positive) for the next claim.
 ALTER TABLE plans ADD COLUMN free_tier boolean NOT NULL DEFAULT false;
 ALTER TABLE invoice_items DROP CONSTRAINT invoice_items_kind_check,
-    ADD CONSTRAINT invoice_items_kind_check CHECK (kind IN ('proration', 'renewal', 'free_tier'));
+    ADD CONSTRAINT invoice_items_kind_check CHECK (kind IN ('proration', 'renewal', 'restore', 'top_up', 'free_tier'));
 
 CREATE TABLE invoice_pool_credits (
     invoice_id   text PRIMARY KEY REFERENCES invoices (id),
@@ -31,5 +31,5 @@ CREATE TABLE invoice_pool_credits (
 DROP TABLE invoice_pool_credits;
 -- Credit items already written stay (their invoices' totals rely on them).
 ALTER TABLE invoice_items DROP CONSTRAINT invoice_items_kind_check,
-    ADD CONSTRAINT invoice_items_kind_check CHECK (kind IN ('proration', 'renewal', 'free_tier')) NOT VALID;
+    ADD CONSTRAINT invoice_items_kind_check CHECK (kind IN ('proration', 'renewal', 'restore', 'top_up', 'free_tier')) NOT VALID;
 ALTER TABLE plans DROP COLUMN free_tier;
