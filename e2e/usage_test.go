@@ -576,8 +576,27 @@ func TestUsageSessionFreeTierPool(t *testing.T) {
 	out, errOut, code = s.starter("pool", "show")
 	require.Equal(t, 0, code, errOut)
 	assert.Contains(t, out, models.FormatAmount(p.Balance, "usd"))
+	// Application code sees the same through package billing.
+	bp, err := s.billing.Pool(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, p.Balance, bp.Balance)
+	tier, err := s.billing.PayerTier(ctx, string(u.id))
+	require.NoError(t, err)
+	assert.Equal(t, int64(25), tier.AbsorbedToday)
 	if os.Getenv("BILLFLOW_RECORD_HISTORIES") != "" {
-		recordHistory(t, s.temporal, contract.UsageSessionWorkflowID(session), "", "usage_session_free_pool.json")
+		if !fixtureExists("usage_session_free_pool.json") {
+			recordHistory(t, s.temporal, contract.UsageSessionWorkflowID(session), "", "usage_session_free_pool.json")
+		}
+		op := contract.PoolOperationWorkflowID("e2e-record")
+		run, err := s.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: op, TaskQueue: s.taskQueue}, contract.WorkflowPoolOperation,
+			contract.PoolOpRequest{Op: contract.PoolOpDecide, Payer: u.id, Amount: 10})
+		require.NoError(t, err)
+		var ans contract.PoolOpAnswer
+		require.NoError(t, run.Get(ctx, &ans))
+		require.NotNil(t, ans.Verdict)
+		if !fixtureExists("pool_operation.json") {
+			recordHistory(t, s.temporal, op, "", "pool_operation.json")
+		}
 	}
 }
 
@@ -590,4 +609,11 @@ func (s *stack) currentDetails(workflowID string) string {
 	var md sdkpb.WorkflowMetadata
 	require.NoError(s.t, v.Get(&md))
 	return md.GetCurrentDetails()
+}
+
+// fixtureExists reports whether a replay fixture is recorded already
+// (fixtures are append-only: a second recording would be refused).
+func fixtureExists(name string) bool {
+	_, err := os.Stat(filepath.Join(repoRoot(), "workflows", "testdata", name))
+	return err == nil
 }
