@@ -4,11 +4,13 @@ package store_test
 
 import (
 	"fmt"
+	"sort"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"pgregory.net/rapid"
 
 	"github.com/billflow/billflow/internal/testkit"
 	"github.com/billflow/billflow/models"
@@ -609,4 +611,177 @@ func TestPoolTierFromPaidHistory(t *testing.T) {
 	pt, err = st.PayerTier(bg(), cfg, tenant)
 	require.NoError(t, err)
 	require.Equal(t, models.TierNew, pt.Tier, "90 days without a paid invoice drop a tier")
+}
+
+// refGrant is the reference model's grant.
+type refGrant struct {
+	payer              int
+	estimated          int64
+	reserved, released int64
+	absorbed           int64
+	outcome            string
+	serve              models.Serve
+	reservedAt         time.Time
+}
+
+// refPayer is the reference model's daily row (ws zero: no row yet).
+type refPayer struct {
+	ws       time.Time
+	absorbed int64
+}
+
+// effective is what the row counts at now.
+func (p refPayer) effective(now time.Time) int64 {
+	if p.ws.IsZero() || now.Sub(p.ws) >= 24*time.Hour {
+		return 0
+	}
+	return p.absorbed
+}
+
+// TestPoolStoreMatchesModel drives random decisions, partial reserves,
+// records, releases and top-ups (with the clock moving across daily
+// windows) through the store and through a reference model written out
+// here: the verdicts, the pool's balance and every payer's daily counter
+// agree after every step, and the balance is always credits - reserved +
+// released.
+func TestPoolStoreMatchesModel(t *testing.T) {
+	st := poolStore(t, 4, 0)
+	cfg := poolCfg() // trusted: 100 a day
+	const budget = 100
+	rapid.Check(t, func(rt *rapid.T) {
+		run := fmt.Sprintf("%d-", time.Now().UnixNano())
+		payers := []models.TenantID{trustedPayer(t, st), trustedPayer(t, st), trustedPayer(t, st)}
+		ref := struct {
+			balance int64
+			payers  []refPayer
+			grants  map[string]*refGrant
+			credits map[string]int64
+		}{balance: poolBalance(rt, st), payers: make([]refPayer, len(payers)), grants: map[string]*refGrant{}, credits: map[string]int64{}}
+		now := ts("2026-05-01T00:00:00Z")
+		st.Now = func() time.Time { return now }
+		defer func() { st.Now = time.Now }()
+		touch := func(i int) { // the store creates the daily row when a decision reaches it
+			if ref.payers[i].ws.IsZero() {
+				ref.payers[i].ws = now
+			}
+		}
+		take := func(i int, n int64) { // a debit moves the daily row, opening a new window if the last ended
+			p := &ref.payers[i]
+			if now.Sub(p.ws) >= 24*time.Hour {
+				p.ws, p.absorbed = now, 0
+			}
+			p.absorbed += n
+		}
+		giveBack := func(g *refGrant, n int64) {
+			ref.balance += n
+			if p := &ref.payers[g.payer]; !p.ws.After(g.reservedAt) {
+				p.absorbed = max(p.absorbed-n, 0)
+			}
+		}
+		keys := func() []string {
+			ks := make([]string, 0, len(ref.grants))
+			for k := range ref.grants {
+				ks = append(ks, k)
+			}
+			sort.Strings(ks)
+			return ks
+		}
+		steps := rapid.IntRange(1, 30).Draw(rt, "steps")
+		for i := 0; i < steps; i++ {
+			now = now.Add(time.Duration(rapid.IntRange(0, 8*60).Draw(rt, "advance minutes")) * time.Minute)
+			pi := rapid.IntRange(0, len(payers)-1).Draw(rt, "payer")
+			op := rapid.SampledFrom([]string{"decide", "decide", "partial", "record", "release", "credit", "retry"}).Draw(rt, "op")
+			switch op {
+			case "credit":
+				amt := rapid.Int64Range(1, 150).Draw(rt, "credit")
+				key := fmt.Sprintf("%sc%d", run, i)
+				_, err := st.CreditPool(bg(), key, amt, "")
+				require.NoError(rt, err)
+				ref.balance += amt
+				ref.credits[key] = amt
+			case "decide":
+				est := rapid.Int64Range(0, 60).Draw(rt, "estimated")
+				key := fmt.Sprintf("%sg%d", run, i)
+				v, err := st.DecideAndReserveFree(bg(), cfg, store.PoolRequest{Payer: payers[pi], Key: key, Estimated: est})
+				require.NoError(rt, err)
+				want := models.PoolDecision{Serve: models.ServeGate, Charge: est}
+				if est > 0 {
+					touch(pi)
+					want, err = models.Decide(models.DailyRemaining(budget, ref.payers[pi].effective(now)), ref.balance, est)
+					require.NoError(rt, err)
+				}
+				require.Equal(rt, want, v.PoolDecision, "decide %d for payer %d", est, pi)
+				if want.Serve == models.ServeFree {
+					ref.balance -= est
+					take(pi, est)
+					ref.grants[key] = &refGrant{payer: pi, estimated: est, reserved: est, outcome: store.GrantReserved, serve: models.ServeFree, reservedAt: now}
+				}
+			case "partial":
+				est := rapid.Int64Range(1, 60).Draw(rt, "estimated")
+				absorb := rapid.Int64Range(1, est).Draw(rt, "absorb")
+				key := fmt.Sprintf("%sp%d", run, i)
+				r, err := st.ReservePartialGrant(bg(), cfg, store.PartialRequest{PoolRequest: store.PoolRequest{Payer: payers[pi], Key: key, Estimated: est}, Absorb: absorb})
+				require.NoError(rt, err)
+				touch(pi)
+				got := min(absorb, models.DailyRemaining(budget, ref.payers[pi].effective(now)), ref.balance)
+				require.Equal(rt, [2]int64{got, absorb - got}, [2]int64{r.Absorbed, r.Shortfall}, "partial %d of %d for payer %d", absorb, est, pi)
+				g := &refGrant{payer: pi, estimated: est, reserved: got, outcome: store.GrantReserved, serve: models.ServePartial, reservedAt: now}
+				if got == 0 {
+					g.outcome = store.GrantUnfunded
+				} else {
+					ref.balance -= got
+					take(pi, got)
+				}
+				ref.grants[key] = g
+			case "record", "release", "retry":
+				ks := keys()
+				if len(ks) == 0 {
+					continue
+				}
+				key := rapid.SampledFrom(ks).Draw(rt, "grant")
+				g := ref.grants[key]
+				switch op {
+				case "retry":
+					v, err := st.DecideAndReserveFree(bg(), cfg, store.PoolRequest{Payer: payers[g.payer], Key: key, Estimated: g.estimated})
+					require.NoError(rt, err)
+					require.True(rt, v.Replayed)
+					require.Equal(rt, g.reserved, v.Absorb)
+				case "record":
+					actual := rapid.Int64Range(0, g.reserved).Draw(rt, "actual")
+					_, err := st.RecordGrant(bg(), key, actual)
+					switch {
+					case g.outcome == store.GrantReserved:
+						require.NoError(rt, err)
+						g.outcome, g.absorbed, g.released = store.GrantRecorded, actual, g.reserved-actual
+						giveBack(g, g.reserved-actual)
+					case g.outcome == store.GrantRecorded && g.absorbed == actual, g.outcome == store.GrantUnfunded && actual == 0:
+						require.NoError(rt, err)
+					default:
+						requireValidation(rt, err)
+					}
+				case "release":
+					_, err := st.ReleaseReservation(bg(), key, "model")
+					require.NoError(rt, err)
+					if g.outcome == store.GrantReserved {
+						g.outcome, g.released = store.GrantReleased, g.reserved
+						giveBack(g, g.reserved)
+					}
+				}
+			}
+			require.Equal(rt, ref.balance, poolBalance(rt, st), "balance after %s", op)
+			for i, p := range payers {
+				pt, err := st.PayerTier(bg(), cfg, p)
+				require.NoError(rt, err)
+				require.Equal(rt, ref.payers[i].effective(now), pt.AbsorbedToday, "payer %d's daily counter after %s", i, op)
+			}
+		}
+		for key, g := range ref.grants {
+			sg, err := st.GetGrant(bg(), key)
+			require.NoError(rt, err)
+			require.Equal(rt, [3]int64{g.reserved, g.absorbed, g.released}, [3]int64{sg.Reserved, sg.Absorbed, sg.Released}, "grant %s", key)
+			require.Equal(rt, g.outcome, sg.Outcome, "grant %s", key)
+			require.Equal(rt, g.serve, sg.Serve, "grant %s", key)
+		}
+		requirePoolBalanced(rt, st)
+	})
 }
