@@ -201,7 +201,7 @@ func (a *Activities) Claim(ctx context.Context, in ClaimInput) (ClaimResult, err
 		return ClaimResult{Outstanding: total}, err
 	}
 	res, err := a.Store.Claim(ctx, store.ClaimParams{TenantID: in.TenantID, ClaimKey: in.ClaimKey,
-		Period: models.Period{Start: in.PeriodStart, End: in.PeriodEnd}})
+		Period: models.Period{Start: in.PeriodStart, End: in.PeriodEnd}, Pool: a.Usage.Pool})
 	if err != nil {
 		return ClaimResult{}, classify(err)
 	}

@@ -22,6 +22,9 @@ import (
 type Usage struct {
 	Services map[string]models.Service
 	Signer   *receipts.Signer
+	// Pool is the free-tier pool's configuration (BILLFLOW_POOL); nil: no
+	// receipt is subsidised (sessions that ask for the pool are gated).
+	Pool *models.PoolConfig
 }
 
 // UsageNotifier tells a usage session its payer's wallet gained funds (the
@@ -42,6 +45,9 @@ func usageError(code models.UsageErrorCode, format string, args ...any) error {
 type UsageStartInput struct {
 	Request contract.UsageStartRequest `json:"request"`
 	At      time.Time                  `json:"at"`
+	// Pool: the session may be subsidised by the free-tier pool (answer
+	// PoolCover).
+	Pool bool `json:"pool,omitempty"`
 }
 
 // UsageStartResult is what the session decides its mode from.
@@ -54,6 +60,9 @@ type UsageStartResult struct {
 	BannedUntil *time.Time `json:"banned_until,omitempty"`
 	// Remain are the payer's remain-service units, taken for this session.
 	Remain int64 `json:"remain,omitempty"`
+	// PoolCover is what the free-tier pool would pay of the first receipt
+	// now (a dry run: nothing reserved).
+	PoolCover int64 `json:"pool_cover,omitempty"`
 }
 
 // UsageStart checks a start request: the service from the catalog, its
@@ -99,8 +108,17 @@ func (a *Activities) UsageStart(ctx context.Context, in UsageStartInput) (UsageS
 	if out.BannedUntil, err = a.Store.UsageBan(ctx, svc.ID, req.Payer, in.At); err != nil {
 		return out, err
 	}
-	out.Remain, err = a.Store.TakeUsageRemain(ctx, req.SessionID, req.Payer, svc.ID, svc.Unit, in.At)
-	return out, err
+	if out.Remain, err = a.Store.TakeUsageRemain(ctx, req.SessionID, req.Payer, svc.ID, svc.Unit, in.At); err != nil {
+		return out, err
+	}
+	if in.Pool {
+		first, err := models.UsageDelta(svc.Price, 0, svc.Chunk, svc.Units)
+		if err != nil {
+			return out, classify(err)
+		}
+		out.PoolCover = a.poolCover(ctx, req.Payer, req.SessionID+"/start", first)
+	}
+	return out, nil
 }
 
 // UsageSendInput asks to send a receipt for signing: signed first when
@@ -159,6 +177,10 @@ type UsagePayInput struct {
 	Answer  contract.NostrEvent       `json:"answer"`
 	Stats   []contract.UsageModeStats `json:"stats,omitempty"`
 	At      time.Time                 `json:"at"`
+	// Pool: decide with the free-tier pool before the wallet pays; PoolSettle
+	// records grants of earlier receipts whose units are all used.
+	Pool       bool                       `json:"pool,omitempty"`
+	PoolSettle []contract.UsagePoolSettle `json:"pool_settle,omitempty"`
 }
 
 // UsagePayResult is a receipt's payment: paid, or NotEnough (a result, not
@@ -168,6 +190,9 @@ type UsagePayResult struct {
 	Duplicate bool  `json:"duplicate,omitempty"`
 	NotEnough bool  `json:"not_enough,omitempty"`
 	Spendable int64 `json:"spendable"`
+	// Pool is the free-tier decision and the pool's part of the receipt
+	// (nil without Pool).
+	Pool *contract.UsagePoolPaid `json:"pool,omitempty"`
 }
 
 func storeStats(in []contract.UsageModeStats) []store.UsageStats {
@@ -189,9 +214,13 @@ func (a *Activities) UsagePay(ctx context.Context, in UsagePayInput) (UsagePayRe
 	if ue := receipts.Verify(in.Answer, r.Payer, in.Request.ReceiptID); ue != nil {
 		return out, usageError(ue.Code, "%s", ue.Message)
 	}
-	res, err := a.Store.PayUsageReceipt(ctx, store.UsageReceiptPayment{ReceiptID: in.Request.ReceiptID, SessionID: r.SessionID, Seq: r.Seq,
+	pay := store.UsageReceiptPayment{ReceiptID: in.Request.ReceiptID, SessionID: r.SessionID, Seq: r.Seq,
 		Payer: r.Payer, ServiceID: r.ServiceID, Unit: r.Unit, Units: r.Units, Value: r.Value, Currency: r.Currency,
-		PayerEvent: in.Answer, EngineEvent: in.Request.Event, Stats: storeStats(in.Stats), At: in.At})
+		PayerEvent: in.Answer, EngineEvent: in.Request.Event, Stats: storeStats(in.Stats), At: in.At}
+	if in.Pool {
+		return a.usagePayPooled(ctx, in, pay)
+	}
+	res, err := a.Store.PayUsageReceipt(ctx, pay)
 	var ne *store.NotEnoughError
 	if errors.As(err, &ne) {
 		return UsagePayResult{NotEnough: true, Spendable: ne.Available}, nil
@@ -214,12 +243,15 @@ type UsageFundsInput struct {
 	Wait      bool            `json:"wait,omitempty"`
 	Key       string          `json:"key,omitempty"`
 	At        time.Time       `json:"at"`
+	// Pool: count what the free-tier pool would pay of Need (a dry run).
+	Pool bool `json:"pool,omitempty"`
 }
 
-// UsageFundsResult is the payer's spendable.
+// UsageFundsResult is the payer's spendable (and the pool's cover of Need).
 type UsageFundsResult struct {
 	Spendable int64 `json:"spendable"`
 	Enough    bool  `json:"enough"`
+	PoolCover int64 `json:"pool_cover,omitempty"`
 }
 
 // UsageFunds reads the payer's spendable; see UsageFundsInput.
@@ -229,6 +261,10 @@ func (a *Activities) UsageFunds(ctx context.Context, in UsageFundsInput) (UsageF
 		return UsageFundsResult{}, classify(err)
 	}
 	out := UsageFundsResult{Spendable: w.Spendable, Enough: w.Spendable >= in.Need}
+	if in.Pool && !out.Enough {
+		out.PoolCover = a.poolCover(ctx, in.Payer, in.SessionID+"/funds", in.Need)
+		out.Enough = w.Spendable+out.PoolCover >= in.Need
+	}
 	if out.Enough || !in.Wait {
 		return out, nil
 	}
@@ -295,12 +331,20 @@ type UsageEndInput struct {
 	Remain    int64                     `json:"remain"`
 	Stats     []contract.UsageModeStats `json:"stats,omitempty"`
 	At        time.Time                 `json:"at"`
+	// PoolSettle records the session's open free-tier grants (unused parts
+	// go back to the pool); PoolRelease releases the whole reservation of
+	// receipts whose payment failed.
+	PoolSettle  []contract.UsagePoolSettle `json:"pool_settle,omitempty"`
+	PoolRelease []string                   `json:"pool_release,omitempty"`
 }
 
 // UsageEnd settles the session's promises (one settle entry keyed
 // usage/<session>), adds the remain service and the statistics (once per
 // session) and marks the session ended. Every step is idempotent.
 func (a *Activities) UsageEnd(ctx context.Context, in UsageEndInput) error {
+	if err := a.settlePoolGrants(ctx, in.PoolSettle, in.PoolRelease); err != nil {
+		return err
+	}
 	if in.Settle > 0 {
 		if _, err := a.Store.SettlePromises(ctx, store.WalletWrite{TenantID: in.Payer, Key: "usage/" + in.SessionID, Amount: in.Settle, At: in.At}); err != nil {
 			return classify(err)

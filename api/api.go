@@ -80,6 +80,9 @@ type Server struct {
 	PayloadCodec converter.PayloadCodec
 	CodecToken   string
 	CodecOrigins []string
+	// Pool is the free-tier pool's configuration (BILLFLOW_POOL) that tiers
+	// and dry-run decisions are computed with; nil: models.DefaultPoolConfig.
+	Pool *models.PoolConfig
 }
 
 // Handler returns the routes.
@@ -93,6 +96,7 @@ func (s *Server) Handler() http.Handler {
 	s.mountWallet(mux)
 	s.mountUsage(mux)
 	s.mountCodec(mux)
+	s.mountPool(mux)
 	mux.HandleFunc("POST /webhooks/stripe", s.stripeWebhook)
 	mux.Handle("GET /healthz", metrics.Health(5*time.Second, s.Checks...))
 	if s.Metrics != nil {

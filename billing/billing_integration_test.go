@@ -46,6 +46,7 @@ func newEnv(t *testing.T) env {
 	w.RegisterWorkflow(workflows.GraceWindow)
 	w.RegisterWorkflow(workflows.BalanceSync)
 	w.RegisterWorkflow(workflows.WithdrawalPayout)
+	w.RegisterWorkflow(workflows.PoolOperation)
 	w.RegisterActivity(&activities.Activities{Store: st, Notify: bc})
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)

@@ -182,8 +182,11 @@ type UsageView struct {
 	// Waiting is the receipt waiting for the payer's signature, if any.
 	Waiting   *SignRequest          `json:"waiting,omitempty"`
 	LastError models.UsageErrorCode `json:"last_error,omitempty"`
-	StartedAt time.Time             `json:"started_at"`
-	EndedAt   *time.Time            `json:"ended_at,omitempty"`
+	// Pool is the free-tier pool's part in the session (nil until the pool
+	// paid a receipt of it); Promised counts only the payer's wallet part.
+	Pool      *UsagePoolView `json:"pool,omitempty"`
+	StartedAt time.Time      `json:"started_at"`
+	EndedAt   *time.Time     `json:"ended_at,omitempty"`
 }
 
 // UsageSessionInput is a UsageSession workflow's input (the workflow half
@@ -248,4 +251,9 @@ type UsageCarry struct {
 	// LastActive is the last report, signature or funds (the idle timeout
 	// counts from it).
 	LastActive time.Time `json:"last_active,omitempty"`
+	// PoolGrants are the receipts the free-tier pool paid whose units are
+	// not all used yet; PoolRelease the receipts whose payment failed after
+	// the pool may have reserved for them (released when the session ends).
+	PoolGrants  []UsagePoolGrant `json:"pool_grants,omitempty"`
+	PoolRelease []string         `json:"pool_release,omitempty"`
 }

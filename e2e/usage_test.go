@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	enumspb "go.temporal.io/api/enums/v1"
+	sdkpb "go.temporal.io/api/sdk/v1"
 	"go.temporal.io/sdk/client"
 
 	"github.com/billflow/billflow/billing"
@@ -486,4 +487,133 @@ func TestUsageGraceBanLiftedByOperator(t *testing.T) {
 	require.Equal(t, http.StatusOK, r.apiCall(t, http.MethodGet, "/v1/usage/stats?service=e2e-short&payer="+string(u.id), nil, &stats))
 	require.Len(t, stats.Services, 1)
 	assert.Equal(t, int64(2), stats.Services[0].Grace.Sessions, "both sessions went through grace")
+}
+
+// poolConfig is the free-tier pool of TestUsageSessionFreeTierPool:
+// trusted payers get 25 cents a day, the pool takes 10% of every paid
+// invoice and is low under 1.00 USD.
+const poolConfig = `{"currency": "usd", "credit_share_bps": 1000, "low_balance_floor": 100,
+  "tiers": {"new": {"daily_budget": 0}, "established": {"daily_budget": 10, "paid_invoices": 1, "min_age": "168h"},
+    "trusted": {"daily_budget": 25, "paid_invoices": 3, "min_age": "720h"}, "elite": {"daily_budget": 1000, "paid_invoices": 12, "min_age": "4320h"}}}`
+
+// A trusted payer's session runs free until its daily budget (25) is used,
+// then partial, then gated: receipts of 10 are paid by the pool (1, 2),
+// half by the pool once the payer's half is promised (3), and by the
+// wallet (4). The session's view shows the pool's part, the end settles
+// only the wallet's part and records every grant, and the pool grows by
+// 10% of the tenant's paid invoice. The operator side goes through the
+// starter (tier set, pool credit, pool show, pool grants).
+func TestUsageSessionFreeTierPool(t *testing.T) {
+	ctx := context.Background()
+	s := newStack(t)
+	cfgPath := filepath.Join(t.TempDir(), "pool.json")
+	require.NoError(t, os.WriteFile(cfgPath, []byte(poolConfig), 0o600))
+	s.env = append(s.env, "BILLFLOW_POOL="+cfgPath)
+	r, f := s.usageRails()
+	s.startWorker()
+	s.waitFor("the worker configures the pool", 60*time.Second, func() (bool, error) {
+		_, err := s.store.GetPool(ctx)
+		return err == nil, nil
+	})
+	u := s.newTenant(r, payer{card: "pm_card_visa"})
+	out, errOut, code := s.starter("tier", "set", "--tenant", string(u.id), "--tier", "trusted", "--reason", "e2e")
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, "trusted (pinned: e2e")
+	out, errOut, code = s.starter("pool", "credit", "--key", "e2e-seed", "--amount", "200", "--note", "e2e")
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, "the pool holds 200")
+	_, err := s.store.Deposit(ctx, store.WalletWrite{TenantID: u.id, Key: "e2e-deposit", Amount: 100, Currency: "usd"})
+	require.NoError(t, err)
+	s.meterClient(r, f, u, meterclient.ModeAuto)
+
+	session := "pool-" + string(u.id)[:8]
+	_, err = s.billing.StartUsage(ctx, billing.UsageStartRequest{SessionID: session, ServiceID: "e2e-sec", Payer: u.id, MaxUnitPrice: 60})
+	require.NoError(t, err)
+	serves := []string{contract.PoolFree, contract.PoolFree, contract.PoolPartial, contract.PoolGate}
+	for i, want := range serves {
+		n := int64(i + 1)
+		if i > 0 {
+			s.report(session, fmt.Sprint("rep-", i), 10)
+		}
+		v := s.usageView(session, fmt.Sprintf("receipt %d paid (%s)", n, want), resting(n))
+		require.NotNil(t, v.Pool, "receipt %d", n)
+		assert.Equal(t, want, v.Pool.LastServe, "receipt %d", n)
+	}
+	v := s.usageView(session, "the pool's figures", resting(4))
+	assert.Equal(t, contract.UsagePoolView{Absorbed: 25, Balance: 175, AbsorbedToday: 25, LastServe: contract.PoolGate, Tier: "trusted"}, *v.Pool)
+	assert.Equal(t, int64(15), v.Promised, "the wallet promised 5 of receipt 3 and receipt 4")
+	details := s.currentDetails(contract.UsageSessionWorkflowID(session))
+	assert.Contains(t, details, "Pool balance")
+	assert.Contains(t, details, "Absorbed today")
+
+	v, err = s.billing.EndUsage(ctx, session)
+	require.NoError(t, err)
+	assert.Equal(t, int64(40), v.PaidUnits)
+	assert.Equal(t, int64(30), v.UsedUnits)
+	assert.Equal(t, 1, s.count(`SELECT count(*) FROM wallet_entries WHERE tenant_id = $1 AND kind = 'settle' AND amount = 15 AND source_key = $2`,
+		u.id, "usage/"+session))
+	assert.Equal(t, 3, s.count(`SELECT count(*) FROM pool_grants WHERE payer = $1 AND outcome = 'recorded' AND absorbed = reserved`, u.id))
+	assert.Equal(t, 2, s.count(`SELECT count(*) FROM usage_receipts WHERE session_id = $1 AND pool_serve = 'free' AND pool_absorbed = value`, session))
+	w, err := s.store.WalletState(ctx, u.id)
+	require.NoError(t, err)
+	assert.Equal(t, int64(85), w.Funds)
+	assert.Zero(t, w.Unsettled)
+	remain, err := s.store.UsageRemain(ctx, u.id, "e2e-sec", models.UnitSeconds)
+	require.NoError(t, err)
+	assert.Equal(t, int64(10), remain, "the gated receipt's unused units are the payer's")
+	out, errOut, code = s.starter("pool", "grants", "--payer", string(u.id))
+	require.Equal(t, 0, code, errOut)
+	assert.Equal(t, 3, strings.Count(out, "recorded"), out)
+
+	// A paid invoice: the pool is credited 10% of it in the settlement.
+	inv := s.bill(u, "pro")
+	assert.Equal(t, store.InvoicePaid, s.outcome(inv, 2*time.Minute).Status)
+	paid, _, err := s.store.GetInvoice(ctx, inv)
+	require.NoError(t, err)
+	p, err := s.store.GetPool(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 175+paid.Total/10, p.Balance, "the pool grew by the invoice's share")
+	out, errOut, code = s.starter("pool", "show")
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, models.FormatAmount(p.Balance, "usd"))
+	// Application code sees the same through package billing.
+	bp, err := s.billing.Pool(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, p.Balance, bp.Balance)
+	tier, err := s.billing.PayerTier(ctx, string(u.id))
+	require.NoError(t, err)
+	assert.Equal(t, int64(25), tier.AbsorbedToday)
+	if os.Getenv("BILLFLOW_RECORD_HISTORIES") != "" {
+		if !fixtureExists("usage_session_free_pool.json") {
+			recordHistory(t, s.temporal, contract.UsageSessionWorkflowID(session), "", "usage_session_free_pool.json")
+		}
+		op := contract.PoolOperationWorkflowID("e2e-record")
+		run, err := s.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: op, TaskQueue: s.taskQueue}, contract.WorkflowPoolOperation,
+			contract.PoolOpRequest{Op: contract.PoolOpDecide, Payer: u.id, Amount: 10})
+		require.NoError(t, err)
+		var ans contract.PoolOpAnswer
+		require.NoError(t, run.Get(ctx, &ans))
+		require.NotNil(t, ans.Verdict)
+		if !fixtureExists("pool_operation.json") {
+			recordHistory(t, s.temporal, op, "", "pool_operation.json")
+		}
+	}
+}
+
+// currentDetails is a running workflow's current details (what the Web
+// UI shows), read by the SDK's metadata query.
+func (s *stack) currentDetails(workflowID string) string {
+	s.t.Helper()
+	v, err := s.temporal.QueryWorkflow(context.Background(), workflowID, "", "__temporal_workflow_metadata")
+	require.NoError(s.t, err)
+	var md sdkpb.WorkflowMetadata
+	require.NoError(s.t, v.Get(&md))
+	return md.GetCurrentDetails()
+}
+
+// fixtureExists reports whether a replay fixture is recorded already
+// (fixtures are append-only: a second recording would be refused).
+func fixtureExists(name string) bool {
+	_, err := os.Stat(filepath.Join(repoRoot(), "workflows", "testdata", name))
+	return err == nil
 }

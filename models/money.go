@@ -19,6 +19,9 @@ type Plan struct {
 	Name     string   `json:"name"`
 	Amount   int64    `json:"amount"`
 	Currency Currency `json:"currency"`
+	// FreeTier: claims of items on this plan may get a free-tier credit
+	// item from the generosity pool (issue 11).
+	FreeTier bool `json:"free_tier,omitempty"`
 }
 
 // Validate checks a plan as it would be loaded into the catalog.

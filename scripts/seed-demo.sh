@@ -183,10 +183,16 @@ payment_demo "$WALLET_TENANT" wallet
 #                    (settled, unused seconds kept as remain service).
 #   demo-usage-free  service api-free (price 0): FREE, two minutes reported,
 #                    left running (it ends after 15 minutes without reports).
+#   demo-usage-pool  service relay-bandwidth, subsidised by the free-tier pool (issue 11):
+#                    the payer is pinned trusted (config/pool.json: 2.00 USD a
+#                    day), the pool is credited 10.00 USD, and its receipts are
+#                    paid by the pool (free); left running, its current details
+#                    show the pool's balance and today's absorbed amount.
 # A session id names one session: a re-run finds them and starts nothing.
 USAGE_DEMO=""
 PAID_SESSION=demo-usage-paid
 FREE_SESSION=demo-usage-free
+POOL_SESSION=${BILLFLOW_DEMO_POOL_SESSION:-demo-usage-pool}
 
 # usage_wait SESSION WHAT REGEX...: waits (up to a minute) until the
 # session's JSON view matches every extended regex.
@@ -238,8 +244,27 @@ usage_demo() {
   "$STARTER" usage report --session "$FREE_SESSION" --id demo-usage-free-1 --seconds 120 --bytes-received 20000 --bytes-sent 8000
 }
 
+# pool_demo: a session subsidised by the free-tier pool, on relay-bandwidth
+# (0.10 USD a receipt; no remain service from the sessions above). The payer
+# is pinned trusted only now: a new payer's tier has no budget, so the paid
+# session above went through its wallet.
+pool_demo() {
+  local p=$METERCLIENT_PUBKEY
+  if "$STARTER" usage show --session "$POOL_SESSION" >/dev/null 2>&1; then
+    log "the subsidised demo session exists (an earlier run); not starting it again"
+    return 0
+  fi
+  "$STARTER" tier set --tenant "$p" --tier trusted --reason "demo: a trusted payer" >/dev/null || return 1
+  "$STARTER" pool credit --key demo-pool-seed --amount 1000 --note "demo seed" >/dev/null || return 1
+  "$STARTER" usage start --session "$POOL_SESSION" --service relay-bandwidth --payer "$p" --max-unit-price 100 || return 1
+  usage_wait "$POOL_SESSION" "the first receipt paid by the free-tier pool" \
+    '"state": "NORMAL"' '"receipts_signed": 1' '"last_serve": "free"' || return 1
+  "$STARTER" usage report --session "$POOL_SESSION" --id demo-usage-pool-1 --seconds 30 --bytes-received 60000000 --bytes-sent 1000000
+  usage_wait "$POOL_SESSION" "the next receipt paid by the pool" '"receipts_signed": 2' '"last_serve": "free"' || return 1
+}
+
 if [[ -n ${METERCLIENT_PUBKEY:-} ]]; then
-  if usage_demo; then
+  if usage_demo && pool_demo; then
     USAGE_DEMO=$METERCLIENT_PUBKEY
   else
     warn "the usage demo did not complete (see above, $DATA_DIR/logs/sandbox-meterclient.log and $DATA_DIR/logs/worker.log)"
@@ -280,6 +305,9 @@ Usage demo (payer $USAGE_DEMO, the sandbox metered client)
                    when the next found the wallet empty, a 1.00 USD top-up over
                    NWC, NORMAL again, ended: .bin/starter usage show --session $PAID_SESSION
   $FREE_SESSION  FREE (api-free), ends after 15 min without reports: .bin/starter usage show --session $FREE_SESSION
+  $POOL_SESSION  subsidised (relay-bandwidth): receipts paid by the free-tier pool (payer pinned
+                   trusted), left running: .bin/starter usage show --session $POOL_SESSION
+  the pool         .bin/starter pool show; its grants: .bin/starter pool grants
   statistics       .bin/starter usage stats --payer $USAGE_DEMO
   Web UI           usage/$PAID_SESSION and usage/$FREE_SESSION (search: UsageService="vpn")
 

@@ -93,13 +93,13 @@ func (a *app) printJSON(v any) error {
 func (a *app) rootCommand() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "starter",
-		Short:         "Operate billflow: tenants, activity, renewals, invoices, discount codes, wallets, usage sessions",
+		Short:         "Operate billflow: tenants, activity, renewals, invoices, discount codes, wallets, usage sessions, the free-tier pool",
 		Long:          "starter drives billflow's Temporal workflows and reads its Postgres database.\n\nIt reaches Temporal through TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE (and TLS or API key variables, as the temporal CLI does) and Postgres through DATABASE_URL. `invoice preview` needs neither.\n\nExit codes: 0 success, 1 failure, 2 bad input (usage, validation or configuration), 3 tenant or usage session not found, 4 a usage session refused the request.",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{msg: err.Error()} })
-	root.AddCommand(a.tenantCommand(), a.activityCommand(), a.renewCommand(), a.invoiceCommand(), a.discountCommand(), a.walletCommand(), a.usageCommand())
+	root.AddCommand(a.tenantCommand(), a.activityCommand(), a.renewCommand(), a.invoiceCommand(), a.discountCommand(), a.walletCommand(), a.usageCommand(), a.poolCommand(), a.tierCommand())
 	markUsage(root)
 	return root
 }

@@ -368,6 +368,12 @@ func (a *app) printUsage(v billing.UsageView) error {
 	if v.LastError != "" {
 		fmt.Fprintf(w, "last error\t%s (%s)\n", v.LastError, models.UsageErrorMeaning[v.LastError])
 	}
+	if p := v.Pool; p != nil {
+		fmt.Fprintf(w, "free-tier pool\tpaid %s of this session (%s given back), last decision %s\n", models.FormatAmount(p.Absorbed, v.Currency),
+			models.FormatAmount(p.Released, v.Currency), p.LastServe)
+		fmt.Fprintf(w, "pool balance\t%s; the payer absorbed %s today (tier %s)\n", models.FormatAmount(p.Balance, v.Currency),
+			models.FormatAmount(p.AbsorbedToday, v.Currency), p.Tier)
+	}
 	fmt.Fprintf(w, "started\t%s\n", v.StartedAt.Format(time.RFC3339))
 	if v.EndedAt != nil {
 		fmt.Fprintf(w, "ended\t%s\n", v.EndedAt.Format(time.RFC3339))

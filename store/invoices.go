@@ -77,6 +77,9 @@ type ClaimParams struct {
 	ClaimKey string
 	// Period is the billing period the claim happens in.
 	Period models.Period
+	// Pool, when set, lets items on free_tier plans get a free-tier credit
+	// item from the pool (store/pool_invoices.go).
+	Pool *models.PoolConfig
 }
 
 // ClaimResult is the outcome of a claim.
@@ -133,6 +136,13 @@ func (s *Store) Claim(ctx context.Context, p ClaimParams) (ClaimResult, error) {
 			ID: uuid.NewString(), TenantID: p.TenantID, Currency: tenant.Currency, Total: total, Status: InvoiceOpen,
 			PeriodStart: p.Period.Start.UTC(), PeriodEnd: p.Period.End.UTC(), CreatedAt: s.Now().UTC().Truncate(time.Microsecond),
 		}
+		credit, err := planInvoiceCredit(ctx, tx, p.Pool, p.TenantID, items, total, inv.CreatedAt)
+		if err != nil {
+			return err
+		}
+		if credit != nil {
+			inv.Total -= credit.amount
+		}
 		if _, err := tx.Exec(ctx, `INSERT INTO invoices (id, tenant_id, claim_key, currency, total, status, period_start, period_end, created_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
 			inv.ID, inv.TenantID, p.ClaimKey, inv.Currency, inv.Total, inv.Status, inv.PeriodStart, inv.PeriodEnd, inv.CreatedAt); err != nil {
@@ -144,6 +154,11 @@ func (s *Store) Claim(ctx context.Context, p ClaimParams) (ClaimResult, error) {
 		}
 		if tag.RowsAffected() != int64(len(ids)) {
 			return fmt.Errorf("claim items: moved %d of %d items", tag.RowsAffected(), len(ids))
+		}
+		if credit != nil {
+			if err := writeInvoiceCredit(ctx, tx, inv, credit); err != nil {
+				return err
+			}
 		}
 		if err := insertEvent(ctx, tx, p.TenantID, "invoice.created", inv.ID, inv); err != nil {
 			return err

@@ -440,6 +440,9 @@ func settleTx(ctx context.Context, tx pgx.Tx, p PaymentReport, ref string, cur m
 		if err := resolveReservation(ctx, tx, inv.ID, "consumed", at); err != nil {
 			return err
 		}
+		if err := fundInvoiceCredit(ctx, tx, inv, at); err != nil {
+			return err
+		}
 		if err := creditInvoiceShare(ctx, tx, inv, kind, at); err != nil {
 			return err
 		}

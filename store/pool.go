@@ -564,7 +564,27 @@ func (s *Store) ReservePartialGrant(ctx context.Context, cfg models.PoolConfig, 
 	}
 	var r PartialResult
 	err := s.tx(ctx, func(tx pgx.Tx) error {
-		now := s.poolNow()
+		var err error
+		r, err = reservePartialTx(ctx, tx, cfg, req, s.poolNow())
+		return err
+	})
+	if isUniqueViolation(err) {
+		err = s.tx(ctx, func(tx pgx.Tx) error {
+			g, err := scanGrant(tx.QueryRow(ctx, `SELECT `+grantColumns+` FROM pool_grants WHERE request_key = $1`, req.Key))
+			if err != nil {
+				return err
+			}
+			return replayPartial(ctx, tx, g, req, &r)
+		})
+	}
+	return r, err
+}
+
+// reservePartialTx is ReservePartialGrant in the caller's transaction
+// (a usage receipt's payment takes the payer's part in the same one).
+func reservePartialTx(ctx context.Context, tx pgx.Tx, cfg models.PoolConfig, req PartialRequest, now time.Time) (PartialResult, error) {
+	var r PartialResult
+	err := func() error {
 		if g, err := scanGrant(tx.QueryRow(ctx, `SELECT `+grantColumns+` FROM pool_grants WHERE request_key = $1`, req.Key)); err == nil {
 			return replayPartial(ctx, tx, g, req, &r)
 		} else if !errors.Is(err, ErrNotFound) {
@@ -608,16 +628,7 @@ func (s *Store) ReservePartialGrant(ctx context.Context, cfg models.PoolConfig, 
 		}
 		r.Grant, r.Absorbed, r.Shortfall = g, g.Reserved, req.Absorb-g.Reserved
 		return nil
-	})
-	if isUniqueViolation(err) {
-		err = s.tx(ctx, func(tx pgx.Tx) error {
-			g, err := scanGrant(tx.QueryRow(ctx, `SELECT `+grantColumns+` FROM pool_grants WHERE request_key = $1`, req.Key))
-			if err != nil {
-				return err
-			}
-			return replayPartial(ctx, tx, g, req, &r)
-		})
-	}
+	}()
 	return r, err
 }
 

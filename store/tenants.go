@@ -139,9 +139,10 @@ func (s *Store) UpsertPlans(ctx context.Context, plans []models.Plan) error {
 			if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 				return err
 			}
-			_, err = tx.Exec(ctx, `INSERT INTO plans (id, name, amount, currency, updated_at) VALUES ($1, $2, $3, $4, now())
-				ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, amount = EXCLUDED.amount, currency = EXCLUDED.currency, updated_at = now()`,
-				p.ID, p.Name, p.Amount, strings.ToLower(string(p.Currency)))
+			_, err = tx.Exec(ctx, `INSERT INTO plans (id, name, amount, currency, free_tier, updated_at) VALUES ($1, $2, $3, $4, $5, now())
+				ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, amount = EXCLUDED.amount, currency = EXCLUDED.currency,
+					free_tier = EXCLUDED.free_tier, updated_at = now()`,
+				p.ID, p.Name, p.Amount, strings.ToLower(string(p.Currency)), p.FreeTier)
 			if err != nil {
 				return fmt.Errorf("upsert plan %s: %w", p.ID, err)
 			}

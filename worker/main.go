@@ -101,6 +101,7 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	w.RegisterWorkflow(workflows.BalanceSync)
 	w.RegisterWorkflow(workflows.WithdrawalPayout)
 	w.RegisterWorkflow(workflows.UsageSession)
+	w.RegisterWorkflow(workflows.PoolOperation)
 	rails, closeRails, err := buildRails(logger, st, cfg.Rails)
 	defer closeRails()
 	if err != nil {
@@ -109,6 +110,9 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	policy := buildPolicy(cfg.Policy)
 	usage, err := buildUsage(cfg.Services, cfg.Rails.RobotKey)
 	if err != nil {
+		return err
+	}
+	if usage.Pool, err = loadPool(ctx, st, cfg.Pool); err != nil {
 		return err
 	}
 	acts := &activities.Activities{

@@ -26,6 +26,7 @@ func TestReplayRecordedHistories(t *testing.T) {
 			r.RegisterWorkflow(BalanceSync)
 			r.RegisterWorkflow(WithdrawalPayout)
 			r.RegisterWorkflow(UsageSession)
+			r.RegisterWorkflow(PoolOperation)
 			require.NoError(t, r.ReplayWorkflowHistoryFromJSONFile(nil, f))
 		})
 	}

@@ -29,6 +29,12 @@ type UsageSessionInput = contract.UsageSessionInput
 // IdleTimeout without activity).
 const changeUsageIdleTimeout = "usage-idle-timeout"
 
+// changeUsageFreePool versions the free-tier pool (issue 11): receipts are
+// decided by the pool before the wallet pays, the pool's cover counts as
+// funds, and the end settles or releases the pool's grants. The command
+// sequence is the same; the activities' inputs ask for the pool.
+const changeUsageFreePool = "usage-free-pool"
+
 // usageReportMemory is how many report ids a session remembers to drop
 // duplicates (a retried signal comes soon after the first).
 const usageReportMemory = 64
@@ -63,6 +69,8 @@ type usageRun struct {
 	// activity (versioned: histories recorded before it have no idle timer).
 	idleOn    bool
 	idleTimer workflow.Future
+	// poolOn: receipts are decided by the free-tier pool (versioned).
+	poolOn bool
 	// published is the UsageState search attribute's value.
 	published string
 }
@@ -112,6 +120,7 @@ func UsageSession(ctx workflow.Context, in UsageSessionInput) (contract.UsageVie
 	funds := workflow.GetSignalChannelWithOptions(ctx, contract.SignalUsageFunds, workflow.SignalChannelOptions{
 		Description: "The payer's wallet gained funds (a top-up was paid): a session in grace tries again."})
 	r.idleOn = workflow.GetVersion(ctx, changeUsageIdleTimeout, workflow.DefaultVersion, 1) >= 1
+	r.poolOn = workflow.GetVersion(ctx, changeUsageFreePool, workflow.DefaultVersion, 1) >= 1
 	r.publish(ctx)
 	if r.begun {
 		r.maybeNext(ctx)
@@ -356,7 +365,7 @@ func (r *usageRun) start(ctx workflow.Context, req contract.UsageStartRequest) (
 	req.SessionID = r.in.SessionID
 	var res activities.UsageStartResult
 	err := workflow.ExecuteActivity(usageCall(ctx, "check the start of "+req.ServiceID), a.UsageStart,
-		activities.UsageStartInput{Request: req, At: workflow.Now(ctx)}).Get(ctx, &res)
+		activities.UsageStartInput{Request: req, At: workflow.Now(ctx), Pool: r.poolOn}).Get(ctx, &res)
 	if err != nil {
 		code := models.UsageUnavailable
 		if ue := asUsageError(err); ue != nil {
@@ -386,7 +395,7 @@ func (r *usageRun) start(ctx workflow.Context, req contract.UsageStartRequest) (
 		r.c.Started.RemainUnits = res.Remain
 		r.set(ctx, contract.UsageNormal, contract.SubNormal)
 		r.maybeNext(ctx)
-	case res.Spendable < r.chunkValue():
+	case res.Spendable+res.PoolCover < r.chunkValue(): // PoolCover is 0 without the pool
 		if res.BannedUntil != nil {
 			v.LastError = models.UsageBannedPayer
 			r.endNow(ctx)
@@ -510,17 +519,32 @@ func (r *usageRun) signed(ctx workflow.Context, req contract.UsageSignRequest) e
 	r.c.LastActive = workflow.Now(ctx)
 	r.stopSignTimer()
 	var res activities.UsagePayResult
-	err := workflow.ExecuteActivity(usageCall(ctx, fmt.Sprintf("pay receipt %d from the wallet", w.Receipt.Seq)), a.UsagePay,
-		activities.UsagePayInput{Request: *w, Answer: req.Event, Stats: r.c.Unflushed, At: workflow.Now(ctx)}).Get(ctx, &res)
+	in := activities.UsagePayInput{Request: *w, Answer: req.Event, Stats: r.c.Unflushed, At: workflow.Now(ctx)}
+	summary := fmt.Sprintf("pay receipt %d from the wallet", w.Receipt.Seq)
+	var kept []contract.UsagePoolGrant
+	if r.poolOn {
+		in.Pool = true
+		in.PoolSettle, kept, _ = contract.SettlePoolGrants(r.c.PoolGrants, r.c.Started.RemainUnits, r.c.View.UsedUnits, false)
+		summary = fmt.Sprintf("pay receipt %d: free-tier pool decision, then the wallet", w.Receipt.Seq)
+	}
+	err := workflow.ExecuteActivity(usageCall(ctx, summary), a.UsagePay, in).Get(ctx, &res)
 	if err != nil {
 		if ue := asUsageError(err); ue != nil {
 			r.startSignTimer(ctx) // refused: keep waiting
 			return applicationError(err)
 		}
+		if r.poolOn {
+			// The pool may have reserved for this receipt before the
+			// payment failed: the end releases it (a no-op if it did not).
+			r.c.PoolRelease = append(r.c.PoolRelease, w.ReceiptID)
+		}
 		r.fail(ctx, models.UsagePaymentError, "pay receipt: "+errorMessage(err))
 		return usageErr(models.UsagePaymentError, "%s", errorMessage(err))
 	}
 	v := &r.c.View
+	if r.poolOn {
+		r.c.PoolGrants = kept // the fully used ones were recorded by this payment
+	}
 	v.FundsLeft = res.Spendable
 	v.Waiting = nil
 	if res.NotEnough {
@@ -535,8 +559,9 @@ func (r *usageRun) signed(ctx workflow.Context, req contract.UsageSignRequest) e
 	}
 	r.c.Last = w
 	r.c.Unflushed = nil
+	absorbed := r.poolPaid(w, res.Pool)
 	r.c.ReceiptUnits += w.Receipt.Units
-	r.c.Promised += w.Receipt.Value
+	r.c.Promised += w.Receipt.Value - absorbed
 	v.ReceiptsSigned++
 	v.PaidUnits += w.Receipt.Units
 	v.Promised = r.c.Promised
@@ -571,7 +596,7 @@ func (r *usageRun) funds(ctx workflow.Context, wait bool, key string) bool {
 	var res activities.UsageFundsResult
 	err := workflow.ExecuteActivity(usageCall(ctx, "check the payer's funds"), a.UsageFunds, activities.UsageFundsInput{
 		SessionID: r.in.SessionID, Payer: r.c.Request.Payer, ServiceID: r.c.Service.ID, Need: r.chunkValue(), Wait: wait, Key: key,
-		At: workflow.Now(ctx)}).Get(ctx, &res)
+		At: workflow.Now(ctx), Pool: r.poolOn}).Get(ctx, &res)
 	if err != nil {
 		workflow.GetLogger(ctx).Warn("funds check failed", "error", err)
 		return false
@@ -754,6 +779,14 @@ func (r *usageRun) finish(ctx workflow.Context) {
 	if !r.c.Service.Free() && v.PaidUnits > v.UsedUnits {
 		remain = v.PaidUnits - v.UsedUnits
 	}
+	var settle []contract.UsagePoolSettle
+	if r.poolOn && len(r.c.PoolGrants) > 0 {
+		// Units the pool paid for and the session did not use go back to
+		// the pool, not to the payer's remain service.
+		var poolUnused int64
+		settle, _, poolUnused = contract.SettlePoolGrants(r.c.PoolGrants, r.c.Started.RemainUnits, v.UsedUnits, true)
+		remain = max(remain-poolUnused, 0)
+	}
 	ectx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Second, Summary: fmt.Sprintf("end: settle %d, keep %d units as remain service", r.c.Promised, remain),
 		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 5 * time.Minute,
@@ -761,11 +794,17 @@ func (r *usageRun) finish(ctx workflow.Context) {
 	})
 	err := workflow.ExecuteActivity(ectx, a.UsageEnd, activities.UsageEndInput{SessionID: r.in.SessionID, Payer: r.c.Request.Payer,
 		ServiceID: r.c.Service.ID, Unit: r.c.Service.Unit, Settle: r.c.Promised, Remain: remain, Stats: r.c.Unflushed,
-		At: workflow.Now(ctx)}).Get(ctx, nil)
+		At: workflow.Now(ctx), PoolSettle: settle, PoolRelease: r.c.PoolRelease}).Get(ctx, nil)
 	if err != nil {
 		workflow.GetLogger(ctx).Error("usage session end not written", "error", err)
 	} else {
 		r.c.Unflushed = nil
+		if v.Pool != nil {
+			for _, s := range settle {
+				v.Pool.Released += s.Reserved - s.Actual
+			}
+		}
+		r.c.PoolGrants, r.c.PoolRelease = nil, nil
 	}
 	v.Waiting = nil
 	r.endNow(ctx)
@@ -799,8 +838,39 @@ func (r *usageRun) publish(ctx workflow.Context) {
 	if w := v.Waiting; w != nil {
 		b.WriteString(fmt.Sprintf("| Waiting for signature | receipt %d `%s` (send %d of %d) |\n", w.Receipt.Seq, w.ReceiptID[:12], r.attempt, r.in.SignAttempts))
 	}
+	if p := v.Pool; p != nil {
+		// The pool's figures only (no payer data beyond the short key above).
+		b.WriteString(fmt.Sprintf("| Free-tier pool paid | %s this session (%s given back), last decision **%s** |\n",
+			FormatAmount(p.Absorbed, v.Currency), FormatAmount(p.Released, v.Currency), p.LastServe))
+		b.WriteString(fmt.Sprintf("| Pool balance | %s |\n| Absorbed today (tier %s) | %s |\n", FormatAmount(p.Balance, v.Currency),
+			p.Tier, FormatAmount(p.AbsorbedToday, v.Currency)))
+	}
 	if v.LastError != "" {
 		b.WriteString(fmt.Sprintf("| **Last error** | %s: %s |\n", v.LastError, models.UsageErrorMeaning[v.LastError]))
 	}
 	workflow.SetCurrentDetails(ctx, b.String())
+}
+
+// poolPaid notes the free-tier pool's part of a paid receipt: the view's
+// pool figures and, when the pool paid some of it, a grant kept until its
+// units are used or the session ends. It answers the pool's part.
+func (r *usageRun) poolPaid(w *contract.SignRequest, p *contract.UsagePoolPaid) int64 {
+	if !r.poolOn || p == nil {
+		return 0
+	}
+	v := &r.c.View
+	absorbed := min(max(p.Absorbed, 0), w.Receipt.Value)
+	if v.Pool == nil && absorbed == 0 {
+		return 0 // gated and never subsidised: the session shows no pool
+	}
+	if v.Pool == nil {
+		v.Pool = &contract.UsagePoolView{}
+	}
+	v.Pool.Absorbed += absorbed
+	v.Pool.Balance, v.Pool.AbsorbedToday, v.Pool.LastServe, v.Pool.Tier = p.Balance, p.AbsorbedToday, p.Serve, p.Tier
+	if absorbed > 0 {
+		r.c.PoolGrants = append(r.c.PoolGrants, contract.UsagePoolGrant{Key: w.ReceiptID, Start: r.c.ReceiptUnits, Units: w.Receipt.Units,
+			Value: w.Receipt.Value, Absorbed: absorbed})
+	}
+	return absorbed
 }

@@ -59,6 +59,9 @@ type usageWorld struct {
 	payErr   error
 	// starts counts UsageStart calls.
 	starts int
+	// pool, when set, is the free-tier pool the activities decide with
+	// (usage_pool_test.go).
+	pool *testPool
 }
 
 func newUsageWorld(t *testing.T) *usageWorld {
@@ -94,6 +97,10 @@ func newUsageWorld(t *testing.T) *usageWorld {
 				out.BannedUntil = &b
 			}
 			out.Remain, w.remain = w.remain, 0
+			if in.Pool && w.pool != nil {
+				v, _ := models.UsageDelta(svc.Price, 0, svc.Chunk, svc.Units)
+				out.PoolCover = w.pool.cover(v)
+			}
 			return out, nil
 		}).Maybe()
 	env.OnActivity(acts.UsageSend, mock.Anything, mock.Anything).Return(
@@ -116,6 +123,9 @@ func newUsageWorld(t *testing.T) *usageWorld {
 			if ue := receipts.Verify(in.Answer, in.Request.Receipt.Payer, in.Request.ReceiptID); ue != nil {
 				return activities.UsagePayResult{}, testUsageError(ue.Code)
 			}
+			if in.Pool && w.pool != nil {
+				return w.pool.pay(w, in)
+			}
 			if _, ok := w.promises[in.Request.ReceiptID]; ok {
 				return activities.UsagePayResult{Paid: true, Duplicate: true, Spendable: w.spendable}, nil
 			}
@@ -130,10 +140,15 @@ func newUsageWorld(t *testing.T) *usageWorld {
 	env.OnActivity(acts.UsageFunds, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.UsageFundsInput) (activities.UsageFundsResult, error) {
 			enough := w.spendable >= in.Need
+			var cover int64
+			if in.Pool && w.pool != nil {
+				cover = w.pool.cover(in.Need)
+				enough = w.spendable+cover >= in.Need
+			}
 			if !enough && in.Wait {
 				w.fundsAsk = append(w.fundsAsk, in.Key)
 			}
-			return activities.UsageFundsResult{Spendable: w.spendable, Enough: enough}, nil
+			return activities.UsageFundsResult{Spendable: w.spendable, Enough: enough, PoolCover: cover}, nil
 		}).Maybe()
 	env.OnActivity(acts.UsageReportError, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.UsageErrorInput) error {
@@ -149,6 +164,9 @@ func newUsageWorld(t *testing.T) *usageWorld {
 		func(_ context.Context, in activities.UsageEndInput) error {
 			w.ended = &in
 			w.addStats(in.Stats)
+			if w.pool != nil {
+				w.pool.end(in)
+			}
 			return nil
 		}).Maybe()
 	return w

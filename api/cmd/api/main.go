@@ -88,6 +88,11 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// The same free-tier pool configuration as the worker's (tiers, budgets).
+	poolCfg, err := api.LoadPoolConfig(os.Getenv("BILLFLOW_POOL"))
+	if err != nil {
+		return err
+	}
 	srv := &http.Server{
 		Addr: cfg.Addr,
 		Handler: (&api.Server{
@@ -96,6 +101,7 @@ func run(ctx context.Context, logger *slog.Logger) error {
 			StripeWebhookSecret: cfg.StripeWebhookSecret, Logger: logger,
 			Checks: metrics.Readiness(logger, st.Pool(), tc), Metrics: reg.Handler(logger), Pages: pages,
 			CodecToken: cfg.CodecToken, CodecOrigins: cfg.CodecOrigins,
+			Pool: &poolCfg,
 		}).Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
