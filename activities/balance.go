@@ -88,6 +88,14 @@ type SyncWalletResult struct {
 // minute gets its workflow started again (resumePayouts).
 func (a *Activities) SyncWallet(ctx context.Context, in SyncWalletInput) (SyncWalletResult, error) {
 	var out SyncWalletResult
+	// The open auto top-up is read before the wallet: read after it, a
+	// top-up paid in between looked closed while spendable was still the
+	// old one, and the sync asked for a second top-up (the store skipped it,
+	// but the workflow ran the step twice; seen in TestAutoRechargeOverNWCFiresOnce).
+	openAuto, err := a.Store.OpenAutoTopUp(ctx, in.TenantID)
+	if err != nil {
+		return out, err
+	}
 	pub, err := a.Store.PublishBalance(ctx, in.TenantID, in.At)
 	var ve *models.ValidationError
 	if errors.As(err, &ve) && ve.Field == "tenant" {
@@ -130,12 +138,8 @@ func (a *Activities) SyncWallet(ctx context.Context, in SyncWalletInput) (SyncWa
 	}
 	if ar.On() {
 		out.AutoRecharge = &AutoRechargeState{Threshold: *ar.Threshold, Amount: *ar.Amount}
-		open, err := a.Store.OpenAutoTopUp(ctx, in.TenantID)
-		if err != nil {
-			return out, err
-		}
-		if open != nil {
-			out.AutoRecharge.OpenInvoiceID = open.ID
+		if openAuto != nil {
+			out.AutoRecharge.OpenInvoiceID = openAuto.ID
 		}
 	}
 	return out, nil
