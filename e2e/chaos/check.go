@@ -180,17 +180,21 @@ func (d *driver) checkMoney(ctx context.Context, db *pgxpool.Pool, r *report) er
 	}
 
 	// Outcomes by payment method, for invoices made before the run ended.
-	status := map[string]string{}
-	rows, err = db.Query(ctx, `SELECT id, status FROM tenants WHERE id = ANY($1)`, ids)
+	status, suspended := map[string]string{}, map[string]time.Time{}
+	rows, err = db.Query(ctx, `SELECT id, status, suspended_at FROM tenants WHERE id = ANY($1)`, ids)
 	if err != nil {
 		return err
 	}
 	for rows.Next() {
 		var id, st string
-		if err := rows.Scan(&id, &st); err != nil {
+		var at *time.Time
+		if err := rows.Scan(&id, &st, &at); err != nil {
 			return err
 		}
 		status[id] = st
+		if at != nil {
+			suspended[id] = at.UTC()
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return err
@@ -258,7 +262,7 @@ func (d *driver) checkMoney(ctx context.Context, db *pgxpool.Pool, r *report) er
 	if err != nil {
 		return err
 	}
-	want := expectedRenewals(log, d.cfg.period, d.end, prices)
+	want := expectedRenewals(log, d.cfg.period, d.end, prices, suspended)
 	got := map[renewalKey]int{}
 	rows, err = db.Query(ctx, `SELECT tenant_id, resource_id, period_start FROM invoice_items WHERE kind = 'renewal' AND tenant_id = ANY($1) AND period_start <= $2`, ids, d.end)
 	if err != nil {
@@ -295,7 +299,8 @@ func (d *driver) checkMoney(ctx context.Context, db *pgxpool.Pool, r *report) er
 	if missing > 10 || extra > 10 {
 		r.violate("%d renewals missing and %d unexpected in all", missing, extra)
 	}
-	r.note("renewals: %d expected from the activity log (%d activities in the database of %d sent), %d found", len(want), len(log), len(d.activities), len(got))
+	r.note("renewals: %d expected from the activity log (%d activities in the database of %d sent; %d tenants suspended), %d found",
+		len(want), len(log), len(d.activities), len(suspended), len(got))
 	return nil
 }
 

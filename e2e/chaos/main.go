@@ -178,6 +178,12 @@ func (d *driver) readWalletEnv() error {
 	return sc.Err()
 }
 
+// fundWallet gives the sandbox wallet a balance no run spends (its
+// balance is reset at each start).
+func (d *driver) fundWallet(ctx context.Context) {
+	d.wallet(ctx, `{"balance_msat":1000000000000000}`)
+}
+
 // wallet sets the NWC wallet's fault switches.
 func (d *driver) wallet(ctx context.Context, body string) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, d.env["NWC_ADMIN_URL"]+"/_sandbox/faults", strings.NewReader(body))
@@ -290,6 +296,9 @@ func (d *driver) plan(rng *rand.Rand, tc client.Client) []fault {
 			if err == nil {
 				err = d.readWalletEnv()
 			}
+			if err == nil {
+				d.fundWallet(ctx)
+			}
 			return err
 		}},
 		fault{frac(0.80), "NWC wallet silent", func(ctx context.Context) error {
@@ -365,6 +374,10 @@ func (d *driver) main(ctx context.Context) (int, error) {
 		return 2, err
 	}
 	defer func() { _ = os.Remove(marker) }()
+
+	// The NWC tenants pay from one sandbox wallet, more than its starting
+	// balance covers.
+	d.fundWallet(ctx)
 
 	// Tenants and their payment methods.
 	for i := 0; i < d.cfg.tenants; i++ {

@@ -16,8 +16,10 @@ type renewalKey struct {
 // S_k = A + k*period (k >= 1, A the tenant's first activity) up to and
 // including until, one per resource active on a paid plan as of S_k,
 // folding the activities with instant < S_k in instant order. prices maps
-// plan ids to their price; a plan missing from it is taken as paid.
-func expectedRenewals(log []activity, period time.Duration, until time.Time, prices map[string]int64) map[renewalKey]bool {
+// plan ids to their price; a plan missing from it is taken as paid. A
+// suspended tenant is not billed: no boundary at or after its suspension
+// (suspended, by tenant) is renewed.
+func expectedRenewals(log []activity, period time.Duration, until time.Time, prices map[string]int64, suspended map[string]time.Time) map[renewalKey]bool {
 	byTenant := map[string][]activity{}
 	for _, a := range log {
 		byTenant[a.Tenant] = append(byTenant[a.Tenant], a)
@@ -31,6 +33,9 @@ func expectedRenewals(log []activity, period time.Duration, until time.Time, pri
 		for k := 1; ; k++ {
 			boundary := anchor.Add(time.Duration(k) * period)
 			if boundary.After(until) {
+				break
+			}
+			if at, ok := suspended[tenantID]; ok && !boundary.Before(at) {
 				break
 			}
 			for ; next < len(acts) && acts[next].At.Before(boundary); next++ {

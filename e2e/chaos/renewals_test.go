@@ -21,14 +21,13 @@ func TestExpectedRenewals(t *testing.T) {
 		{Tenant: "u", Type: "resource_created", Resource: "r1", Plan: "pro", At: at(30)},
 	}
 	prices := map[string]int64{"free": 0, "basic": 500, "pro": 2000}
-	got := expectedRenewals(log, time.Minute, at(180), prices)
+	got := expectedRenewals(log, time.Minute, at(180), prices, map[string]time.Time{"u": at(149)})
 	want := map[renewalKey]bool{
 		{"t", "r1", at(60)}:  true, // active on basic before its deactivation at the boundary
 		{"t", "r2", at(120)}: true, // free at 60, pro by 120; r1 inactive at 120
 		{"t", "r1", at(180)}: true,
 		{"t", "r2", at(180)}: true,
-		{"u", "r1", at(90)}:  true, // u's own anchor
-		{"u", "r1", at(150)}: true,
+		{"u", "r1", at(90)}:  true, // u's own anchor; suspended before 150
 	}
 	assert.Equal(t, want, got)
 }

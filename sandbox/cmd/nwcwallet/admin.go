@@ -23,6 +23,9 @@ type faults struct {
 	Silent *bool `json:"silent,omitempty"`
 	// DropNext leaves the next n requests unanswered and undone.
 	DropNext *int `json:"drop_next,omitempty"`
+	// BalanceMsat sets the balance: a long test pays more than the
+	// starting balance covers.
+	BalanceMsat *int64 `json:"balance_msat,omitempty"`
 }
 
 // switches is the part of the wallet the admin endpoint drives.
@@ -30,20 +33,23 @@ type switches interface {
 	SetReplyDelay(time.Duration)
 	SetSilent(bool)
 	DropNext(int)
+	SetBalance(int64)
+	Balance() int64
 }
 
 // admin serves the fault switches over HTTP:
 //
 //	GET  /_sandbox/faults   the switches as last set
-//	POST /_sandbox/faults   {"reply_delay":"25s","silent":false,"drop_next":2}
+//	POST /_sandbox/faults   {"reply_delay":"25s","silent":false,"drop_next":2,"balance_msat":N}
 //	POST /_sandbox/reset    everything off
 type admin struct {
 	w   switches
 	mu  sync.Mutex
 	cur struct {
-		ReplyDelay string `json:"reply_delay"`
-		Silent     bool   `json:"silent"`
-		DropNext   int    `json:"drop_next"`
+		ReplyDelay  string `json:"reply_delay"`
+		Silent      bool   `json:"silent"`
+		DropNext    int    `json:"drop_next"`
+		BalanceMsat int64  `json:"balance_msat"`
 	}
 }
 
@@ -91,6 +97,9 @@ func (a *admin) apply(f faults) error {
 	if f.DropNext != nil && *f.DropNext < 0 {
 		return fmt.Errorf("drop_next %d is negative", *f.DropNext)
 	}
+	if f.BalanceMsat != nil && *f.BalanceMsat < 0 {
+		return fmt.Errorf("balance_msat %d is negative", *f.BalanceMsat)
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if f.ReplyDelay != nil {
@@ -105,12 +114,16 @@ func (a *admin) apply(f faults) error {
 		a.w.DropNext(*f.DropNext)
 		a.cur.DropNext = *f.DropNext
 	}
+	if f.BalanceMsat != nil {
+		a.w.SetBalance(*f.BalanceMsat)
+	}
 	return nil
 }
 
 func (a *admin) reply(w http.ResponseWriter) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.cur.BalanceMsat = a.w.Balance()
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(a.cur)
 }

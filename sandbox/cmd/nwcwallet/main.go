@@ -68,7 +68,8 @@ client): --reply-delay D holds every answer back D after the work is done
 never); --silent leaves every request unanswered and undone. With
 --admin-addr (loopback only, no authentication) they change at run time:
   GET  /_sandbox/faults   the switches
-  POST /_sandbox/faults   {"reply_delay":"25s","silent":false,"drop_next":2}
+  POST /_sandbox/faults   {"reply_delay":"25s","silent":false,"drop_next":2,
+                           "balance_msat":N}   (balance_msat sets the balance)
   POST /_sandbox/reset    everything off
 
 The node is found through --lnnode-dir (its lnnode.env) or the LNNODE_*
