@@ -32,6 +32,13 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source-path=SCRIPTDIR/..
 source scripts/lib.sh
 
+case ${1:-} in
+  -h | --help)
+    sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
+    exit 0
+    ;;
+esac
+
 DATA=$BILLFLOW_ROOT/.data/cluster
 started=0
 if [[ ! -f $DATA/ready ]]; then

@@ -103,7 +103,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) (int, error) {
 	fs.IntVar(&cfg.tenants, "tenants", 30, "tenants")
 	fs.IntVar(&cfg.kills, "kills", 24, "SIGKILLs of a worker replica")
 	fs.Uint64Var(&cfg.seed, "seed", 0, "random seed (0: from the clock; printed)")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+		return 0, nil
+	} else if err != nil {
 		return 2, err
 	}
 	if cfg.duration <= 0 || cfg.period < 10*time.Second || cfg.tenants < 1 || cfg.kills < 0 {
@@ -456,6 +458,13 @@ func (d *driver) main(ctx context.Context) (int, error) {
 	}
 	if d.kills < d.cfg.kills {
 		r.violate("%d worker kills of %d planned", d.kills, d.cfg.kills)
+	}
+	// Every process of the tier runs at the end: none died for good.
+	pidfiles, _ := filepath.Glob(filepath.Join(d.cfg.data, "*.pid"))
+	for _, f := range pidfiles {
+		if pid, err := readPid(f); err == nil && !alive(pid) {
+			r.violate("%s (pid %d) is not running at the end", strings.TrimSuffix(filepath.Base(f), ".pid"), pid)
+		}
 	}
 	if err := d.checkMoney(ctx, db, &r); err != nil {
 		return 2, fmt.Errorf("checking money: %w", err)
