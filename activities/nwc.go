@@ -179,10 +179,64 @@ func (a *Activities) ResolveNWC(ctx context.Context, in InvoiceInput) (ResolveNW
 			expires = b.ExpiresAt
 		}
 		if now.Before(expires) {
+			if paid, err := a.askAgain(ctx, inv, b, now); err != nil {
+				return out, err
+			} else if paid != nil {
+				out.Payment = paid
+				return out, nil
+			}
 			return out, fmt.Errorf("NWC payment of BOLT11 %s... not resolved yet: payable until %s", b.PaymentHash[:12], expires.UTC().Format(time.RFC3339))
 		}
 	}
 	return out, nil
+}
+
+// askAgain asks the tenant's wallet once more to pay a BOLT11 whose first
+// request went unanswered. The request may have been lost (a relay or the
+// wallet restarted, the wallet was offline): without asking again the
+// invoice would wait, unpaid, until the BOLT11 expires (an hour by default).
+// Asking again cannot pay twice: it is the same BOLT11, whose payment hash
+// the node settles at most once, and a wallet refuses a payment hash it has
+// paid or has in flight. It asks only once the first request's own timeout
+// has passed, and not for a suspended tenant (no automatic collection). It
+// returns the payment when the wallet pays now, nil otherwise (the caller
+// keeps waiting on the node).
+func (a *Activities) askAgain(ctx context.Context, inv store.Invoice, b store.Bolt11, now time.Time) (*PaymentReport, error) {
+	timeout := a.Rails.NWCTimeout
+	if timeout <= 0 {
+		timeout = 60 * time.Second
+	}
+	if a.Rails.Vault == nil || b.NWCRequestedAt == nil || now.Before(b.NWCRequestedAt.Add(timeout)) {
+		return nil, nil
+	}
+	if susp, err := a.suspended(ctx, inv.TenantID); err != nil || susp {
+		return nil, err
+	}
+	conn, err := a.Rails.Vault.NWC(ctx, inv.TenantID)
+	if err != nil {
+		return nil, nil // no connection (any more): only the node can tell
+	}
+	newClient := a.Rails.NewNWC
+	if newClient == nil {
+		newClient = func(c nwc.Connection) (NWCPayer, error) { return nwc.NewClient(c) }
+	}
+	client, err := newClient(conn)
+	if err != nil {
+		return nil, nil
+	}
+	defer func() { _ = client.Close() }()
+	// Within the activity's one-minute start-to-close timeout.
+	payCtx, cancel := context.WithTimeout(ctx, min(timeout, 30*time.Second))
+	paid, payErr := client.PayInvoice(payCtx, nwc.PayInvoiceRequest{Invoice: b.PaymentRequest})
+	cancel()
+	if payErr != nil || !preimageMatches(paid.Preimage, b.PaymentHash) {
+		activity.GetLogger(ctx).Info("asked the wallet again; no payment yet", "invoice", inv.ID, "payment_hash", b.PaymentHash[:12], "error", payErr)
+		return nil, nil
+	}
+	if err := a.Store.SetNWCError(ctx, inv.TenantID, "", a.now()); err != nil {
+		return nil, err
+	}
+	return &PaymentReport{Rail: store.RailNWC, Reference: b.PaymentHash, AmountMsat: b.AmountMsat}, nil
 }
 
 func (a *Activities) nwcFailed(ctx context.Context, in RailAttemptInput, tenant models.TenantID, summary string) (RailAttemptResult, error) {

@@ -9,14 +9,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nbd-wtf/go-nostr"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/billflow/billflow/internal/testkit"
 	"github.com/billflow/billflow/models"
 	"github.com/billflow/billflow/rails/lightning"
+	"github.com/billflow/billflow/rails/nwc"
 	"github.com/billflow/billflow/sandbox/lnnode"
+	"github.com/billflow/billflow/secret"
 	"github.com/billflow/billflow/store"
+	"github.com/billflow/billflow/vault"
 )
 
 // clock is a settable clock shared by the store and the sandbox node.
@@ -151,4 +155,94 @@ func TestBolt11ForTheRemainderAfterPartialPayment(t *testing.T) {
 			require.Equal(t, int64(1500), b.QuoteAmount)
 		}
 	}
+}
+
+// payingWallet is a tenant's wallet that pays through the sandbox node and
+// counts the requests it gets.
+type payingWallet struct {
+	node *lnnode.Node
+	mu   sync.Mutex
+	asks int
+}
+
+func (w *payingWallet) PayInvoice(ctx context.Context, req nwc.PayInvoiceRequest) (nwc.PayInvoiceResult, error) {
+	w.mu.Lock()
+	w.asks++
+	w.mu.Unlock()
+	pre, err := w.node.Pay(ctx, req.Invoice)
+	return nwc.PayInvoiceResult{Preimage: pre}, err
+}
+
+func (w *payingWallet) Close() error { return nil }
+
+func (w *payingWallet) count() int { w.mu.Lock(); defer w.mu.Unlock(); return w.asks }
+
+// withWallet gives the world's tenant an NWC connection to w.
+func withWallet(t *testing.T, a *Activities, inv store.Invoice, w *payingWallet) {
+	t.Helper()
+	box, err := secret.NewBox(make([]byte, 32))
+	require.NoError(t, err)
+	a.Rails.Vault = vault.New(box, a.Store)
+	a.Rails.NWCTimeout = 15 * time.Second
+	a.Rails.NewNWC = func(nwc.Connection) (NWCPayer, error) { return w, nil }
+	sk := nostr.GeneratePrivateKey()
+	wallet, err := nostr.GetPublicKey(nostr.GeneratePrivateKey())
+	require.NoError(t, err)
+	_, err = a.Rails.Vault.SetNWC(context.Background(), inv.TenantID, "nostr+walletconnect://"+wallet+"?relay=ws%3A%2F%2F127.0.0.1%3A1&secret="+sk)
+	require.NoError(t, err)
+}
+
+// A pay request the wallet never got (lost while a relay or the wallet
+// restarted; found by the chaos test): once the request's own timeout has
+// passed, ResolveNWC asks the wallet again to pay the same BOLT11 instead of
+// holding the invoice until the BOLT11 expires an hour later. Before that,
+// it only waits.
+func TestResolveNWCAsksAgainAfterALostRequest(t *testing.T) {
+	ctx := context.Background()
+	a, node, clk, inv := lightningWorld(t)
+	w := &payingWallet{node: node}
+	withWallet(t, a, inv, w)
+	b, err := a.ensureBolt11(ctx, inv)
+	require.NoError(t, err)
+	require.NoError(t, a.Store.MarkNWCRequested(ctx, b.PaymentHash, clk.Now()))
+
+	_, err = a.ResolveNWC(ctx, InvoiceInput{InvoiceID: inv.ID})
+	require.Error(t, err, "the first request may still be answered: wait")
+	require.Equal(t, 0, w.count())
+
+	clk.Add(16 * time.Second)
+	res, err := a.ResolveNWC(ctx, InvoiceInput{InvoiceID: inv.ID})
+	require.NoError(t, err)
+	require.Equal(t, 1, w.count())
+	require.NotNil(t, res.Payment)
+	require.Equal(t, store.RailNWC, res.Payment.Rail)
+	require.Equal(t, b.PaymentHash, res.Payment.Reference)
+	li, err := a.Rails.Node.LookupInvoice(ctx, b.PaymentHash)
+	require.NoError(t, err)
+	require.True(t, li.Settled)
+
+	// Asked again once more (the answer was lost too): the node already has
+	// the payment, so the wallet is not asked.
+	res, err = a.ResolveNWC(ctx, InvoiceInput{InvoiceID: inv.ID})
+	require.NoError(t, err)
+	require.NotNil(t, res.Payment)
+	require.Equal(t, 1, w.count())
+}
+
+// A suspended tenant's wallet is not asked again: suspension stops
+// automatic collection; the node alone decides.
+func TestResolveNWCDoesNotAskASuspendedTenant(t *testing.T) {
+	ctx := context.Background()
+	a, node, clk, inv := lightningWorld(t)
+	w := &payingWallet{node: node}
+	withWallet(t, a, inv, w)
+	b, err := a.ensureBolt11(ctx, inv)
+	require.NoError(t, err)
+	require.NoError(t, a.Store.MarkNWCRequested(ctx, b.PaymentHash, clk.Now()))
+	_, err = a.Store.Pool().Exec(ctx, `UPDATE tenants SET status = 'suspended', suspended_at = now() WHERE id = $1`, inv.TenantID)
+	require.NoError(t, err)
+	clk.Add(16 * time.Second)
+	_, err = a.ResolveNWC(ctx, InvoiceInput{InvoiceID: inv.ID})
+	require.Error(t, err)
+	require.Equal(t, 0, w.count())
 }

@@ -142,22 +142,39 @@ cleanup() {
   printf '\n' >&2
   log "stopping the cluster tier"
   rm -f "$ENV_FILE" "$DATA/bench.env" "$DATA/ready" "$DATA/banner"
-  # Workers first, so they do not log errors about a vanished server.
+  # Workers first, so they do not log errors about a vanished server. A
+  # process restarted by pid (scripts/chaos.sh) is named by its pid file.
   local pid
-  for pid in "${WORKER_PIDS[@]}"; do
+  for pid in "${WORKER_PIDS[@]}" $(pidfile_pids "$DATA"/worker-*.pid); do
     stop_pid "$pid" "a worker" 20
   done
   rm -f "$DATA"/worker-*.pid
-  for pid in "${SANDBOX_PIDS[@]}"; do
+  for pid in "${SANDBOX_PIDS[@]}" $(pidfile_pids "$DATA"/sandbox-*.pid); do
     stop_pid "$pid" "a sandbox" 10
   done
+  rm -f "$DATA"/sandbox-*.pid
   stop_pid "$UI_PID" "the Temporal Web UI" 10
-  stop_pid "$SERVER_PID" "the Temporal server" 30
-  rm -f "$DATA/temporal-server.pid" "$DATA/temporal-ui.pid"
+  for pid in "$SERVER_PID" $(pidfile_pids "$DATA/temporal-server.pid"); do
+    stop_pid "$pid" "the Temporal server" 30
+  done
+  rm -f "$DATA/temporal-server.pid" "$DATA/temporal-ui.pid" "$DATA/chaos.active"
   pg_down
   rm -f "$SUPERVISOR_PIDFILE"
   log "stopped (data kept in .data/cluster; delete it for a fresh start)"
   exit "$rc"
+}
+# pidfile_pids FILE...: the pids the files name that still run a program of
+# .bin (a recycled pid is never hit).
+pidfile_pids() {
+  local f pid argv0
+  for f in "$@"; do
+    [[ -s $f ]] || continue
+    pid=$(<"$f")
+    [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || continue
+    argv0=$(tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | head -n 1)
+    [[ $argv0 == "$BIN_DIR"/* ]] && echo "$pid"
+  done
+  return 0
 }
 trap cleanup EXIT
 trap 'exit 130' INT
@@ -442,11 +459,24 @@ if [[ $MODE == foreground ]]; then
 fi
 
 # Run until stopped (Ctrl-C, --down) or until a process we depend on dies,
-# which is then reported instead of leaving a half-dead tier.
-wait -n "${WORKER_PIDS[@]}" "$SERVER_PID" || true
-if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-  tail -n 30 "$LOG_DIR/temporal-server.log" >&2
-  die "the Temporal server exited (log: .data/cluster/logs/temporal-server.log)"
-fi
-tail -n 30 "$LOG_DIR"/worker-*.log >&2
-die "a worker exited (logs: .data/cluster/logs/worker-*.log)"
+# which is then reported instead of leaving a half-dead tier. The processes
+# are those the pid files name: while .data/cluster/chaos.active exists, the
+# chaos test (scripts/chaos.sh) kills and restarts them by pid, writing the
+# new pid to the file, and an exit is its doing.
+while :; do
+  if [[ ! -e $DATA/chaos.active ]]; then
+    if [[ -z $(pidfile_pids "$DATA/temporal-server.pid") ]]; then
+      tail -n 30 "$LOG_DIR/temporal-server.log" >&2
+      die "the Temporal server exited (log: .data/cluster/logs/temporal-server.log)"
+    fi
+    for ((i = 1; i <= CLUSTER_WORKER_REPLICAS; i++)); do
+      if [[ -z $(pidfile_pids "$DATA/worker-$i.pid") ]]; then
+        tail -n 30 "$LOG_DIR/worker-$i.log" >&2
+        die "worker-$i exited (log: .data/cluster/logs/worker-$i.log)"
+      fi
+    done
+  fi
+  # A child sleep, so a signal (Ctrl-C, --down) is handled at once.
+  sleep 1 &
+  wait $! || true
+done

@@ -141,6 +141,9 @@ sandbox_up() {
   shift 2
   setsid "$@" >>"$LOG_DIR/sandbox-$name.log" 2>&1 9>&- &
   SANDBOX_PIDS+=("$!")
+  # The pid file lets a process be restarted by pid (the chaos test does;
+  # scripts/cluster.sh stops whatever pid the file names at the end).
+  echo "$!" >"$DATA/sandbox-$name.pid"
   for ((i = 0; i < 150; i++)); do
     eval "$ready" && return 0
     kill -0 "${SANDBOX_PIDS[-1]}" 2>/dev/null || break
@@ -183,8 +186,15 @@ stack_sandboxes_up() {
   STRIPE_SANDBOX_API_KEY=sk_test_$(dev_secret "$DATA/stripe-api.key")
   STRIPE_SANDBOX_WEBHOOK_SECRET=whsec_$(dev_secret "$DATA/stripe-webhook.key")
   export STRIPE_SANDBOX_API_KEY STRIPE_SANDBOX_WEBHOOK_SECRET
+  # Its state (charges, events, idempotency keys, webhooks being retried) is
+  # kept in .data, so it can be restarted; failed webhooks are retried on
+  # Stripe's back-off schedule, scaled down (STRIPE_SANDBOX_WEBHOOK_TIME_SCALE);
+  # pm_sandbox_processing charges succeed STRIPE_SANDBOX_SETTLE_PROCESSING
+  # after they are made, told by webhook only.
   sandbox_up stripe "port_in_use $STRIPE_PORT" "$BIN_DIR/stripe" --addr "127.0.0.1:$STRIPE_PORT" --demo \
-    --webhook-url "http://127.0.0.1:$API_PORT/webhooks/stripe"
+    --webhook-url "http://127.0.0.1:$API_PORT/webhooks/stripe" --state "$DATA/stripe-state.json" \
+    --webhook-time-scale "${STRIPE_SANDBOX_WEBHOOK_TIME_SCALE:-0.01}" \
+    --settle-processing-after "${STRIPE_SANDBOX_SETTLE_PROCESSING:-20s}"
   # The Lightning node keeps its key, macaroons and invoices in .data/lnnode, so
   # settle indexes stay valid across runs; the wallet pays through it. The
   # wallet's balance (reset at every start) covers hours of 2-minute invoices.
@@ -194,7 +204,8 @@ stack_sandboxes_up() {
   sandbox_up lnnode "[[ -s $DATA/lnnode/lnnode.env ]]" "$BIN_DIR/lnnode" serve --dir "$DATA/lnnode" \
     --grpc-addr "127.0.0.1:$LN_GRPC_PORT" --http-addr "127.0.0.1:$LN_HTTP_PORT"
   sandbox_up nwcwallet "[[ -s $DATA/nwcwallet/nwcwallet.env ]]" "$BIN_DIR/nwcwallet" --dir "$DATA/nwcwallet" \
-    --relay "ws://127.0.0.1:$RELAY_PORT" --lnnode-dir "$DATA/lnnode" --balance-msat 1000000000
+    --relay "ws://127.0.0.1:$RELAY_PORT" --lnnode-dir "$DATA/lnnode" --balance-msat 1000000000 \
+    --admin-addr 127.0.0.1:0
   log "sandboxes: Nostr relay ws://127.0.0.1:$RELAY_PORT, Stripe http://127.0.0.1:$STRIPE_PORT, Lightning 127.0.0.1:$LN_GRPC_PORT, NWC wallet"
 
   # The worker's payment rails are the sandboxes above. The schedule is the

@@ -19,6 +19,9 @@
 #      tier (Temporal server on PostgreSQL, two worker replicas) up, checked,
 #      down; and scripts/compose-check.sh: docker-compose.yml's Temporal jobs
 #      run on the same binaries without Docker
+#   7. optionally (BILLFLOW_CHAOS=1) scripts/chaos.sh: the chaos test on the
+#      cluster tier (about 12 minutes; BILLFLOW_CHAOS_ARGS, e.g.
+#      "--duration 3m", shortens it)
 #
 # The integration tests get, in their environment:
 #   BILLFLOW_TEST_DATABASE_URL  admin URL of the cluster (database `postgres`);
@@ -149,4 +152,14 @@ if [[ ${BILLFLOW_CLUSTER:-} == 1 ]]; then
   run_step "docker-compose.yml's Temporal jobs on the same binaries (scripts/compose-check.sh)" bash scripts/compose-check.sh
 else
   log "cluster tier skipped (BILLFLOW_CLUSTER=1 runs scripts/cluster.sh --smoke and scripts/compose-check.sh)"
+fi
+
+# Optional tier: the chaos test on the cluster tier (worker kills, server,
+# PostgreSQL, api and sandbox restarts; money and secret invariants checked
+# afterwards). 8 minutes of chaos plus settling: BILLFLOW_CHAOS=1 turns it on.
+if [[ ${BILLFLOW_CHAOS:-} == 1 ]]; then
+  # shellcheck disable=SC2086 # BILLFLOW_CHAOS_ARGS is a list of flags
+  run_step "chaos test on the cluster tier (scripts/chaos.sh)" bash scripts/chaos.sh ${BILLFLOW_CHAOS_ARGS:-}
+else
+  log "chaos tier skipped (BILLFLOW_CHAOS=1 runs scripts/chaos.sh: 8 minutes of faults on the cluster tier, then the invariants)"
 fi

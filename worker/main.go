@@ -28,7 +28,6 @@ import (
 	"github.com/billflow/billflow/models"
 	"github.com/billflow/billflow/outbound"
 	"github.com/billflow/billflow/payloadcodec"
-	"github.com/billflow/billflow/store"
 	"github.com/billflow/billflow/workflows"
 )
 
@@ -52,7 +51,7 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	st, err := store.Open(ctx, cfg.DatabaseURL)
+	st, err := openStore(ctx, logger, cfg.DatabaseURL, startupWait)
 	if err != nil {
 		return err
 	}
@@ -82,7 +81,7 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	if err := reg.Register(&metrics.Collector{Pool: st.Pool(), Logger: logger}); err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
-	tc, err := client.DialContext(ctx, opts)
+	tc, err := dialTemporal(ctx, logger, opts, startupWait)
 	if err != nil {
 		return fmt.Errorf("connect to temporal at %q: %w", opts.HostPort, err)
 	}

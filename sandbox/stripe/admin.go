@@ -108,6 +108,9 @@ func (s *Server) adminRoutes(mux *http.ServeMux) {
 				return
 			}
 			v, err := h(r)
+			if err == nil && r.Method == http.MethodPost {
+				err = s.saveState()
+			}
 			if err != nil {
 				writeJSON(w, http.StatusBadRequest, errorBody(invalidRequest("", err.Error())))
 				return

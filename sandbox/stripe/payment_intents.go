@@ -181,6 +181,7 @@ func (s *Server) confirmLocked(pi *paymentIntent, pm *paymentMethod, offSession 
 	case b.outcome == process:
 		pi.Status, pi.LatestCharge, pi.charged = "processing", newID("ch"), true
 		s.emitLocked("payment_intent.processing", pi.render(), req)
+		s.scheduleSettleLocked(pi)
 		return ok(pi.render())
 	case b.outcome == needsAuthentication && !offSession:
 		pi.Status = "requires_action"

@@ -153,6 +153,15 @@ func (s *Server) failAfter(f *Failure, resp response) response {
 // finish writes the response, or loses it on the wire for an injected
 // disconnect after execution.
 func (s *Server) finish(w http.ResponseWriter, r *http.Request, fail *Failure, resp response) {
+	// What a client is told is on disk first (Options.StateFile): a
+	// restarted sandbox never forgets a charge it answered.
+	if r.Method == http.MethodPost {
+		if err := s.saveState(); err != nil {
+			s.log.Error("stripe sandbox: saving state", "err", err)
+			writeJSON(w, http.StatusInternalServerError, errorBody(apiError{Type: "api_error", Message: "sandbox: cannot save state"}))
+			return
+		}
+	}
 	if fail != nil && fail.Disconnect {
 		disconnect(w)
 		return

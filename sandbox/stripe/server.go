@@ -53,6 +53,23 @@ type Options struct {
 	WebhookRetryDelay time.Duration
 	// WebhookTimeout bounds one delivery attempt. Default 10s.
 	WebhookTimeout time.Duration
+	// WebhookTimeScale, when positive, replaces WebhookAttempts and
+	// WebhookRetryDelay with Stripe's own shape: retries with exponentially
+	// growing delays (StripeRetryDelay) for up to three days
+	// (StripeRetryHorizon), every duration multiplied by this factor so a
+	// test crosses the schedule in minutes (0.01: first retry after 0.6s,
+	// giving up after 43 minutes).
+	WebhookTimeScale float64
+	// StateFile, when set, keeps the sandbox's state (customers, payment
+	// methods, PaymentIntents, events, idempotency keys and deliveries still
+	// to be retried) in this JSON file, loaded at start and rewritten before
+	// each API answer, so a restarted sandbox carries on where it stopped.
+	StateFile string
+	// SettleProcessingAfter, when positive, settles each processing
+	// PaymentIntent (CardProcessing) as succeeded this long after its
+	// charge, emitting payment_intent.succeeded: a charge only a later
+	// webhook books. Zero leaves them for SettleProcessing.
+	SettleProcessingAfter time.Duration
 	// DropWebhooks records events without delivering them, as when
 	// deliveries are lost; SetDropWebhooks changes it.
 	DropWebhooks bool
@@ -108,6 +125,13 @@ type Server struct {
 	requests       int
 	seq            int
 	closed         bool
+	// retrying is each event whose delivery is being retried: its next
+	// attempt and when, kept in the state file.
+	retrying map[string]pendingDelivery
+	// dirty marks state not yet written to StateFile.
+	dirty bool
+	// saveMu orders writes of StateFile.
+	saveMu sync.Mutex
 }
 
 // Start listens and serves until ctx ends or Close is called.
@@ -152,8 +176,19 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		idem:           map[string]*idemEntry{},
 		webhookURL:     opts.WebhookURL,
 		dropWebhooks:   opts.DropWebhooks,
+		retrying:       map[string]pendingDelivery{},
+	}
+	if err := s.loadState(); err != nil {
+		return nil, err
 	}
 	for _, c := range opts.Customers {
+		// A restarted sandbox already has its seeded customers.
+		s.mu.Lock()
+		_, known := s.customers[c.ID]
+		s.mu.Unlock()
+		if known && opts.StateFile != "" {
+			continue
+		}
 		if err := s.AddCustomer(c); err != nil {
 			return nil, err
 		}
@@ -189,6 +224,10 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 			s.log.Error("stripe sandbox: serve", "err", err)
 		}
 	}()
+	s.resume()
+	if opts.StateFile != "" {
+		go s.flushLoop()
+	}
 	// The server lives as long as ctx: a test's or a command's lifetime.
 	go func() {
 		select {
@@ -226,6 +265,9 @@ func (s *Server) Close() {
 		s.mu.Unlock()
 		s.cancel()
 		s.wg.Wait()
+		if err := s.saveState(); err != nil {
+			s.log.Error("stripe sandbox: saving state", "err", err)
+		}
 	})
 }
 

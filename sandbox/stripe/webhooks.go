@@ -41,31 +41,14 @@ func (s *Server) emitLocked(typ string, obj any, req *apiRequest) *event {
 	})
 	s.events = append(s.events, ev)
 	s.eventsByID[ev.ID] = ev
+	s.dirty = true
 	if s.closed || s.webhookURL == "" || s.dropWebhooks || !s.enabled(typ) {
 		if s.dropWebhooks {
 			s.log.Info("stripe sandbox: webhook dropped", "event", ev.ID, "type", typ)
 		}
 		return ev
 	}
-	target := s.webhookURL
-	s.wg.Add(1)
-	if s.pending == 0 {
-		s.idle = make(chan struct{})
-	}
-	s.pending++
-	go func() {
-		defer s.wg.Done()
-		defer func() {
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			if s.pending--; s.pending == 0 {
-				close(s.idle)
-			}
-		}()
-		if err := s.deliver(s.ctx, target, ev); err != nil {
-			s.log.Warn("stripe sandbox: webhook not delivered", "event", ev.ID, "type", typ, "err", err)
-		}
-	}()
+	s.startDeliveryLocked(s.webhookURL, ev, pendingDelivery{EventID: ev.ID, Attempt: 1, Due: s.now(), FirstAt: s.now()})
 	return ev
 }
 
@@ -91,13 +74,85 @@ func (s *Server) enabled(typ string) bool {
 	return len(s.opts.EnabledEvents) == 0 || slices.Contains(s.opts.EnabledEvents, typ) || slices.Contains(s.opts.EnabledEvents, "*")
 }
 
-// deliver posts an event until the endpoint answers 2xx or the attempts run
-// out, signing each attempt afresh as Stripe does.
-func (s *Server) deliver(ctx context.Context, target string, ev *event) error {
+// pendingDelivery is where the delivery of one event stands: the attempt
+// to make next and when, and when the first attempt was made (the retry
+// horizon counts from it).
+type pendingDelivery struct {
+	EventID string    `json:"event_id"`
+	Attempt int       `json:"attempt"`
+	Due     time.Time `json:"due"`
+	FirstAt time.Time `json:"first_at"`
+}
+
+// StripeRetryHorizon is how long Stripe keeps retrying a failed delivery.
+const StripeRetryHorizon = 72 * time.Hour
+
+// StripeRetryDelay is the wait after the n-th failed attempt (n >= 1) in
+// Stripe's shape: exponential back-off, one minute doubling up to twelve
+// hours, until StripeRetryHorizon has passed since the first attempt.
+func StripeRetryDelay(n int) time.Duration {
+	d := time.Minute
+	for i := 1; i < n && d < 12*time.Hour; i++ {
+		d *= 2
+	}
+	return min(d, 12*time.Hour)
+}
+
+// nextAttempt says when to try again after attempt p.Attempt failed at
+// failedAt, or false to give up.
+func (s *Server) nextAttempt(p pendingDelivery, failedAt time.Time) (time.Time, bool) {
+	if s.opts.WebhookTimeScale <= 0 {
+		if p.Attempt >= s.opts.WebhookAttempts {
+			return time.Time{}, false
+		}
+		return failedAt.Add(time.Duration(p.Attempt) * s.opts.WebhookRetryDelay), true
+	}
+	scale := func(d time.Duration) time.Duration { return time.Duration(float64(d) * s.opts.WebhookTimeScale) }
+	next := failedAt.Add(scale(StripeRetryDelay(p.Attempt)))
+	if next.Sub(p.FirstAt) > scale(StripeRetryHorizon) {
+		return time.Time{}, false
+	}
+	return next, true
+}
+
+// startDeliveryLocked runs the delivery of ev from p in the background,
+// tracked (for the state file and WaitWebhooks) until it succeeds or gives
+// up. Callers hold s.mu.
+func (s *Server) startDeliveryLocked(target string, ev *event, p pendingDelivery) {
+	s.wg.Add(1)
+	if s.pending == 0 {
+		s.idle = make(chan struct{})
+	}
+	s.pending++
+	s.retrying[ev.ID] = p
+	s.dirty = true
+	go func() {
+		defer s.wg.Done()
+		err := s.deliver(s.ctx, target, ev, p, true)
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.pending--; s.pending == 0 {
+			close(s.idle)
+		}
+		if err != nil && s.ctx.Err() != nil {
+			return // closing: the state file keeps the delivery for the next start
+		}
+		delete(s.retrying, ev.ID)
+		s.dirty = true
+		if err != nil {
+			s.log.Warn("stripe sandbox: webhook not delivered", "event", ev.ID, "type", ev.Type, "err", err)
+		}
+	}()
+}
+
+// deliver posts an event from p.Attempt on until the endpoint answers 2xx
+// or the schedule runs out, signing each attempt afresh as Stripe does.
+// With track, each step is written to s.retrying for the state file.
+func (s *Server) deliver(ctx context.Context, target string, ev *event, p pendingDelivery, track bool) error {
 	var last error
-	for attempt := 1; attempt <= s.opts.WebhookAttempts; attempt++ {
-		if attempt > 1 {
-			t := time.NewTimer(time.Duration(attempt-1) * s.opts.WebhookRetryDelay)
+	for {
+		if wait := p.Due.Sub(s.now()); wait > 0 {
+			t := time.NewTimer(wait)
 			select {
 			case <-ctx.Done():
 				t.Stop()
@@ -106,14 +161,17 @@ func (s *Server) deliver(ctx context.Context, target string, ev *event) error {
 			}
 		}
 		status, err := s.post(ctx, target, ev)
-		d := Delivery{EventID: ev.ID, Attempt: attempt, Status: status}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		d := Delivery{EventID: ev.ID, Attempt: p.Attempt, Status: status}
 		if err != nil {
 			d.Err = err.Error()
 		}
 		s.mu.Lock()
 		s.deliveries = append(s.deliveries, d)
 		s.mu.Unlock()
-		s.log.Info("stripe sandbox: webhook attempt", "event", ev.ID, "type", ev.Type, "attempt", attempt, "status", status)
+		s.log.Info("stripe sandbox: webhook attempt", "event", ev.ID, "type", ev.Type, "attempt", p.Attempt, "status", status)
 		if err == nil && status/100 == 2 {
 			return nil
 		}
@@ -121,8 +179,18 @@ func (s *Server) deliver(ctx context.Context, target string, ev *event) error {
 		if err == nil {
 			last = fmt.Errorf("endpoint answered %d", status)
 		}
+		next, ok := s.nextAttempt(p, s.now())
+		if !ok {
+			return fmt.Errorf("gave up after %d attempts: %w", p.Attempt, last)
+		}
+		p.Attempt, p.Due = p.Attempt+1, next
+		if track {
+			s.mu.Lock()
+			s.retrying[ev.ID] = p
+			s.dirty = true
+			s.mu.Unlock()
+		}
 	}
-	return fmt.Errorf("gave up after %d attempts: %w", s.opts.WebhookAttempts, last)
 }
 
 func (s *Server) post(ctx context.Context, target string, ev *event) (int, error) {
@@ -171,7 +239,7 @@ func (s *Server) Redeliver(ctx context.Context, eventID string) error {
 	if target == "" {
 		return errors.New("stripe sandbox: no webhook URL configured")
 	}
-	return s.deliver(ctx, target, ev)
+	return s.deliver(ctx, target, ev, pendingDelivery{EventID: ev.ID, Attempt: 1, Due: s.now(), FirstAt: s.now()}, false)
 }
 
 // SetWebhookURL changes where events are delivered; empty stops delivery.

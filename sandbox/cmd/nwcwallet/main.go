@@ -44,6 +44,7 @@ invoices through the sandbox Lightning node's pay endpoint.
 Usage:
   nwcwallet --dir DIR --relay URL [--relay URL ...] [--lnnode-dir DIR | --pay-url URL]
             [--balance-msat N] [--nip04-only] [--connections N] [-v]
+            [--admin-addr ADDR] [--reply-delay D] [--silent]
 
 DIR keeps the wallet's identity across restarts:
   DIR/wallet.key       the wallet service's private key (hex, 0600)
@@ -53,7 +54,23 @@ DIR keeps the wallet's identity across restarts:
                        tenant set-up, never to a log.
   DIR/nwcwallet.env    NWC_* variables (below), to source
 Once listening it prints, on stdout, only non-secret variables:
-  NWC_WALLET_PUBKEY  NWC_RELAYS  NWC_URL_FILE
+  NWC_WALLET_PUBKEY  NWC_RELAYS  NWC_URL_FILE  (and NWC_ADMIN_URL with --admin-addr)
+
+What a restart keeps: the key, the authorised clients and the minted URLs
+(above). What it loses: the balance (reset to --balance-msat), the log of
+payments made, and the set of request ids already handled (a request the
+relay delivers again after a restart is handled again; the node refuses to
+settle an invoice twice, so nothing is paid twice).
+
+Fault switches, for tests (the wallet is one wallet: they apply to every
+client): --reply-delay D holds every answer back D after the work is done
+(a payment is made, its answer comes late or, past the client's timeout,
+never); --silent leaves every request unanswered and undone. With
+--admin-addr (loopback only, no authentication) they change at run time:
+  GET  /_sandbox/faults   the switches
+  POST /_sandbox/faults   {"reply_delay":"25s","silent":false,"drop_next":2,
+                           "balance_msat":N}   (balance_msat sets the balance)
+  POST /_sandbox/reset    everything off
 
 The node is found through --lnnode-dir (its lnnode.env) or the LNNODE_*
 environment variables (LNNODE_PAY_URL for paying; LNNODE_GRPC_ADDR,
@@ -96,12 +113,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	nip04Only := fl.Bool("nip04-only", false, "speak and advertise NIP-04 only (a legacy wallet)")
 	connections := fl.Int("connections", 1, "connection URLs to mint when DIR has none yet")
 	verbose := fl.Bool("v", false, "debug logging (metadata only; never keys or payloads)")
+	adminAddr := fl.String("admin-addr", "", "loopback address of the fault-switch endpoint (empty: none)")
+	replyDelay := fl.Duration("reply-delay", 0, "hold every answer back this long after the work is done")
+	silent := fl.Bool("silent", false, "leave every request unanswered and undone")
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
 	if fl.NArg() > 0 || *dir == "" || len(relays) == 0 {
 		fl.Usage()
 		return errors.New("need --dir, at least one --relay and no arguments")
+	}
+	if *replyDelay < 0 {
+		return fmt.Errorf("--reply-delay %v is negative", *replyDelay)
 	}
 	level := slog.LevelInfo
 	if *verbose {
@@ -165,6 +188,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer func() { _ = w.Close() }()
+	w.SetReplyDelay(*replyDelay)
+	w.SetSilent(*silent)
 
 	urlPath := filepath.Join(*dir, urlFile)
 	if _, err := os.Stat(urlPath); errors.Is(err, fs.ErrNotExist) {
@@ -179,6 +204,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		"NWC_WALLET_PUBKEY=" + w.PubKey(),
 		"NWC_RELAYS=" + strings.Join(relays, ","),
 		"NWC_URL_FILE=" + urlPath,
+	}
+	if *adminAddr != "" {
+		adminURL, err := serveAdmin(ctx, *adminAddr, newAdmin(w, *replyDelay, *silent))
+		if err != nil {
+			return err
+		}
+		vars = append(vars, "NWC_ADMIN_URL="+adminURL)
 	}
 	text := strings.Join(vars, "\n") + "\n"
 	if err := os.WriteFile(filepath.Join(*dir, envFile), []byte(text), 0o600); err != nil {

@@ -28,6 +28,21 @@ webhook deliveries (Stripe-Signature) with retries.
 
 Usage:
   stripe [--addr ADDR] [--webhook-url URL] [--seed FILE] [--demo] [--drop-webhooks]
+         [--state FILE] [--webhook-time-scale F] [--settle-processing-after D]
+
+Failed deliveries are retried as Stripe does, with exponentially growing
+delays (1 minute doubling up to 12 hours) for up to three days, every
+duration multiplied by --webhook-time-scale (default 0.01: first retry after
+0.6s, giving up after 43 minutes; 1 is Stripe's real schedule).
+
+--state FILE keeps customers, payment methods, PaymentIntents, events,
+idempotency keys and deliveries still being retried in FILE, so a restarted
+sandbox carries on: it never forgets a charge it answered, and resumes its
+retries. Without it everything is lost at exit.
+
+--settle-processing-after D settles each pm_sandbox_processing charge as
+succeeded D after it was made: only the later payment_intent.succeeded
+webhook tells the client (0: settle them by hand, below).
 
 Environment (secrets are never taken as flags, which other users can see):
   STRIPE_SANDBOX_API_KEY         the secret key clients must send (required)
@@ -90,6 +105,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	seed := fs.String("seed", "", "JSON file of customers to create")
 	demo := fs.Bool("demo", false, "create the demo customers")
 	drop := fs.Bool("drop-webhooks", false, "record events without delivering them")
+	state := fs.String("state", "", "JSON file keeping the sandbox's state across restarts (empty: memory only)")
+	scale := fs.Float64("webhook-time-scale", 0.01, "factor applied to Stripe's webhook retry schedule (1: real time)")
+	settleAfter := fs.Duration("settle-processing-after", 0, "settle processing charges as succeeded after this long (0: by hand)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -100,6 +118,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	opts := stripesandbox.Options{
 		Addr: *addr, APIKey: getenv("STRIPE_SANDBOX_API_KEY"), WebhookURL: *webhookURL,
 		WebhookSecret: getenv("STRIPE_SANDBOX_WEBHOOK_SECRET"), DropWebhooks: *drop, Logger: logger,
+		StateFile: *state, WebhookTimeScale: *scale, SettleProcessingAfter: *settleAfter,
+	}
+	if *scale <= 0 {
+		return fmt.Errorf("--webhook-time-scale must be positive, got %v", *scale)
 	}
 	if opts.APIKey == "" {
 		return errors.New("STRIPE_SANDBOX_API_KEY is not set: export the secret key clients will use (any sk_test_... string)")

@@ -77,6 +77,8 @@ func TestConfigErrors(t *testing.T) {
 		"missing seed file":       {[]string{"-seed", "/nonexistent/seed.json"}, map[string]string{"STRIPE_SANDBOX_API_KEY": testKey}, "read --seed"},
 		"stray argument":          {[]string{"serve"}, map[string]string{"STRIPE_SANDBOX_API_KEY": testKey}, "unexpected arguments"},
 		"unknown card in seed":    {[]string{"-seed", writeSeed(t, `[{"id":"cus_x","payment_methods":[{"id":"pm_x","card":"pm_card_bogus"}]}]`)}, map[string]string{"STRIPE_SANDBOX_API_KEY": testKey}, "not a known test card"},
+		"zero time scale":         {[]string{"-webhook-time-scale", "0"}, map[string]string{"STRIPE_SANDBOX_API_KEY": testKey}, "--webhook-time-scale"},
+		"state is not json":       {[]string{"-state", writeSeed(t, `nope`)}, map[string]string{"STRIPE_SANDBOX_API_KEY": testKey}, "not a sandbox state"},
 		"seed is not a json list": {[]string{"-seed", writeSeed(t, `{}`)}, map[string]string{"STRIPE_SANDBOX_API_KEY": testKey}, "parse --seed"},
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -92,4 +94,49 @@ func writeSeed(t *testing.T, content string) string {
 	p := filepath.Join(t.TempDir(), "seed.json")
 	require.NoError(t, os.WriteFile(p, []byte(content), 0o600))
 	return p
+}
+
+// serve runs the command until the returned stop is called, and gives its URL.
+func serve(t *testing.T, args ...string) (url string, stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	out, w := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, append([]string{"-addr", "127.0.0.1:0"}, args...), env(map[string]string{"STRIPE_SANDBOX_API_KEY": testKey}), w, io.Discard, discard())
+		_ = w.Close()
+	}()
+	line, err := bufio.NewReader(out).ReadString('\n')
+	require.NoError(t, err)
+	url, ok := strings.CutPrefix(strings.TrimSpace(line), "STRIPE_SANDBOX_URL=")
+	require.True(t, ok, "first line: %q", line)
+	go func() { _, _ = io.Copy(io.Discard, out) }()
+	return url, func() {
+		cancel()
+		require.NoError(t, <-done)
+	}
+}
+
+// TestStateKeepsChargesAcrossRestart: with --state, the demo customers are
+// not created twice and a charge made before a restart is replayed, not
+// made again, after it.
+func TestStateKeepsChargesAcrossRestart(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "state.json")
+	req := card.ChargeRequest{CustomerID: "cus_demo_visa", PaymentMethodID: "pm_demo_visa", AmountMinor: 500,
+		Currency: "usd", InvoiceID: "inv-restart", IdempotencyKey: card.IdempotencyKey("inv-restart", 1)}
+	url, stop := serve(t, "-demo", "-state", state)
+	c, err := card.New(card.Config{APIKey: testKey, BackendURL: url})
+	require.NoError(t, err)
+	first, err := c.ChargeOffSession(t.Context(), req)
+	require.NoError(t, err)
+	stop()
+
+	url, stop = serve(t, "-demo", "-state", state)
+	defer stop()
+	c, err = card.New(card.Config{APIKey: testKey, BackendURL: url})
+	require.NoError(t, err)
+	again, err := c.ChargeOffSession(t.Context(), req)
+	require.NoError(t, err)
+	assert.Equal(t, first.PaymentIntentID, again.PaymentIntentID, "the same charge, replayed")
+	assert.Equal(t, card.OutcomeSucceeded, again.Outcome)
 }
