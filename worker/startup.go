@@ -71,7 +71,8 @@ func openStore(ctx context.Context, logger *slog.Logger, url string, wait time.D
 	return st, err
 }
 
-// dialTemporal connects to the Temporal server, waiting up to wait for it.
+// dialTemporal connects to the Temporal server, waiting up to wait for it,
+// with options configured by payloadcodec.Configure in the caller (run).
 func dialTemporal(ctx context.Context, logger *slog.Logger, opts client.Options, wait time.Duration) (client.Client, error) {
 	var tc client.Client
 	err := untilReachable(ctx, logger, "the Temporal server at "+opts.HostPort, wait, func() error {
