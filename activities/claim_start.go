@@ -14,6 +14,7 @@ import (
 
 	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/models"
+	"github.com/billflow/billflow/store"
 )
 
 // InvoicePaymentStart is the input ClaimAndStart starts an invoice's
@@ -28,6 +29,10 @@ type InvoicePaymentStart struct {
 	// Version is the invoice's code path (the workflow's consolidated
 	// change number), so the run reads no change id.
 	Version int `json:"version,omitempty"`
+	// Begun is BeginCollection's answer (asked for the rails and the
+	// first wallet turn), when the claim ran it: the run takes it instead
+	// of running BeginCollection itself.
+	Begun *BeginCollectionResult `json:"begun,omitempty"`
 }
 
 // ClaimAndStartInput is one claim of a tenant's workflow (tenant-v4): the
@@ -40,6 +45,9 @@ type ClaimAndStartInput struct {
 	// PaymentVersion is the path it is given.
 	TaskQueue      string `json:"task_queue"`
 	PaymentVersion int    `json:"payment_version"`
+	// Begin asks for the invoice's BeginCollection to be run before its
+	// workflow starts, and given to it (InvoicePaymentStart.Begun).
+	Begin bool `json:"begin,omitempty"`
 	// Reload, when set, reads the tenant again after the claim (what
 	// LoadTenant returns), for the next run to start from.
 	Reload *LoadTenantInput `json:"reload,omitempty"`
@@ -98,7 +106,8 @@ func (a *Activities) ClaimAndStart(ctx context.Context, in ClaimAndStartInput) (
 	}
 	out.Claim = cr
 	if cr.Invoice != nil {
-		if out.PaymentStarted, err = a.startPayment(ctx, in, *cr.Invoice); err != nil {
+		begun := a.beginForStart(ctx, in, cr.Invoice.ID)
+		if out.PaymentStarted, err = a.startPayment(ctx, in, *cr.Invoice, begun); err != nil {
 			return out, err
 		}
 	}
@@ -113,12 +122,34 @@ func (a *Activities) ClaimAndStart(ctx context.Context, in ClaimAndStartInput) (
 	return out, nil
 }
 
+// beginForStart runs the invoice's BeginCollection (with the rails and the
+// first wallet turn, as invoice-v7 asks for it) before its workflow is
+// started, so the run starts collecting without a step of its own. Only
+// for an invoice still open: one already being collected belongs to a
+// workflow an earlier try started (or will start, and then runs
+// BeginCollection itself). Best effort: nil leaves it to the run.
+func (a *Activities) beginForStart(ctx context.Context, in ClaimAndStartInput, invoiceID string) *BeginCollectionResult {
+	if !in.Begin || in.TaskQueue == "" || !activity.IsActivity(ctx) || activity.GetClient(ctx) == nil {
+		return nil
+	}
+	inv, _, err := a.Store.GetInvoice(ctx, invoiceID)
+	if err != nil || inv.Status != store.InvoiceOpen {
+		return nil
+	}
+	res, err := a.BeginCollection(ctx, InvoiceInput{InvoiceID: invoiceID, Rails: true, Wallet: true})
+	if err != nil {
+		activity.GetLogger(ctx).Info("collection not begun by the claim; the invoice's run begins it", "invoice", invoiceID, "error", err)
+		return nil
+	}
+	return &res
+}
+
 // startPayment starts the invoice's InvoicePayment workflow with the
 // worker's client. It reports false (not started, nothing wrong) when there
 // is no client or the server refuses the request as such, so the tenant's
 // workflow starts it as a child instead; an unavailable server is an error,
 // retried with the whole step.
-func (a *Activities) startPayment(ctx context.Context, in ClaimAndStartInput, inv InvoiceRef) (bool, error) {
+func (a *Activities) startPayment(ctx context.Context, in ClaimAndStartInput, inv InvoiceRef, begun *BeginCollectionResult) (bool, error) {
 	if in.TaskQueue == "" || !activity.IsActivity(ctx) {
 		return false, nil
 	}
@@ -138,7 +169,7 @@ func (a *Activities) startPayment(ctx context.Context, in ClaimAndStartInput, in
 			saStatus.ValueSet("collecting"), saAmountDue.ValueSet(inv.Total)),
 	}
 	_, err := c.ExecuteWorkflow(ctx, opts, contract.WorkflowInvoicePayment, InvoicePaymentStart{
-		InvoiceID: inv.ID, TenantID: in.Claim.TenantID, Total: inv.Total, Currency: inv.Currency, Version: in.PaymentVersion})
+		InvoiceID: inv.ID, TenantID: in.Claim.TenantID, Total: inv.Total, Currency: inv.Currency, Version: in.PaymentVersion, Begun: begun})
 	var already *serviceerror.WorkflowExecutionAlreadyStarted
 	var invalid *serviceerror.InvalidArgument
 	var denied *serviceerror.PermissionDenied

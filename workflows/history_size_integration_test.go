@@ -38,12 +38,12 @@ const (
 	// task, one local activity (renew, claim, start the invoice, reload),
 	// continue-as-new (tenant-v4: no load, no child, no version read)
 	maxTenantPeriodEvents = 16
-	// begin with the wallet turn, NWC pays and settles (telling the
-	// tenant: invoice-v7); no version read
-	maxInvoiceNWCEvents = 13
-	// begin with the wallet turn (no NWC connection), the card pays and
-	// settles (telling the tenant)
-	maxInvoiceCardEvents = 13
+	// started (collection begun by the claim, the wallet turn with it),
+	// NWC pays and settles (telling the tenant: invoice-v7), the paid
+	// upsert; no version read, no local activity
+	maxInvoiceNWCEvents = 12
+	// the same, the card paying (no NWC connection)
+	maxInvoiceCardEvents = 12
 )
 
 // happyPath answers the activities of one tenant-period as the store and
@@ -102,6 +102,18 @@ func (h *happyPath) register(w worker.Worker) {
 	reg("Renew", func(_ context.Context, in activities.RenewInput) (activities.RenewResult, error) {
 		return renew(in), nil
 	})
+	noWallet := activities.WalletRailResult{Outcome: activities.OutcomeNotCovered, Summary: "no wallet", NoWallet: true}
+	beginCollection := func(in activities.InvoiceInput) activities.BeginCollectionResult {
+		res := activities.BeginCollectionResult{Invoice: activities.InvoiceRef{ID: in.InvoiceID, Total: 500, Currency: "usd", Status: "collecting"},
+			Policy: activities.DefaultPaymentPolicy()}
+		if in.Rails && strings.HasPrefix(in.InvoiceID, "perf-card-") {
+			res.NWCSkip = "no NWC wallet connected"
+		}
+		if in.Wallet {
+			res.Wallet = &noWallet
+		}
+		return res
+	}
 	// ClaimAndStart as the worker's: renew, claim, start the invoice's
 	// workflow through the client (the same options), reload.
 	reg("ClaimAndStart", func(ctx context.Context, in activities.ClaimAndStartInput) (activities.ClaimAndStartResult, error) {
@@ -112,12 +124,17 @@ func (h *happyPath) register(w worker.Worker) {
 		}
 		out.Claim = claim(in.Claim)
 		inv := out.Claim.Invoice
+		var begun *activities.BeginCollectionResult
+		if in.Begin {
+			b := beginCollection(activities.InvoiceInput{InvoiceID: inv.ID, Rails: true, Wallet: true})
+			begun = &b
+		}
 		_, err := h.tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: contract.InvoiceWorkflowID(inv.ID), TaskQueue: in.TaskQueue,
 			WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE, WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 			TypedSearchAttributes: temporal.NewSearchAttributes(workflows.AttrInvoice.ValueSet(inv.ID), workflows.AttrTenant.ValueSet(string(in.Claim.TenantID)),
 				workflows.AttrStatus.ValueSet("collecting"), workflows.AttrAmountDue.ValueSet(inv.Total))},
 			contract.WorkflowInvoicePayment, activities.InvoicePaymentStart{InvoiceID: inv.ID, TenantID: in.Claim.TenantID, Total: inv.Total, Currency: inv.Currency,
-				Version: in.PaymentVersion})
+				Version: in.PaymentVersion, Begun: begun})
 		if err != nil {
 			return out, err
 		}
@@ -145,17 +162,8 @@ func (h *happyPath) register(w worker.Worker) {
 		}
 		return res
 	}
-	noWallet := activities.WalletRailResult{Outcome: activities.OutcomeNotCovered, Summary: "no wallet", NoWallet: true}
 	reg("BeginCollection", func(_ context.Context, in activities.InvoiceInput) (activities.BeginCollectionResult, error) {
-		res := activities.BeginCollectionResult{Invoice: activities.InvoiceRef{ID: in.InvoiceID, Total: 500, Currency: "usd", Status: "collecting"},
-			Policy: activities.DefaultPaymentPolicy()}
-		if in.Rails && strings.HasPrefix(in.InvoiceID, "perf-card-") {
-			res.NWCSkip = "no NWC wallet connected"
-		}
-		if in.Wallet {
-			res.Wallet = &noWallet
-		}
-		return res, nil
+		return beginCollection(in), nil
 	})
 	reg("PayFromWallet", func(context.Context, activities.RailAttemptInput) (activities.WalletRailResult, error) {
 		return noWallet, nil
@@ -247,6 +255,7 @@ func TestHistorySizePerTenantPeriod(t *testing.T) {
 		}
 		require.False(t, hasActivity(invoice, "Settle"), "the rail settled what it took")
 		require.False(t, hasLocalActivity(invoice, "PayFromWallet"), "BeginCollection ran the wallet turn")
+		require.False(t, hasLocalActivity(invoice, "BeginCollection"), "the claim began the collection")
 		require.False(t, hasLocalActivity(periodRun, "LoadTenant"), "the period run starts from the carried snapshot")
 		if rail == "card" {
 			require.False(t, hasActivity(invoice, "PayByNWC"), "no NWC turn for a tenant without a connection")

@@ -43,8 +43,11 @@ type InvoicePaymentInput struct {
 	// cross continue-as-new at every wait point).
 	ContinueAfter int `json:"continue_after,omitempty"`
 	// Version is the consolidated change id's number whose path this run
-	// takes without reading it (pathInvoiceV5); 0 reads the ids.
+	// takes without reading it (pathInvoiceV5 and later); 0 reads the ids.
 	Version int `json:"version,omitempty"`
+	// Begun (invoice-v7) is BeginCollection's answer, when the claim that
+	// started the run ran it: the run takes it instead of running it.
+	Begun *activities.BeginCollectionResult `json:"begun,omitempty"`
 }
 
 // InvoiceCarry is what collection remembers across continue-as-new.
@@ -273,6 +276,7 @@ func InvoicePayment(ctx workflow.Context, in InvoicePaymentInput) (InvoicePaymen
 			}
 			if r.open() {
 				next := r.in
+				next.Begun = nil
 				carry := r.c
 				next.Carry = &carry
 				return InvoicePaymentResult{}, workflow.NewContinueAsNewError(ctx, InvoicePayment, next)
@@ -405,6 +409,11 @@ func (r *invoiceRun) finishHandlers(ctx workflow.Context, recordLate func() erro
 func (r *invoiceRun) begin(ctx workflow.Context) (*InvoicePaymentResult, error) {
 	var begin activities.BeginCollectionResult
 	for {
+		if r.v.v7 && r.in.Begun != nil {
+			// The claim that started this run began the collection.
+			begin = *r.in.Begun
+			break
+		}
 		err := step(durable(ctx, "begin collection"), r.v.local, a.BeginCollection,
 			activities.InvoiceInput{InvoiceID: r.in.InvoiceID, Rails: r.v.v5, Wallet: r.v.v7}).Get(ctx, &begin)
 		if err == nil {
@@ -521,6 +530,7 @@ func (r *invoiceRun) continueAsNew(ctx workflow.Context, paid, cardFailed workfl
 		workflow.GetLogger(ctx).Info("retry signal taken into the next run")
 	}
 	next := r.in
+	next.Begun = nil // begun already
 	carry := r.c
 	carry.Status = r.status
 	next.Carry = &carry

@@ -157,3 +157,28 @@ func TestInvoiceV6RunKeepsItsPath(t *testing.T) {
 	env.AssertExpectations(t)
 	require.Equal(t, "paid", res.Status)
 }
+
+// A run started by the tenant's claim with its collection begun (Begun in
+// the input) runs no BeginCollection: its first step is the rail.
+func TestInvoiceV7BegunByTheClaim(t *testing.T) {
+	const id = "inv-v7-begun"
+	env, acts := newestEnv(t, ts("2026-03-01T00:00:00Z"))
+	env.OnActivity(acts.BeginCollection, mock.Anything, mock.Anything).Never()
+	env.OnActivity(acts.PayFromWallet, mock.Anything, mock.Anything).Never()
+	charged := cardPaid
+	s := settled("stripe")
+	s.TenantTold, s.TenantStatus = true, "active"
+	charged.Settled = &s
+	env.OnActivity(acts.ChargeCard, mock.Anything, activities.RailAttemptInput{InvoiceID: id, Attempt: 1, NWCSkipped: "no NWC wallet connected",
+		Settle: true, TellTenant: testTenant}).Return(charged, nil).Once()
+	local, remote := stepListener(env)
+	begun := activities.BeginCollectionResult{Invoice: activities.InvoiceRef{ID: id, Total: 2500, Currency: "usd", Status: "collecting"},
+		Policy: activities.DefaultPaymentPolicy(), NWCSkip: "no NWC wallet connected", Wallet: noWallet}
+	env.ExecuteWorkflow(InvoicePayment, InvoicePaymentInput{InvoiceID: id, TenantID: testTenant, Total: 2500, Currency: "usd",
+		Version: pathInvoiceV7, Begun: &begun})
+	res := result(t, env)
+	env.AssertExpectations(t)
+	require.Equal(t, "paid", res.Status)
+	require.Empty(t, *local)
+	require.Equal(t, []string{"ChargeCard"}, *remote)
+}

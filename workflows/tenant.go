@@ -531,6 +531,8 @@ func (r *tenantRun) claimAndStart(ctx workflow.Context, period models.Period, up
 	in := activities.ClaimAndStartInput{
 		Claim:     activities.ClaimInput{TenantID: r.snap.TenantID, ClaimKey: r.claimKey(ctx), PeriodStart: period.Start, PeriodEnd: period.End},
 		RenewUpTo: upTo, TaskQueue: workflow.GetInfo(ctx).TaskQueueName, PaymentVersion: pathInvoiceV7,
+		// The invoice's run starts with its collection begun.
+		Begin: true,
 	}
 	summary := "claim outstanding items"
 	if upTo != nil {

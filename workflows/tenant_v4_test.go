@@ -63,6 +63,7 @@ func TestTenantV4BoundaryIsOneLocalActivity(t *testing.T) {
 	require.NotEmpty(t, got.Claim.ClaimKey)
 	require.NotEmpty(t, got.TaskQueue, "the invoice runs on the tenant's task queue")
 	require.Equal(t, pathInvoiceV7, got.PaymentVersion)
+	require.True(t, got.Begin, "the invoice's run starts with its collection begun")
 	require.NotNil(t, got.Reload, "the boundary's claim reloads the tenant for the next run")
 	require.Equal(t, pathTenantV4, next.Version)
 	require.Equal(t, &reloaded, next.Snapshot)
