@@ -95,11 +95,9 @@ type tenantRun struct {
 	// invoice's start in one local activity, and the tenant reloaded at
 	// the boundary for the next run); fresh: r.snap is that reload.
 	v4, fresh bool
-	// reload: the next claim also reloads the tenant (tenant-v4, at the boundary).
-	reload bool
-	na     *NeedsAction
-	retry  workflow.ReceiveChannel
-	budget runBudget
+	na        *NeedsAction
+	retry     workflow.ReceiveChannel
+	budget    runBudget
 }
 
 // TenantBilling runs a tenant's billing periods: it records activities into
@@ -163,7 +161,7 @@ func TenantBilling(ctx workflow.Context, in TenantBillingInput) error {
 	// Catch up a boundary that passed while no run was waiting for it (a
 	// worker outage longer than a period, or a tenant anchored in the past).
 	if period.Index >= 1 && (r.snap.RenewedThrough == nil || r.snap.RenewedThrough.Before(period.Start)) {
-		if _, err := r.renewAndClaim(ctx, period); err != nil {
+		if _, err := r.renewAndClaim(ctx, period, false); err != nil {
 			if !r.needsAction {
 				return err
 			}
@@ -239,8 +237,7 @@ func TenantBilling(ctx workflow.Context, in TenantBillingInput) error {
 	if reachedBoundary {
 		next := sched.Period(period.Index + 1)
 		// tenant-v4: the claim reloads the tenant for the next run.
-		r.reload = r.v4
-		if _, err := r.renewAndClaim(ctx, next); err != nil {
+		if _, err := r.renewAndClaim(ctx, next, r.v4); err != nil {
 			if !r.needsAction {
 				return err
 			}
@@ -275,7 +272,7 @@ func (r *tenantRun) load(ctx workflow.Context) error {
 // retryStep re-runs the renewal and claim of the current period (a no-op
 // renewal when it was done) after a failure.
 func (r *tenantRun) retryStep(ctx workflow.Context, period models.Period) {
-	if _, err := r.renewAndClaim(ctx, period); err != nil {
+	if _, err := r.renewAndClaim(ctx, period, false); err != nil {
 		r.parked(ctx, "renew and claim through "+period.Start.Format(time.RFC3339), err)
 		return
 	}
@@ -446,19 +443,19 @@ func (r *tenantRun) renewNow(ctx workflow.Context) (RenewNowResponse, error) {
 		return RenewNowResponse{Currency: r.snap.Currency, NothingOwed: true, Outstanding: r.snap.Outstanding}, nil
 	}
 	period := r.schedule().PeriodAt(workflow.Now(ctx))
-	return r.renewAndClaim(ctx, period)
+	return r.renewAndClaim(ctx, period, false)
 }
 
 // renewAndClaim renews every boundary up to period.Start and claims, holding
 // the tenant's mutex so it never interleaves with recording or another claim.
-func (r *tenantRun) renewAndClaim(ctx workflow.Context, period models.Period) (RenewNowResponse, error) {
+// With reload (tenant-v4, at the boundary) the claim also reloads the
+// tenant for the next run.
+func (r *tenantRun) renewAndClaim(ctx workflow.Context, period models.Period, reload bool) (RenewNowResponse, error) {
 	if err := r.mu.Lock(ctx); err != nil {
 		return RenewNowResponse{}, err
 	}
 	defer r.mu.Unlock()
 	out := RenewNowResponse{Currency: r.snap.Currency, PeriodStart: period.Start}
-	reload := r.reload
-	r.reload = false
 	if r.v4 {
 		// One local activity: renewal (from period #1 on), claim, and the
 		// start of the invoice's workflow.
