@@ -220,4 +220,7 @@ type InvoiceInput struct {
 	// Rails asks BeginCollection whether the NWC rail has anything to do
 	// (BeginCollectionResult.NWCSkip); the other activities ignore it.
 	Rails bool `json:"rails,omitempty"`
+	// Wallet asks BeginCollection to run the first attempt's wallet turn
+	// too (BeginCollectionResult.Wallet); the other activities ignore it.
+	Wallet bool `json:"wallet,omitempty"`
 }

@@ -10,9 +10,15 @@ import (
 
 // ChargeCard charges the tenant's saved card off-session with the
 // idempotency key invoice/<id>/card/<attempt>, so however often Temporal
-// retries this activity, Stripe charges once per attempt.
+// retries this activity, Stripe charges once per attempt. Asked to
+// (in.Settle), it records the payment it took too.
 func (a *Activities) ChargeCard(ctx context.Context, in RailAttemptInput) (RailAttemptResult, error) {
 	defer heartbeat(ctx)()
+	res, err := a.chargeCard(ctx, in)
+	return a.settleRail(ctx, in, res, err)
+}
+
+func (a *Activities) chargeCard(ctx context.Context, in RailAttemptInput) (RailAttemptResult, error) {
 	inv, methods, done, turn, err := a.railTurn(ctx, in)
 	if done || err != nil {
 		return turn, err

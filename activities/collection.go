@@ -108,6 +108,12 @@ type BeginCollectionResult struct {
 	// NWCSkip, asked for by InvoiceInput.Rails, is why PayByNWC would skip
 	// now (the summary it would record); empty when it may pay.
 	NWCSkip string `json:"nwc_skip,omitempty"`
+	// Wallet is the first attempt's wallet turn, run here when
+	// InvoiceInput.Wallet asked for it and the invoice is being collected
+	// (PayFromWallet with attempt 1); WalletError says why that call
+	// failed (the workflow then runs PayFromWallet itself, as before).
+	Wallet      *WalletRailResult `json:"wallet,omitempty"`
+	WalletError string            `json:"wallet_error,omitempty"`
 }
 
 // BeginCollection marks the invoice as being collected and returns the
@@ -126,6 +132,16 @@ func (a *Activities) BeginCollection(ctx context.Context, in InvoiceInput) (Begi
 	if in.Rails && inv.Status == store.InvoiceCollecting {
 		if out.NWCSkip, err = a.nwcSkip(ctx, inv.TenantID); err != nil {
 			return BeginCollectionResult{}, err
+		}
+	}
+	if in.Wallet && inv.Status == store.InvoiceCollecting {
+		// The same store transaction PayFromWallet's own call makes, safe
+		// to repeat: a re-run finds the payment it made.
+		w, err := a.PayFromWallet(ctx, RailAttemptInput{InvoiceID: in.InvoiceID, Attempt: 1})
+		if err != nil {
+			out.WalletError = Summarize(err.Error())
+		} else {
+			out.Wallet = &w
 		}
 	}
 	return out, nil
@@ -187,6 +203,11 @@ type RailAttemptInput struct {
 	// the card records that row first, so the attempt table is as when
 	// PayByNWC ran and skipped.
 	NWCSkipped string `json:"nwc_skipped,omitempty"`
+	// Settle (PayByNWC and ChargeCard, invoice-v7): when the rail took
+	// payment, record it (Settle, with TellTenant) in the same call;
+	// RailAttemptResult.Settled is the settlement.
+	Settle     bool            `json:"settle,omitempty"`
+	TellTenant models.TenantID `json:"tell_tenant,omitempty"`
 }
 
 // RailAttemptResult is what a rail did. Summary is short, secret-free text
@@ -200,6 +221,33 @@ type RailAttemptResult struct {
 	// and did not say how it ended (a timeout, a lost answer): the money may
 	// still arrive, so the card must wait until the node tells.
 	PaymentUnknown bool `json:"payment_unknown,omitempty"`
+	// Settled is the settlement of Payment, when RailAttemptInput.Settle
+	// asked for it and it was recorded; SettleError says why it was not
+	// (the workflow then settles the payment itself, as before).
+	Settled     *SettleResult `json:"settled,omitempty"`
+	SettleError string        `json:"settle_error,omitempty"`
+}
+
+// settleRail records the payment a rail took, in the rail's own call, when
+// the workflow asked for it (RailAttemptInput.Settle). Settle is one store
+// transaction, safe to repeat (the same money again is a duplicate), so a
+// retried rail activity settles once. A settlement that fails is not the
+// rail's failure: the money was taken, and the workflow records it itself
+// (and retries it, or parks it as needs action), exactly as before.
+func (a *Activities) settleRail(ctx context.Context, in RailAttemptInput, res RailAttemptResult, err error) (RailAttemptResult, error) {
+	if err != nil || !in.Settle || res.Outcome != OutcomePaid || res.Payment == nil || res.Payment.Rail == store.RailWallet {
+		return res, err
+	}
+	s, serr := a.Settle(ctx, SettleInput{InvoiceID: in.InvoiceID, Payment: *res.Payment, PaidAt: a.now(), TellTenant: in.TellTenant})
+	if serr != nil {
+		if activity.IsActivity(ctx) {
+			activity.GetLogger(ctx).Warn("payment taken but not settled by the rail; the workflow settles it", "invoice", in.InvoiceID, "error", serr)
+		}
+		res.SettleError = Summarize(serr.Error())
+		return res, nil
+	}
+	res.Settled = &s
+	return res, nil
 }
 
 // MaxSummary is the longest error summary a tenant is shown.

@@ -23,9 +23,15 @@ import (
 // a payable BOLT11 exists on the engine's node, asks the wallet to pay it and
 // verifies the preimage. An error or an unknown outcome is settled by asking
 // the node first: if the invoice was paid anyway it is paid ("oob"). The NWC
-// connection is opened here and nowhere else; nothing secret leaves.
+// connection is opened here and nowhere else; nothing secret leaves. Asked
+// to (in.Settle), it records the payment it took too.
 func (a *Activities) PayByNWC(ctx context.Context, in RailAttemptInput) (RailAttemptResult, error) {
 	defer heartbeat(ctx)()
+	res, err := a.payByNWC(ctx, in)
+	return a.settleRail(ctx, in, res, err)
+}
+
+func (a *Activities) payByNWC(ctx context.Context, in RailAttemptInput) (RailAttemptResult, error) {
 	inv, methods, done, res, err := a.railTurn(ctx, in)
 	if done || err != nil {
 		return res, err

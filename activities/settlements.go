@@ -3,6 +3,7 @@ package activities
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -95,6 +96,12 @@ func (a *Activities) handleSettlement(ctx context.Context, inv lightning.Invoice
 	}
 	report := PaymentReport{Rail: store.RailLightning, Reference: b.PaymentHash, AmountMsat: inv.AmtPaidMsat}
 	activity.GetLogger(ctx).Info("lightning invoice settled", "invoice", b.InvoiceID, "settle_index", inv.SettleIndex)
+	if paid, _, err := a.Store.GetInvoice(ctx, b.InvoiceID); err == nil && paid.Status == store.InvoicePaid && strings.EqualFold(paid.PaidReference, b.PaymentHash) {
+		// This very payment paid the invoice and is recorded (the NWC rail
+		// settled it): a report would carry nothing new to a workflow that
+		// already knows, or start a run only to find a duplicate.
+		return nil
+	}
 	if a.Notify != nil {
 		err = a.Notify.ReportPayment(ctx, b.InvoiceID, report)
 		if err == nil {

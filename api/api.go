@@ -437,6 +437,12 @@ func (s *Server) settleFromStripe(ctx context.Context, eventID string, pi *card.
 		s.logger().Warn("stripe payment succeeded with nothing received; not settled", "event", eventID, "payment_intent", pi.ID, "invoice", inv.ID)
 		return nil
 	}
+	if inv.Status == store.InvoicePaid && inv.PaidRail == store.RailStripe && inv.PaidReference == pi.ID {
+		// This very charge paid the invoice and is recorded (the card rail
+		// settled it): a report would carry nothing new to a workflow that
+		// already knows, or start a run only to find a duplicate.
+		return nil
+	}
 	if pi.AmountReceived != inv.Due() || !strings.EqualFold(pi.Currency, string(inv.Currency)) {
 		s.logger().Warn("stripe payment does not match the amount due; settling what was received", "event", eventID, "payment_intent", pi.ID,
 			"invoice", inv.ID, "received", pi.AmountReceived, "currency", pi.Currency, "due", inv.Due(), "invoice_currency", inv.Currency)

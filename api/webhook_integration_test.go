@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/stripe/stripe-go/v76"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/worker"
 
 	"github.com/billflow/billflow/activities"
@@ -206,4 +207,44 @@ func startBillingWorker(t *testing.T, st *store.Store) *billing.Client {
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
 	return bc
+}
+
+// The webhook of the charge that paid the invoice, which the card rail
+// recorded already (the rail settles what it takes), is a payment the store
+// has: it is not reported to the invoice's workflow. Before, it was, by
+// signal-with-start: with Stripe's usual delay the workflow had finished,
+// and a new run was started only to record a duplicate.
+func TestStripeWebhookForTheRecordedChargeReportsNothing(t *testing.T) {
+	ctx := context.Background()
+	const whsec = "whsec_api_test"
+	signedAt := time.Unix(1_760_000_000, 0)
+	st, hs, id := newPaymentsHarness(t, whsec, signedAt)
+	_, err := st.Settle(ctx, store.PaymentReport{InvoiceID: id, Rail: store.RailStripe, Reference: "pi_rail", Amount: 2000, Currency: "usd", ReceivedAt: signedAt})
+	require.NoError(t, err)
+
+	payload, err := json.Marshal(map[string]any{
+		"id": "evt_rail", "object": "event", "api_version": stripe.APIVersion, "created": signedAt.Unix(),
+		"type": "payment_intent.succeeded", "livemode": false, "pending_webhooks": 1,
+		"data": map[string]any{"object": map[string]any{
+			"id": "pi_rail", "object": "payment_intent", "amount": 2000, "amount_received": 2000, "currency": "usd",
+			"status": "succeeded", "metadata": map[string]string{"invoice_id": id},
+		}},
+	})
+	require.NoError(t, err)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, hs.URL+"/webhooks/stripe", bytes.NewReader(payload))
+	req.Header.Set("Stripe-Signature", stripesandbox.SignatureHeader(payload, whsec, signedAt))
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+
+	var processed int
+	require.NoError(t, st.Pool().QueryRow(ctx, `SELECT count(*) FROM stripe_events WHERE id = 'evt_rail'`).Scan(&processed))
+	assert.Equal(t, 1, processed, "the event is taken")
+	_, err = testkit.TemporalClient(t).DescribeWorkflowExecution(ctx, workflows.InvoiceWorkflowID(id), "")
+	var nf *serviceerror.NotFound
+	require.ErrorAs(t, err, &nf, "no workflow run was started for the duplicate")
+	pays, err := st.Payments(ctx, id)
+	require.NoError(t, err)
+	assert.Len(t, pays, 1)
 }

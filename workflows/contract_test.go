@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/billflow/billflow/activities"
 	"github.com/billflow/billflow/contract"
 )
 
@@ -31,6 +32,14 @@ func TestContractStartArgumentsDecodeIntoWorkflowInputs(t *testing.T) {
 	var ip InvoicePaymentInput
 	roundTrip(contract.InvoicePaymentInput{InvoiceID: "inv-1"}, &ip)
 	require.Equal(t, InvoicePaymentInput{InvoiceID: "inv-1"}, ip)
+
+	// The tenant's claim starts invoices with activities' copy of the input.
+	var started InvoicePaymentInput
+	begun := &activities.BeginCollectionResult{NWCSkip: "no NWC wallet connected"}
+	roundTrip(activities.InvoicePaymentStart{InvoiceID: "inv-2", TenantID: tenant, Total: 500, Currency: "usd", Version: pathInvoiceV7, Begun: begun}, &started)
+	require.Equal(t, InvoicePaymentInput{InvoiceID: "inv-2", TenantID: tenant, Total: 500, Currency: "usd", Version: pathInvoiceV7, Begun: begun}, started)
+	require.Equal(t, []string{AttrInvoice.GetName(), AttrTenant.GetName(), AttrStatus.GetName(), AttrAmountDue.GetName()},
+		activities.InvoiceStartSearchAttributes(), "the search attributes an invoice is started with")
 
 	var gw GraceWindowInput
 	roundTrip(contract.GraceWindowInput{TenantID: tenant, Window: time.Hour, BanFactor: 3}, &gw)

@@ -43,8 +43,11 @@ type InvoicePaymentInput struct {
 	// cross continue-as-new at every wait point).
 	ContinueAfter int `json:"continue_after,omitempty"`
 	// Version is the consolidated change id's number whose path this run
-	// takes without reading it (pathInvoiceV5); 0 reads the ids.
+	// takes without reading it (pathInvoiceV5 and later); 0 reads the ids.
 	Version int `json:"version,omitempty"`
+	// Begun (invoice-v7) is BeginCollection's answer, when the claim that
+	// started the run ran it: the run takes it instead of running it.
+	Begun *activities.BeginCollectionResult `json:"begun,omitempty"`
 }
 
 // InvoiceCarry is what collection remembers across continue-as-new.
@@ -115,6 +118,9 @@ type invoiceVersions struct {
 	v5 bool
 	// v6: the invoice-v6 path (invoice-v5's, and Settle tells the tenant).
 	v6 bool
+	// v7: the invoice-v7 path (invoice-v6's, the first wallet turn run by
+	// BeginCollection and the rails settling what they took).
+	v7 bool
 	// path is the number carried into the next run (0: none).
 	path int
 }
@@ -124,6 +130,11 @@ type invoiceVersions struct {
 // earlier change without reading their ids; one without either (recorded
 // before them) reads the older ids exactly as it did then.
 func readInvoiceVersions(ctx workflow.Context, carried int) invoiceVersions {
+	if carried < pathInvoiceV7 && patched(ctx, changeInvoiceV7) {
+		// Read first, also by a run carrying an older path (one recorded
+		// before invoice-v7 finds no marker and keeps its path).
+		carried = pathInvoiceV7
+	}
 	if carried == 0 {
 		// Newest first: a run with one takes it and reads no older id.
 		if patched(ctx, changeInvoiceV6) {
@@ -134,7 +145,8 @@ func readInvoiceVersions(ctx workflow.Context, carried int) invoiceVersions {
 	}
 	if carried >= pathInvoiceV5 {
 		return invoiceVersions{needsAction: true, oneTimer: true, attemptOnce: true, resolveNWC: true,
-			lateReport: true, partial: true, walletFirst: true, local: true, v5: true, v6: carried >= pathInvoiceV6, path: carried}
+			lateReport: true, partial: true, walletFirst: true, local: true, v5: true, v6: carried >= pathInvoiceV6,
+			v7: carried >= pathInvoiceV7, path: carried}
 	}
 	if patched(ctx, changeInvoiceV4) {
 		return invoiceVersions{needsAction: true, oneTimer: true, attemptOnce: true, resolveNWC: true,
@@ -170,6 +182,9 @@ type invoiceRun struct {
 	// nwcSkip (invoice-v5): why the first attempt's NWC turn would skip,
 	// from BeginCollection; that turn is not run, ChargeCard records it.
 	nwcSkip string
+	// wallet (invoice-v7): the first attempt's wallet turn, run by
+	// BeginCollection; nil when it did not run (the attempt runs it).
+	wallet *activities.WalletRailResult
 	// The pending reconcile or dunning timer, kept across wake-ups.
 	timer       workflow.Future
 	timerAt     time.Time
@@ -261,6 +276,7 @@ func InvoicePayment(ctx workflow.Context, in InvoicePaymentInput) (InvoicePaymen
 			}
 			if r.open() {
 				next := r.in
+				next.Begun = nil
 				carry := r.c
 				next.Carry = &carry
 				return InvoicePaymentResult{}, workflow.NewContinueAsNewError(ctx, InvoicePayment, next)
@@ -393,8 +409,13 @@ func (r *invoiceRun) finishHandlers(ctx workflow.Context, recordLate func() erro
 func (r *invoiceRun) begin(ctx workflow.Context) (*InvoicePaymentResult, error) {
 	var begin activities.BeginCollectionResult
 	for {
+		if r.v.v7 && r.in.Begun != nil {
+			// The claim that started this run began the collection.
+			begin = *r.in.Begun
+			break
+		}
 		err := step(durable(ctx, "begin collection"), r.v.local, a.BeginCollection,
-			activities.InvoiceInput{InvoiceID: r.in.InvoiceID, Rails: r.v.v5}).Get(ctx, &begin)
+			activities.InvoiceInput{InvoiceID: r.in.InvoiceID, Rails: r.v.v5, Wallet: r.v.v7}).Get(ctx, &begin)
 		if err == nil {
 			break
 		}
@@ -416,6 +437,10 @@ func (r *invoiceRun) begin(ctx workflow.Context) (*InvoicePaymentResult, error) 
 	r.clearNeedsAction(ctx)
 	r.c.Policy = begin.Policy
 	r.nwcSkip = begin.NWCSkip
+	r.wallet = begin.Wallet
+	if begin.WalletError != "" {
+		workflow.GetLogger(ctx).Info("wallet turn not run with the collection's start; the attempt runs it", "error", begin.WalletError)
+	}
 	if r.v.lateReport {
 		// A run started by a late report knows only the invoice id.
 		if r.in.TenantID == "" {
@@ -505,6 +530,7 @@ func (r *invoiceRun) continueAsNew(ctx workflow.Context, paid, cardFailed workfl
 		workflow.GetLogger(ctx).Info("retry signal taken into the next run")
 	}
 	next := r.in
+	next.Begun = nil // begun already
 	carry := r.c
 	carry.Status = r.status
 	next.Carry = &carry
@@ -756,6 +782,10 @@ func (r *invoiceRun) cascade(ctx workflow.Context, reminder bool) error {
 			}
 			in.NWCSkipped = r.nwcSkip
 		}
+		if r.v.v7 {
+			// The rail records the payment it takes (Settle), telling the tenant.
+			in.Settle, in.TellTenant = true, r.in.TenantID
+		}
 		var res activities.RailAttemptResult
 		err := workflow.ExecuteActivity(railOptions(ctx, step.summary, step.timeout, 15*time.Minute), step.fn, in).Get(ctx, &res)
 		if err != nil {
@@ -781,7 +811,14 @@ func (r *invoiceRun) cascade(ctx workflow.Context, reminder bool) error {
 			}
 			// A payment that cannot be recorded is kept and retried; the
 			// cascade stops: the money was taken.
-			if err := r.report(ctx, markPaidRequest(*res.Payment)); err != nil || !r.v.partial || !r.open() || len(r.c.Reports) > 0 {
+			var err error
+			if res.Settled != nil {
+				// invoice-v7: the rail recorded it already.
+				err = r.railSettled(ctx, markPaidRequest(*res.Payment), *res.Settled)
+			} else {
+				err = r.report(ctx, markPaidRequest(*res.Payment))
+			}
+			if err != nil || !r.v.partial || !r.open() || len(r.c.Reports) > 0 {
 				return err
 			}
 			// A partial payment: the next rail collects the remainder
@@ -813,9 +850,14 @@ func (r *invoiceRun) payFromWallet(ctx workflow.Context, n int) (done bool, err 
 		return true, nil
 	}
 	var res activities.WalletRailResult
-	// One store transaction, safe to repeat (a retry finds the payment).
-	err = step(railOptions(ctx, fmt.Sprintf("attempt %d: pay from the wallet", n), 30*time.Second, 5*time.Minute), r.v.local,
-		a.PayFromWallet, activities.RailAttemptInput{InvoiceID: r.in.InvoiceID, Attempt: n}).Get(ctx, &res)
+	if n == 1 && r.wallet != nil {
+		// invoice-v7: BeginCollection ran this turn already.
+		res, r.wallet = *r.wallet, nil
+	} else {
+		// One store transaction, safe to repeat (a retry finds the payment).
+		err = step(railOptions(ctx, fmt.Sprintf("attempt %d: pay from the wallet", n), 30*time.Second, 5*time.Minute), r.v.local,
+			a.PayFromWallet, activities.RailAttemptInput{InvoiceID: r.in.InvoiceID, Attempt: n}).Get(ctx, &res)
+	}
 	if err != nil {
 		if isClosed(err) {
 			return true, nil
@@ -1099,6 +1141,23 @@ func (r *invoiceRun) markPaid(ctx workflow.Context, req MarkPaidRequest) (Invoic
 	if err := step(durable(ctx, "settle via "+req.Rail), r.v.local, a.Settle, sin).Get(ctx, &res); err != nil {
 		return InvoicePaymentResult{}, callerError(err)
 	}
+	return r.applySettle(ctx, req, res), nil
+}
+
+// railSettled (invoice-v7) takes the settlement a rail's activity recorded
+// for the payment it took, as markPaid takes Settle's.
+func (r *invoiceRun) railSettled(ctx workflow.Context, req MarkPaidRequest, res activities.SettleResult) error {
+	if err := r.mu.Lock(ctx); err != nil {
+		return err
+	}
+	defer r.mu.Unlock()
+	r.applySettle(ctx, req, res)
+	return nil
+}
+
+// applySettle takes a recorded settlement into the run's state and
+// returns the answer for whoever reported the payment.
+func (r *invoiceRun) applySettle(ctx workflow.Context, req MarkPaidRequest, res activities.SettleResult) InvoicePaymentResult {
 	r.tenantTold = r.tenantTold || res.TenantTold
 	r.c.TenantStatus = res.TenantStatus
 	if res.Outcome == "overpayment" {
@@ -1107,7 +1166,7 @@ func (r *invoiceRun) markPaid(ctx workflow.Context, req MarkPaidRequest) (Invoic
 	if r.result != nil {
 		again := *r.result
 		again.AlreadyPaid, again.Outcome = true, res.Outcome
-		return again, nil
+		return again
 	}
 	out := InvoicePaymentResult{InvoiceID: r.in.InvoiceID, Status: res.Invoice.Status, Rail: res.Invoice.PaidRail,
 		Reference: req.Reference, AlreadyPaid: res.AlreadyPaid, Outcome: res.Outcome}
@@ -1122,7 +1181,7 @@ func (r *invoiceRun) markPaid(ctx workflow.Context, req MarkPaidRequest) (Invoic
 	}
 	r.status = res.Invoice.Status
 	r.publish(ctx)
-	return out, nil
+	return out
 }
 
 func (r *invoiceRun) close(ctx workflow.Context, req CloseInvoiceRequest) (InvoicePaymentResult, error) {

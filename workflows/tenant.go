@@ -38,9 +38,13 @@ type TenantBillingInput struct {
 	// in one run instead of when Temporal suggests it (for tests).
 	ContinueAfter int `json:"continue_after,omitempty"`
 	// Version is the consolidated change id's number whose path this run
-	// takes without reading it (pathTenantV3, set by continue-as-new); 0
-	// reads the ids.
+	// takes without reading it (pathTenantV3 or pathTenantV4, set by
+	// continue-as-new); 0 reads the ids.
 	Version int `json:"version,omitempty"`
+	// Snapshot (tenant-v4) is the tenant as the previous run's boundary
+	// claim reloaded it, with the signals that run took since: this run
+	// starts from it instead of running LoadTenant.
+	Snapshot *activities.TenantSnapshot `json:"snapshot,omitempty"`
 }
 
 // RecordActivityRequest is the record-activity update's argument.
@@ -86,10 +90,14 @@ type tenantRun struct {
 	local bool
 	// v3: the tenant-v3 path (tenant-v2's, with the path carried across
 	// continue-as-new and given to the invoices it starts).
-	v3     bool
-	na     *NeedsAction
-	retry  workflow.ReceiveChannel
-	budget runBudget
+	v3 bool
+	// v4: the tenant-v4 path (tenant-v3's, with renewal, claim and the
+	// invoice's start in one local activity, and the tenant reloaded at
+	// the boundary for the next run); fresh: r.snap is that reload.
+	v4, fresh bool
+	na        *NeedsAction
+	retry     workflow.ReceiveChannel
+	budget    runBudget
 }
 
 // TenantBilling runs a tenant's billing periods: it records activities into
@@ -107,10 +115,14 @@ func TenantBilling(ctx workflow.Context, in TenantBillingInput) error {
 			Description: "The tenant's standing changed (active, grace, suspended).",
 		}),
 	}
-	// The path the input carries, else tenant-v3 then tenant-v2 are read
-	// first: a run that has one takes every earlier change without
-	// reading their ids.
-	if r.v3 = in.Version >= pathTenantV3 || patched(ctx, changeTenantV3); r.v3 {
+	// The path the input carries, else tenant-v4, tenant-v3 then
+	// tenant-v2 are read first: a run that has one takes every earlier
+	// change without reading their ids. A run carrying tenant-v3 reads
+	// tenant-v4 (recorded before it existed, it finds no marker and stays
+	// on tenant-v3).
+	if r.v4 = in.Version >= pathTenantV4 || patched(ctx, changeTenantV4); r.v4 {
+		r.v3, r.local, r.needsAction = true, true, true
+	} else if r.v3 = in.Version >= pathTenantV3 || patched(ctx, changeTenantV3); r.v3 {
 		r.local, r.needsAction = true, true
 	} else if r.local = patched(ctx, changeTenantV2); r.local {
 		r.needsAction = true
@@ -125,7 +137,10 @@ func TenantBilling(ctx workflow.Context, in TenantBillingInput) error {
 	if err := r.registerHandlers(ctx); err != nil {
 		return err
 	}
-	if err := r.load(ctx); err != nil {
+	if r.v4 && in.Snapshot != nil {
+		// The previous run reloaded the tenant at the boundary, moments ago.
+		r.snap = *in.Snapshot
+	} else if err := r.load(ctx); err != nil {
 		return err
 	}
 	r.loaded = true
@@ -146,7 +161,7 @@ func TenantBilling(ctx workflow.Context, in TenantBillingInput) error {
 	// Catch up a boundary that passed while no run was waiting for it (a
 	// worker outage longer than a period, or a tenant anchored in the past).
 	if period.Index >= 1 && (r.snap.RenewedThrough == nil || r.snap.RenewedThrough.Before(period.Start)) {
-		if _, err := r.renewAndClaim(ctx, period); err != nil {
+		if _, err := r.renewAndClaim(ctx, period, false); err != nil {
 			if !r.needsAction {
 				return err
 			}
@@ -221,7 +236,8 @@ func TenantBilling(ctx workflow.Context, in TenantBillingInput) error {
 	}
 	if reachedBoundary {
 		next := sched.Period(period.Index + 1)
-		if _, err := r.renewAndClaim(ctx, next); err != nil {
+		// tenant-v4: the claim reloads the tenant for the next run.
+		if _, err := r.renewAndClaim(ctx, next, r.v4); err != nil {
 			if !r.needsAction {
 				return err
 			}
@@ -256,7 +272,7 @@ func (r *tenantRun) load(ctx workflow.Context) error {
 // retryStep re-runs the renewal and claim of the current period (a no-op
 // renewal when it was done) after a failure.
 func (r *tenantRun) retryStep(ctx workflow.Context, period models.Period) {
-	if _, err := r.renewAndClaim(ctx, period); err != nil {
+	if _, err := r.renewAndClaim(ctx, period, false); err != nil {
 		r.parked(ctx, "renew and claim through "+period.Start.Format(time.RFC3339), err)
 		return
 	}
@@ -323,11 +339,22 @@ func (r *tenantRun) continueAsNew(ctx workflow.Context) error {
 		r.invoiceSettled(s)
 	}
 	// The next run reloads the status from the store, so these only need
-	// to be taken off the channel.
-	drain(r.status, &TenantStatus{})
+	// to be taken off the channel; a snapshot carried to it takes them.
+	var st TenantStatus
+	for r.status.ReceiveAsync(&st) {
+		if r.fresh {
+			r.snap.Status = st.Status
+		}
+	}
 	next := TenantBillingInput{
 		TenantID: r.snap.TenantID, Currency: r.snap.Currency, PeriodSeconds: r.snap.PeriodSeconds, PendingClaim: pending}
-	if r.v3 {
+	if r.v4 {
+		next.Version = pathTenantV4
+		if r.fresh {
+			snap := r.snap
+			next.Snapshot = &snap
+		}
+	} else if r.v3 {
 		next.Version = pathTenantV3
 	}
 	if r.needsAction {
@@ -416,17 +443,33 @@ func (r *tenantRun) renewNow(ctx workflow.Context) (RenewNowResponse, error) {
 		return RenewNowResponse{Currency: r.snap.Currency, NothingOwed: true, Outstanding: r.snap.Outstanding}, nil
 	}
 	period := r.schedule().PeriodAt(workflow.Now(ctx))
-	return r.renewAndClaim(ctx, period)
+	return r.renewAndClaim(ctx, period, false)
 }
 
 // renewAndClaim renews every boundary up to period.Start and claims, holding
 // the tenant's mutex so it never interleaves with recording or another claim.
-func (r *tenantRun) renewAndClaim(ctx workflow.Context, period models.Period) (RenewNowResponse, error) {
+// With reload (tenant-v4, at the boundary) the claim also reloads the
+// tenant for the next run.
+func (r *tenantRun) renewAndClaim(ctx workflow.Context, period models.Period, reload bool) (RenewNowResponse, error) {
 	if err := r.mu.Lock(ctx); err != nil {
 		return RenewNowResponse{}, err
 	}
 	defer r.mu.Unlock()
 	out := RenewNowResponse{Currency: r.snap.Currency, PeriodStart: period.Start}
+	if r.v4 {
+		// One local activity: renewal (from period #1 on), claim, and the
+		// start of the invoice's workflow.
+		var upTo *time.Time
+		if period.Index >= 1 {
+			start := period.Start
+			upTo = &start
+		}
+		inv, err := r.claimAndStart(ctx, period, upTo, reload, &out)
+		if err != nil {
+			return out, callerError(err)
+		}
+		return r.claimed(out, inv), nil
+	}
 	if period.Index >= 1 {
 		var rr activities.RenewResult
 		if err := step(durable(ctx, "renew through "+period.Start.Format(time.RFC3339)), r.local, a.Renew,
@@ -440,13 +483,18 @@ func (r *tenantRun) renewAndClaim(ctx workflow.Context, period models.Period) (R
 	if err != nil {
 		return out, callerError(err)
 	}
+	return r.claimed(out, inv), nil
+}
+
+// claimed completes a renew-and-claim answer with the claim's invoice.
+func (r *tenantRun) claimed(out RenewNowResponse, inv *activities.InvoiceRef) RenewNowResponse {
 	if inv != nil {
 		out.InvoiceID, out.Total = inv.ID, inv.Total
 	} else {
 		out.NothingOwed = true
 	}
 	out.Outstanding = r.snap.Outstanding
-	return out, nil
+	return out
 }
 
 func (r *tenantRun) claimLocked(ctx workflow.Context, period models.Period) error {
@@ -454,17 +502,72 @@ func (r *tenantRun) claimLocked(ctx workflow.Context, period models.Period) erro
 		return err
 	}
 	defer r.mu.Unlock()
-	_, err := r.claim(ctx, period)
+	var err error
+	if r.v4 {
+		_, err = r.claimAndStart(ctx, period, nil, false, nil)
+	} else {
+		_, err = r.claim(ctx, period)
+	}
 	return err
+}
+
+// claimKey names the run's next claim: the run id and the claim's ordinal
+// are the same on every replay, so a retried claim finds the invoice it
+// already made.
+func (r *tenantRun) claimKey(ctx workflow.Context) string {
+	r.claims++
+	return fmt.Sprintf("%s/%s/%d", TenantWorkflowID(r.snap.TenantID), workflow.GetInfo(ctx).WorkflowExecution.RunID, r.claims)
+}
+
+// claimAndStart (tenant-v4) renews up to upTo when set, claims and starts
+// the invoice's InvoicePayment workflow in one local activity; when that
+// worker could not start it (no client) the workflow starts it as a child,
+// as before. With reload the activity also reads the tenant again, for the
+// next run. The caller holds the mutex; out, when given, gets the renewal.
+func (r *tenantRun) claimAndStart(ctx workflow.Context, period models.Period, upTo *time.Time, reload bool, out *RenewNowResponse) (*activities.InvoiceRef, error) {
+	in := activities.ClaimAndStartInput{
+		Claim:     activities.ClaimInput{TenantID: r.snap.TenantID, ClaimKey: r.claimKey(ctx), PeriodStart: period.Start, PeriodEnd: period.End},
+		RenewUpTo: upTo, TaskQueue: workflow.GetInfo(ctx).TaskQueueName, PaymentVersion: pathInvoiceV7,
+		// The invoice's run starts with its collection begun.
+		Begin: true,
+	}
+	summary := "claim outstanding items"
+	if upTo != nil {
+		summary = "renew through " + upTo.Format(time.RFC3339) + " and claim"
+	}
+	if reload {
+		in.Reload = &activities.LoadTenantInput{TenantID: r.snap.TenantID, Currency: r.snap.Currency, PeriodSeconds: r.snap.PeriodSeconds}
+	}
+	var res activities.ClaimAndStartResult
+	if err := step(durable(ctx, summary), true, a.ClaimAndStart, in).Get(ctx, &res); err != nil {
+		return nil, err
+	}
+	if res.Renew != nil {
+		if out != nil {
+			out.Renewed = res.Renew.Created
+		}
+		r.snap.RenewedThrough = res.Renew.RenewedThrough
+	}
+	r.snap.Outstanding = res.Claim.Outstanding
+	inv := res.Claim.Invoice
+	if res.Snapshot != nil {
+		// What the store has after the claim (the invoice among the open
+		// ones): the next run starts from it.
+		r.snap, r.fresh = *res.Snapshot, true
+	} else if inv != nil {
+		r.snap.OpenInvoices = append(r.snap.OpenInvoices, *inv)
+	}
+	r.publish(ctx)
+	if inv == nil || res.PaymentStarted {
+		return inv, nil
+	}
+	return inv, r.startPayment(ctx, *inv)
 }
 
 // claim claims outstanding items and, when an invoice results, starts its
 // InvoicePayment workflow. The caller holds the mutex.
 func (r *tenantRun) claim(ctx workflow.Context, period models.Period) (*activities.InvoiceRef, error) {
-	// The run id and the claim's ordinal are the same on every replay, so a
-	// retried claim finds the invoice it already made.
-	r.claims++
-	key := fmt.Sprintf("%s/%s/%d", TenantWorkflowID(r.snap.TenantID), workflow.GetInfo(ctx).WorkflowExecution.RunID, r.claims)
+	key := r.claimKey(ctx)
 	var res activities.ClaimResult
 	if err := step(durable(ctx, "claim outstanding items"), r.local, a.Claim, activities.ClaimInput{
 		TenantID: r.snap.TenantID, ClaimKey: key, PeriodStart: period.Start, PeriodEnd: period.End,
@@ -479,6 +582,11 @@ func (r *tenantRun) claim(ctx workflow.Context, period models.Period) (*activiti
 	inv := *res.Invoice
 	r.snap.OpenInvoices = append(r.snap.OpenInvoices, inv)
 	r.publish(ctx)
+	return &inv, r.startPayment(ctx, inv)
+}
+
+// startPayment starts the invoice's InvoicePayment workflow as a child.
+func (r *tenantRun) startPayment(ctx workflow.Context, inv activities.InvoiceRef) error {
 	opts := workflow.ChildWorkflowOptions{
 		WorkflowID:            InvoiceWorkflowID(inv.ID),
 		ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_ABANDON,
@@ -495,7 +603,9 @@ func (r *tenantRun) claim(ctx workflow.Context, period models.Period) (*activiti
 	}
 	child := workflow.WithChildOptions(ctx, opts)
 	pin := InvoicePaymentInput{InvoiceID: inv.ID, TenantID: r.snap.TenantID, Total: inv.Total, Currency: inv.Currency}
-	if r.v3 {
+	if r.v4 {
+		pin.Version = pathInvoiceV7
+	} else if r.v3 {
 		// The invoice takes the newest invoice path without reading its
 		// id (the child's input is not compared on replay).
 		pin.Version = pathInvoiceV6
@@ -504,10 +614,10 @@ func (r *tenantRun) claim(ctx workflow.Context, period models.Period) (*activiti
 	if err := fut.GetChildWorkflowExecution().Get(ctx, nil); err != nil {
 		var started *temporal.ChildWorkflowExecutionAlreadyStartedError
 		if !errors.As(err, &started) {
-			return &inv, fmt.Errorf("start payment of invoice %s: %w", inv.ID, err)
+			return fmt.Errorf("start payment of invoice %s: %w", inv.ID, err)
 		}
 	}
-	return &inv, nil
+	return nil
 }
 
 func (r *tenantRun) invoiceSettled(s InvoiceSettled) {

@@ -54,8 +54,21 @@ func newEnv(t *testing.T, start time.Time) (*testsuite.TestWorkflowEnvironment, 
 	return env, acts
 }
 
-// newBareEnv is newEnv without the wallet rail's default answer.
+// newBareEnv is newEnv without the wallet rail's default answer. Its runs
+// take tenant-v3 and invoice-v6 (GetVersion of tenant-v4 and invoice-v7
+// answers the default, as for a run recorded before them): the path every
+// run recorded before those changes still replays on. newestEnv runs the
+// newest paths.
 func newBareEnv(t *testing.T, start time.Time) (*testsuite.TestWorkflowEnvironment, *activities.Activities) {
+	env, acts := newestEnv(t, start)
+	env.OnGetVersion(changeTenantV4, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion).Maybe()
+	env.OnGetVersion(changeInvoiceV7, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion).Maybe()
+	return env, acts
+}
+
+// newestEnv is a test environment whose new runs take the newest paths
+// (tenant-v4, invoice-v7), with no activity answers set.
+func newestEnv(t *testing.T, start time.Time) (*testsuite.TestWorkflowEnvironment, *activities.Activities) {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
 	env.SetStartTime(start)

@@ -59,6 +59,12 @@ const (
 	// effort); the workflow signals the tenant itself only when that signal
 	// did not go through.
 	changeInvoiceV6 = "invoice-v6"
+	// changeInvoiceV7 consolidates invoice-v6 (read first, before it) and
+	// adds: BeginCollection runs the first attempt's wallet turn in the
+	// same local activity (InvoiceInput.Wallet), and the NWC and card
+	// activities settle the payment they took themselves
+	// (RailAttemptInput.Settle), so no separate Settle step follows them.
+	changeInvoiceV7 = "invoice-v7"
 
 	// changeBalanceAutoRecharge: after a sync that finds spendable below
 	// the wallet's auto-recharge threshold and no auto top-up open, the
@@ -79,6 +85,14 @@ const (
 	// continued run reads no id; the invoices it starts are given
 	// invoice-v5 in their input.
 	changeTenantV3 = "tenant-v3"
+	// changeTenantV4 consolidates tenant-v3 (read first, before it) and
+	// adds: renewal, claim and the start of the invoice's InvoicePayment
+	// are one local activity (ClaimAndStart), which starts the invoice
+	// through the client (idempotent workflow id) instead of as a child
+	// workflow, and reloads the tenant at the boundary so the next run
+	// starts from that snapshot (TenantBillingInput.Snapshot) instead of
+	// running LoadTenant.
+	changeTenantV4 = "tenant-v4"
 
 	// changeGraceNeedsAction: a failed grace transition is recorded and
 	// retried (signal or the next wake) instead of failing the window.
@@ -103,7 +117,9 @@ const (
 const (
 	pathInvoiceV5 = 5
 	pathInvoiceV6 = 6
+	pathInvoiceV7 = 7
 	pathTenantV3  = 3
+	pathTenantV4  = 4
 )
 
 // patched reports whether this run takes the code path of change.
