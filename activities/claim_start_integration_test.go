@@ -4,7 +4,6 @@ package activities
 
 import (
 	"context"
-	"encoding/json"
 	"testing"
 	"time"
 
@@ -105,7 +104,7 @@ func TestClaimAndStartStartsTheInvoiceOnce(t *testing.T) {
 	first, err := hist.Next()
 	require.NoError(t, err)
 	var started InvoicePaymentStart
-	require.NoError(t, json.Unmarshal(first.GetWorkflowExecutionStartedEventAttributes().GetInput().GetPayloads()[0].GetData(), &started))
+	require.NoError(t, testkit.DataConverter(t).FromPayload(first.GetWorkflowExecutionStartedEventAttributes().GetInput().GetPayloads()[0], &started))
 	require.Equal(t, 7, started.Version)
 	require.Equal(t, tenant, started.TenantID)
 	require.NotNil(t, started.Begun, "the run starts with its collection begun")
