@@ -167,6 +167,12 @@ func (a *Activities) startPayment(ctx context.Context, in ClaimAndStartInput, in
 		// marked it collecting, all of it due: it upserts none then.
 		TypedSearchAttributes: temporal.NewSearchAttributes(saInvoice.ValueSet(inv.ID), saTenant.ValueSet(string(in.Claim.TenantID)),
 			saStatus.ValueSet("collecting"), saAmountDue.ValueSet(inv.Total)),
+		// The server hands the invoice's first workflow task back in its
+		// answer to this worker (same client, same task queue), instead of
+		// queueing it in matching behind a storm's other tasks. Without a
+		// free slot here, or on a server that has it off, the task is
+		// queued as usual.
+		EnableEagerStart: true,
 	}
 	_, err := c.ExecuteWorkflow(ctx, opts, contract.WorkflowInvoicePayment, InvoicePaymentStart{
 		InvoiceID: inv.ID, TenantID: in.Claim.TenantID, Total: inv.Total, Currency: inv.Currency, Version: in.PaymentVersion, Begun: begun})

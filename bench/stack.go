@@ -227,7 +227,9 @@ func (s *Stack) StartWorker(ctx context.Context) error {
 		"BILLFLOW_NOSTR_RELAYS="+relayURL,
 		"BILLFLOW_APP_URL=https://app.example",
 		"BILLFLOW_NWC_TIMEOUT=10s",
-		"BILLFLOW_WORKER_HTTP_ADDR=",
+		// The worker's /metrics (Temporal SDK and billflow metrics) only
+		// when asked: BILLFLOW_BENCH_WORKER_HTTP_ADDR=127.0.0.1:9465.
+		"BILLFLOW_WORKER_HTTP_ADDR="+os.Getenv("BILLFLOW_BENCH_WORKER_HTTP_ADDR"),
 		payloadcodec.EnvKeys+"="+s.payloadKeys,
 	)
 	cmd.Stdout, cmd.Stderr = s.workerLog, s.workerLog

@@ -28,6 +28,11 @@
 #                 and the invoice's histories as replay fixtures)
 #                 (see go run ./bench/cmd/bench -h)
 #
+# The worker gets this environment (BILLFLOW_WORKER_POLLERS and
+# BILLFLOW_WORKER_STICKY_TIMEOUT try its tuning); with
+# BILLFLOW_BENCH_WORKER_HTTP_ADDR=127.0.0.1:9465 it serves /metrics there
+# (Temporal SDK metrics: task latencies, polls, sticky cache) during the run.
+#
 # It starts a private PostgreSQL cluster (with pg_stat_statements loaded) and
 # a Temporal dev server on a SQLite file (the dev stack's shape) on free
 # ports, and stops them at the end. With TEMPORAL_ADDRESS and

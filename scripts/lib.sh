@@ -439,7 +439,11 @@ temporal_up() {
   local attempt port ui_port args
   for attempt in 1 2 3; do
     free_port port
-    args=(server start-dev --ip 127.0.0.1 --port "$port" --log-level warn "${sa_args[@]}")
+    # Eager activities: an activity scheduled by a workflow task comes back
+    # in the answer to that task when this worker has a free slot, instead
+    # of through matching (the server's default is off).
+    args=(server start-dev --ip 127.0.0.1 --port "$port" --log-level warn "${sa_args[@]}"
+      --dynamic-config-value system.enableActivityEagerExecution=true)
     if ((headless)); then
       args+=(--headless)
     else

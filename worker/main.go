@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
@@ -114,11 +115,13 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	if usage.Pool, err = loadPool(ctx, st, cfg.Pool); err != nil {
 		return err
 	}
+	outboxID := workflows.OutboxWorkflowID(cfg.TaskQueue)
+	nudge := newNudger(func(ctx context.Context) error {
+		return tc.SignalWorkflow(ctx, outboxID, "", workflows.SignalEventsWritten, nil)
+	}, 10*time.Second, logger)
 	acts := &activities.Activities{
-		Store: st,
-		Nudge: func(ctx context.Context) error {
-			return tc.SignalWorkflow(ctx, workflows.OutboxWorkflowID(cfg.TaskQueue), "", workflows.SignalEventsWritten, nil)
-		},
+		Store:  st,
+		Nudge:  nudge.Nudge,
 		Rails:  rails,
 		Notify: usageNotifier{Client: billing.New(tc, cfg.TaskQueue), tc: tc},
 		Policy: policy,

@@ -4,9 +4,19 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"time"
 
 	"go.temporal.io/sdk/worker"
 )
+
+// stickyTimeout is how long a workflow task may wait on this worker's
+// sticky queue before the server moves it to the shared queue (the SDK's
+// default is 5 s). In a storm a tenant's task waits longer than that behind
+// the others: each move cost two events, a workflow task sent again with
+// the whole history, and the cached workflow evicted and replayed. A worker
+// that dies is noticed sooner than this (the server stops using a sticky
+// queue nobody polls), and one that stops cleanly hands its workflows back.
+const stickyTimeout = 60 * time.Second
 
 // workerOptions are the Temporal worker's options. BILLFLOW_WORKER_POLLERS
 // picks how task queues are polled, for measuring with the bench
@@ -16,7 +26,14 @@ import (
 // default stays the SDK's: on the 2-core dev stack, storm N=100 paid p50
 // 7.7 s and 8.4 invoices/s with it, 24-29 s and 2.1-2.3/s with autoscale.
 func workerOptions() (worker.Options, error) {
-	var o worker.Options
+	o := worker.Options{StickyScheduleToStartTimeout: stickyTimeout}
+	if v := os.Getenv("BILLFLOW_WORKER_STICKY_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Second || d > 10*time.Minute {
+			return o, fmt.Errorf("BILLFLOW_WORKER_STICKY_TIMEOUT=%q: want a duration from 1s to 10m", v)
+		}
+		o.StickyScheduleToStartTimeout = d
+	}
 	switch v := os.Getenv("BILLFLOW_WORKER_POLLERS"); v {
 	case "":
 	case "autoscale":

@@ -20,6 +20,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/billflow/billflow/activities"
+	"github.com/billflow/billflow/bench"
 	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/internal/testkit"
 	"github.com/billflow/billflow/models"
@@ -27,17 +28,18 @@ import (
 )
 
 // History size of one tenant-period on the happy path, on the real dev
-// server: the tenant-v4 and invoice-v7 paths must not grow back. The
+// server: the tenant-v5 and invoice-v7 paths must not grow back. The
 // activities are stand-ins registered under the real names (the store and
 // the rails are measured by the bench, not here), so the counts are the
 // workflows' own: the events of the tenant run from one boundary to the
 // next, and of the invoice its first boundary claimed. The limits are the
 // counts measured when the paths were introduced (docs/versioning.md).
 const (
-	// started, the period's upsert, timer, the settled signal's workflow
-	// task, one local activity (renew, claim, start the invoice, reload),
-	// continue-as-new (tenant-v4: no load, no child, no version read)
-	maxTenantPeriodEvents = 16
+	// the boundary's timer firing and workflow task, one local activity
+	// (renew, claim, start the invoice, reload), the period's upsert, the
+	// next timer, the settled signal's workflow task (tenant-v5: no
+	// continue-as-new, no load, no child, no version read)
+	maxTenantPeriodEvents = 11
 	// started (collection begun by the claim, the wallet turn with it),
 	// NWC pays and settles (telling the tenant: invoice-v7), the paid
 	// upsert; no version read, no local activity
@@ -210,16 +212,19 @@ func TestHistorySizePerTenantPeriod(t *testing.T) {
 			_ = tc.TerminateWorkflow(context.Background(), contract.TenantWorkflowID(tenant), "", "test over")
 		})
 	}
+	b1, b2 := h.anchor.Add(period), h.anchor.Add(2*period)
 	for rail, tenant := range tenants {
-		// Three runs: set-up to the first boundary, the first boundary to
-		// the second (the period measured), and the next.
+		// The set-up, the first boundary, the period measured, and the
+		// second boundary's timer firing (tenant-v5: all in one run).
 		var runs [][]*historypb.HistoryEvent
+		var periodEvents, run []*historypb.HistoryEvent
 		waitFor(t, rail+" tenant's second boundary", 2*time.Minute, func() bool {
 			runs = runChain(t, tc, contract.TenantWorkflowID(tenant))
-			return len(runs) >= 3
+			var ok bool
+			periodEvents, _, run, ok = bench.PeriodEvents(runs, b1, b2)
+			return ok
 		})
-		periodRun := runs[1]
-		require.NotNil(t, runs[0][len(runs[0])-1].GetWorkflowExecutionContinuedAsNewEventAttributes(), "the set-up run continued as new at the first boundary")
+		require.Len(t, runs, 1, "the run billed the next period itself (tenant-v5)")
 		// The set-up run claims once, at the first boundary (no activity is
 		// recorded): its invoice is the tenant's first.
 		h.mu.Lock()
@@ -227,10 +232,8 @@ func TestHistorySizePerTenantPeriod(t *testing.T) {
 		h.mu.Unlock()
 		require.NotEmpty(t, claimed, "the first boundary's claim made an invoice")
 		invoiceID := claimed[0]
-		for _, run := range runs[:2] {
-			for _, ev := range run {
-				require.Nil(t, ev.GetStartChildWorkflowExecutionInitiatedEventAttributes(), "the claim started the invoice, not a child (tenant-v4)")
-			}
+		for _, ev := range run {
+			require.Nil(t, ev.GetStartChildWorkflowExecutionInitiatedEventAttributes(), "the claim started the invoice, not a child (tenant-v4)")
 		}
 		var invoice []*historypb.HistoryEvent
 		waitFor(t, rail+" invoice completed", time.Minute, func() bool {
@@ -238,17 +241,14 @@ func TestHistorySizePerTenantPeriod(t *testing.T) {
 			return invoice[len(invoice)-1].GetEventType() == enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
 		})
 		maxInvoice := map[string]int{"nwc": maxInvoiceNWCEvents, "card": maxInvoiceCardEvents}[rail]
-		t.Logf("%s: tenant period run %d events, invoice %d events", rail, len(periodRun), len(invoice))
-		require.LessOrEqual(t, len(periodRun), maxTenantPeriodEvents, "events of the tenant's period run (%s)", rail)
+		t.Logf("%s: tenant period %d events, invoice %d events", rail, len(periodEvents), len(invoice))
+		require.LessOrEqual(t, len(periodEvents), maxTenantPeriodEvents, "events of the tenant's period (%s)", rail)
 		require.LessOrEqual(t, len(invoice), maxInvoice, "events of the invoice (%s)", rail)
-		// The client-started run reads tenant-v4; the runs after it and the
-		// invoices it starts are given their paths in their input.
-		require.True(t, hasVersionMarker(runs[0], "tenant-v4"), "the first tenant run took the tenant-v4 path")
-		require.False(t, hasVersionMarker(periodRun, ""), "the continued tenant run read no change id")
+		// The client-started run reads tenant-v5, the invoices it starts
+		// are given their path in their input, and the period reads no id.
+		require.True(t, hasVersionMarker(run, "tenant-v5"), "the tenant run took the tenant-v5 path")
+		require.False(t, hasVersionMarker(periodEvents, ""), "the tenant's period read no change id")
 		require.False(t, hasVersionMarker(invoice, ""), "the invoice read no change id")
-		periodInput := string(periodRun[0].GetWorkflowExecutionStartedEventAttributes().GetInput().GetPayloads()[0].GetData())
-		require.Contains(t, periodInput, `"version":4`)
-		require.Contains(t, periodInput, `"snapshot":`, "the period run starts from the boundary's reload")
 		require.Contains(t, string(invoice[0].GetWorkflowExecutionStartedEventAttributes().GetInput().GetPayloads()[0].GetData()), `"version":7`)
 		for _, ev := range invoice {
 			require.Nil(t, ev.GetSignalExternalWorkflowExecutionInitiatedEventAttributes(), "the rail's settlement told the tenant (invoice-v7)")
@@ -256,7 +256,7 @@ func TestHistorySizePerTenantPeriod(t *testing.T) {
 		require.False(t, hasActivity(invoice, "Settle"), "the rail settled what it took")
 		require.False(t, hasLocalActivity(invoice, "PayFromWallet"), "BeginCollection ran the wallet turn")
 		require.False(t, hasLocalActivity(invoice, "BeginCollection"), "the claim began the collection")
-		require.False(t, hasLocalActivity(periodRun, "LoadTenant"), "the period run starts from the carried snapshot")
+		require.False(t, hasLocalActivity(periodEvents, "LoadTenant"), "the period uses the boundary's reload")
 		if rail == "card" {
 			require.False(t, hasActivity(invoice, "PayByNWC"), "no NWC turn for a tenant without a connection")
 		}

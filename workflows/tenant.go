@@ -15,6 +15,20 @@ import (
 	"github.com/billflow/billflow/models"
 )
 
+// tenantRunEvents is the history length past which a tenant's run
+// (tenant-v5) continues as new at its next boundary instead of billing the
+// next period in the same history: about 90 periods on the happy path, and
+// a replay after a worker restart stays a few milliseconds.
+const tenantRunEvents = 1000
+
+// tenantRunMaxAge is the age past which a tenant's run (tenant-v5)
+// continues as new at its next boundary however short its history: a new
+// run re-encrypts the tenant's state with the current payload key, so a
+// retired key is needed only for runs younger than this (and histories
+// within the namespace's retention). Monthly tenants continue about every
+// fourth period.
+const tenantRunMaxAge = 90 * 24 * time.Hour
+
 // ClaimDebounce is how long the tenant workflow waits after a billable
 // activity before claiming, so that a burst of activity makes one invoice.
 const ClaimDebounce = 30 * time.Second
@@ -95,14 +109,18 @@ type tenantRun struct {
 	// invoice's start in one local activity, and the tenant reloaded at
 	// the boundary for the next run); fresh: r.snap is that reload.
 	v4, fresh bool
-	na        *NeedsAction
-	retry     workflow.ReceiveChannel
-	budget    runBudget
+	// v5: the tenant-v5 path (tenant-v4's, with the run going on to the
+	// next period instead of continuing as new at each boundary).
+	v5     bool
+	na     *NeedsAction
+	retry  workflow.ReceiveChannel
+	budget runBudget
 }
 
 // TenantBilling runs a tenant's billing periods: it records activities into
 // items, sleeps until each boundary, renews and claims, and continues as new
-// every period. ID: tenant/<tenant-id>.
+// every period (tenant-v5: when its history is long or its run old). ID:
+// tenant/<tenant-id>.
 func TenantBilling(ctx workflow.Context, in TenantBillingInput) error {
 	r := &tenantRun{
 		in:       in,
@@ -120,7 +138,9 @@ func TenantBilling(ctx workflow.Context, in TenantBillingInput) error {
 	// change without reading their ids. A run carrying tenant-v3 reads
 	// tenant-v4 (recorded before it existed, it finds no marker and stays
 	// on tenant-v3).
-	if r.v4 = in.Version >= pathTenantV4 || patched(ctx, changeTenantV4); r.v4 {
+	if r.v5 = in.Version >= pathTenantV5 || patched(ctx, changeTenantV5); r.v5 {
+		r.v4, r.v3, r.local, r.needsAction = true, true, true, true
+	} else if r.v4 = in.Version >= pathTenantV4 || patched(ctx, changeTenantV4); r.v4 {
 		r.v3, r.local, r.needsAction = true, true, true
 	} else if r.v3 = in.Version >= pathTenantV3 || patched(ctx, changeTenantV3); r.v3 {
 		r.local, r.needsAction = true, true
@@ -156,6 +176,21 @@ func TenantBilling(ctx workflow.Context, in TenantBillingInput) error {
 			return err
 		}
 	}
+	pendingClaim := in.PendingClaim
+	for {
+		cont, err := r.billPeriod(ctx, pendingClaim)
+		if err != nil || !cont {
+			return err
+		}
+		pendingClaim = false
+	}
+}
+
+// billPeriod waits for the current period's boundary and renews and claims
+// there. It reports true when the run goes on to the next period in this
+// history (tenant-v5, while the history is short), else it has returned the
+// continue-as-new error (or a failure).
+func (r *tenantRun) billPeriod(ctx workflow.Context, pendingClaim bool) (bool, error) {
 	sched := r.schedule()
 	period := sched.PeriodAt(workflow.Now(ctx))
 	// Catch up a boundary that passed while no run was waiting for it (a
@@ -163,7 +198,7 @@ func TenantBilling(ctx workflow.Context, in TenantBillingInput) error {
 	if period.Index >= 1 && (r.snap.RenewedThrough == nil || r.snap.RenewedThrough.Before(period.Start)) {
 		if _, err := r.renewAndClaim(ctx, period, false); err != nil {
 			if !r.needsAction {
-				return err
+				return false, err
 			}
 			r.parked(ctx, "renew and claim through "+period.Start.Format(time.RFC3339), err)
 		} else {
@@ -175,7 +210,7 @@ func TenantBilling(ctx workflow.Context, in TenantBillingInput) error {
 	}
 	r.period = &period
 	r.publish(ctx)
-	if in.PendingClaim {
+	if pendingClaim {
 		r.startDebounce(ctx)
 	}
 
@@ -235,11 +270,12 @@ func TenantBilling(ctx workflow.Context, in TenantBillingInput) error {
 		}
 	}
 	if reachedBoundary {
+		cancelTimer() // fired: no command; frees the context
 		next := sched.Period(period.Index + 1)
 		// tenant-v4: the claim reloads the tenant for the next run.
 		if _, err := r.renewAndClaim(ctx, next, r.v4); err != nil {
 			if !r.needsAction {
-				return err
+				return false, err
 			}
 			// The next run's catch-up retries it; so do a retry signal and
 			// the boundary after.
@@ -247,8 +283,16 @@ func TenantBilling(ctx workflow.Context, in TenantBillingInput) error {
 		} else {
 			r.resolved(ctx)
 		}
+		// tenant-v5: the next period runs in this history while it is
+		// short; a new run per period cost a workflow execution, its first
+		// workflow task on the shared queue, and five events.
+		info := workflow.GetInfo(ctx)
+		if r.v5 && !r.budget.exhausted(ctx) && info.GetCurrentHistoryLength() < tenantRunEvents &&
+			workflow.Now(ctx).Sub(info.WorkflowStartTime) < tenantRunMaxAge {
+			return true, nil
+		}
 	}
-	return r.continueAsNew(ctx)
+	return false, r.continueAsNew(ctx)
 }
 
 // load reads (or creates) the tenant. When that fails for good the tenant
@@ -350,6 +394,9 @@ func (r *tenantRun) continueAsNew(ctx workflow.Context) error {
 		TenantID: r.snap.TenantID, Currency: r.snap.Currency, PeriodSeconds: r.snap.PeriodSeconds, PendingClaim: pending}
 	if r.v4 {
 		next.Version = pathTenantV4
+		if r.v5 {
+			next.Version = pathTenantV5
+		}
 		if r.fresh {
 			snap := r.snap
 			next.Snapshot = &snap

@@ -61,13 +61,23 @@ func newEnv(t *testing.T, start time.Time) (*testsuite.TestWorkflowEnvironment, 
 // newest paths.
 func newBareEnv(t *testing.T, start time.Time) (*testsuite.TestWorkflowEnvironment, *activities.Activities) {
 	env, acts := newestEnv(t, start)
+	env.OnGetVersion(changeTenantV5, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion).Maybe()
 	env.OnGetVersion(changeTenantV4, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion).Maybe()
 	env.OnGetVersion(changeInvoiceV7, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion).Maybe()
 	return env, acts
 }
 
+// tenantV4Env is newestEnv with tenant-v5 answered as absent: its new runs
+// take tenant-v4 (continue-as-new at every boundary), as every run
+// recorded before tenant-v5 replays.
+func tenantV4Env(t *testing.T, start time.Time) (*testsuite.TestWorkflowEnvironment, *activities.Activities) {
+	env, acts := newestEnv(t, start)
+	env.OnGetVersion(changeTenantV5, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion).Maybe()
+	return env, acts
+}
+
 // newestEnv is a test environment whose new runs take the newest paths
-// (tenant-v4, invoice-v7), with no activity answers set.
+// (tenant-v5, invoice-v7), with no activity answers set.
 func newestEnv(t *testing.T, start time.Time) (*testsuite.TestWorkflowEnvironment, *activities.Activities) {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()

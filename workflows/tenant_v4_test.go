@@ -36,7 +36,7 @@ func TestTenantV4BoundaryIsOneLocalActivity(t *testing.T) {
 	anchor := ts("2026-01-01T00:00:00Z")
 	boundary := ts("2026-02-01T00:00:00Z")
 	renewed := anchor
-	env, acts := newestEnv(t, boundary.Add(-time.Hour))
+	env, acts := tenantV4Env(t, boundary.Add(-time.Hour))
 	env.OnActivity(acts.LoadTenant, mock.Anything, mock.Anything).Return(activities.TenantSnapshot{
 		TenantID: testTenant, Currency: "usd", Status: "active", Anchor: &anchor, RenewedThrough: &renewed}, nil).Once()
 	inv := activities.InvoiceRef{ID: "inv-b1", TenantID: testTenant, Total: 2000, Currency: "usd", Status: "open"}
@@ -74,7 +74,7 @@ func TestTenantV4BoundaryIsOneLocalActivity(t *testing.T) {
 func TestTenantV4CarriedSnapshotSkipsLoad(t *testing.T) {
 	anchor := ts("2026-01-01T00:00:00Z")
 	b1, b2 := ts("2026-02-01T00:00:00Z"), ts("2026-03-01T00:00:00Z")
-	env, acts := newestEnv(t, b1.Add(2*time.Second))
+	env, acts := tenantV4Env(t, b1.Add(2*time.Second))
 	for _, change := range []string{changeTenantV4, changeTenantV3, changeTenantV2, changeTenantNeedsAction} {
 		env.OnGetVersion(change, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion).Never()
 	}
@@ -105,7 +105,7 @@ func TestTenantV4SignalsAtContinueAsNewGoIntoTheSnapshot(t *testing.T) {
 	anchor := ts("2026-01-01T00:00:00Z")
 	boundary := ts("2026-02-01T00:00:00Z")
 	renewed := anchor
-	env, acts := newestEnv(t, boundary.Add(-time.Hour))
+	env, acts := tenantV4Env(t, boundary.Add(-time.Hour))
 	env.OnActivity(acts.LoadTenant, mock.Anything, mock.Anything).Return(activities.TenantSnapshot{
 		TenantID: testTenant, Currency: "usd", Status: "active", Anchor: &anchor, RenewedThrough: &renewed}, nil).Once()
 	inv := activities.InvoiceRef{ID: "inv-b1", TenantID: testTenant, Total: 2000, Currency: "usd", Status: "open"}
@@ -132,7 +132,7 @@ func TestTenantV4StartsTheInvoiceAsAChildWhenTheClaimCouldNot(t *testing.T) {
 	anchor := ts("2026-01-01T00:00:00Z")
 	boundary := ts("2026-02-01T00:00:00Z")
 	renewed := anchor
-	env, acts := newestEnv(t, boundary.Add(-time.Hour))
+	env, acts := tenantV4Env(t, boundary.Add(-time.Hour))
 	env.OnActivity(acts.LoadTenant, mock.Anything, mock.Anything).Return(activities.TenantSnapshot{
 		TenantID: testTenant, Currency: "usd", Status: "active", Anchor: &anchor, RenewedThrough: &renewed}, nil).Once()
 	inv := activities.InvoiceRef{ID: "inv-child", TenantID: testTenant, Total: 2000, Currency: "usd", Status: "open"}
@@ -155,7 +155,7 @@ func TestTenantV4StartsTheInvoiceAsAChildWhenTheClaimCouldNot(t *testing.T) {
 // a renewal and without a reload.
 func TestTenantV4DebouncedClaim(t *testing.T) {
 	anchor := ts("2026-01-10T00:00:00Z")
-	env, acts := newestEnv(t, anchor)
+	env, acts := tenantV4Env(t, anchor)
 	env.OnActivity(acts.LoadTenant, mock.Anything, mock.Anything).Return(activities.TenantSnapshot{
 		TenantID: testTenant, Currency: "usd", Status: "active"}, nil).Once()
 	env.OnActivity(acts.RecordActivity, mock.Anything, mock.Anything).Return(activities.RecordActivityResult{

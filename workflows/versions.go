@@ -93,6 +93,12 @@ const (
 	// starts from that snapshot (TenantBillingInput.Snapshot) instead of
 	// running LoadTenant.
 	changeTenantV4 = "tenant-v4"
+	// changeTenantV5 consolidates tenant-v4 (read first, before it, also by
+	// a run carrying 3 or 4) and adds: after the boundary's renewal and
+	// claim the run goes on to the next period in the same history, and
+	// continues as new only when that history has grown past
+	// tenantRunEvents, Temporal suggests it, or a test's budget is spent.
+	changeTenantV5 = "tenant-v5"
 
 	// changeGraceNeedsAction: a failed grace transition is recorded and
 	// retried (signal or the next wake) instead of failing the window.
@@ -120,6 +126,7 @@ const (
 	pathInvoiceV7 = 7
 	pathTenantV3  = 3
 	pathTenantV4  = 4
+	pathTenantV5  = 5
 )
 
 // patched reports whether this run takes the code path of change.
