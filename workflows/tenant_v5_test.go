@@ -28,6 +28,19 @@ func claimAtBoundaries(env *testsuite.TestWorkflowEnvironment, acts *activities.
 	})
 }
 
+// loopEnv is a newest-path environment starting at start for a tenant
+// anchored at anchor and renewed through it, whose boundaries' claims are
+// answered by claimAtBoundaries into the returned slice.
+func loopEnv(t *testing.T, start, anchor time.Time) (*testsuite.TestWorkflowEnvironment, *activities.Activities, *[]time.Time) {
+	renewed := anchor
+	env, acts := newestEnv(t, start)
+	env.OnActivity(acts.LoadTenant, mock.Anything, mock.Anything).Return(activities.TenantSnapshot{
+		TenantID: testTenant, Currency: "usd", Status: "active", Anchor: &anchor, RenewedThrough: &renewed}, nil).Once()
+	claimed := new([]time.Time)
+	claimAtBoundaries(env, acts, anchor, claimed)
+	return env, acts, claimed
+}
+
 // tenant-v5: after the boundary's claim the run bills the next period in
 // the same history (one load, one version read, no continue-as-new), with
 // the signals of each period served; it continues as new when its budget
@@ -35,12 +48,7 @@ func claimAtBoundaries(env *testsuite.TestWorkflowEnvironment, acts *activities.
 func TestTenantV5BillsTheNextPeriodInTheSameRun(t *testing.T) {
 	anchor := ts("2026-01-01T00:00:00Z")
 	b1, b2, b3 := ts("2026-02-01T00:00:00Z"), ts("2026-03-01T00:00:00Z"), ts("2026-04-01T00:00:00Z")
-	renewed := anchor
-	env, acts := newestEnv(t, b1.Add(-time.Hour))
-	env.OnActivity(acts.LoadTenant, mock.Anything, mock.Anything).Return(activities.TenantSnapshot{
-		TenantID: testTenant, Currency: "usd", Status: "active", Anchor: &anchor, RenewedThrough: &renewed}, nil).Once()
-	var claimed []time.Time
-	claimAtBoundaries(env, acts, anchor, &claimed)
+	env, acts, claimed := loopEnv(t, b1.Add(-time.Hour), anchor)
 	env.OnActivity(acts.Renew, mock.Anything, mock.Anything).Never()
 	env.OnActivity(acts.Claim, mock.Anything, mock.Anything).Never()
 	local, remote := stepListener(env)
@@ -59,7 +67,7 @@ func TestTenantV5BillsTheNextPeriodInTheSameRun(t *testing.T) {
 	env.ExecuteWorkflow(TenantBilling, TenantBillingInput{TenantID: testTenant, ContinueAfter: 4})
 	next := continuedAs(t, env)
 	env.AssertExpectations(t)
-	require.Equal(t, []time.Time{b1, b2, b3}, claimed, "one claim per boundary, in one run")
+	require.Equal(t, []time.Time{b1, b2, b3}, *claimed, "one claim per boundary, in one run")
 	require.Equal(t, []string{"LoadTenant", "ClaimAndStart", "ClaimAndStart", "ClaimAndStart"}, *local)
 	require.Empty(t, *remote)
 	require.True(t, second.NextBoundary.Equal(b2), "the second period's boundary: %v", second.NextBoundary)
@@ -74,16 +82,11 @@ func TestTenantV5BillsTheNextPeriodInTheSameRun(t *testing.T) {
 func TestTenantV5ContinuesAsNewWhenTheHistoryIsLong(t *testing.T) {
 	anchor := ts("2026-01-01T00:00:00Z")
 	b1 := ts("2026-02-01T00:00:00Z")
-	renewed := anchor
-	env, acts := newestEnv(t, b1.Add(-time.Hour))
-	env.OnActivity(acts.LoadTenant, mock.Anything, mock.Anything).Return(activities.TenantSnapshot{
-		TenantID: testTenant, Currency: "usd", Status: "active", Anchor: &anchor, RenewedThrough: &renewed}, nil).Once()
-	var claimed []time.Time
-	claimAtBoundaries(env, acts, anchor, &claimed)
+	env, _, claimed := loopEnv(t, b1.Add(-time.Hour), anchor)
 	env.SetCurrentHistoryLength(tenantRunEvents)
 	env.ExecuteWorkflow(TenantBilling, TenantBillingInput{TenantID: testTenant})
 	next := continuedAs(t, env)
-	require.Equal(t, []time.Time{b1}, claimed)
+	require.Equal(t, []time.Time{b1}, *claimed)
 	require.Equal(t, pathTenantV5, next.Version)
 	require.True(t, next.Snapshot.RenewedThrough.Equal(b1))
 }
@@ -123,17 +126,12 @@ func TestTenantV5TakenByContinuedRuns(t *testing.T) {
 func TestTenantV5ContinuesAsNewWhenTheRunIsOld(t *testing.T) {
 	anchor := ts("2026-01-01T00:00:00Z")
 	start := ts("2026-01-31T23:00:00Z")
-	renewed := anchor
-	env, acts := newestEnv(t, start)
-	env.OnActivity(acts.LoadTenant, mock.Anything, mock.Anything).Return(activities.TenantSnapshot{
-		TenantID: testTenant, Currency: "usd", Status: "active", Anchor: &anchor, RenewedThrough: &renewed}, nil).Once()
-	var claimed []time.Time
-	claimAtBoundaries(env, acts, anchor, &claimed)
+	env, _, claimed := loopEnv(t, start, anchor)
 	env.ExecuteWorkflow(TenantBilling, TenantBillingInput{TenantID: testTenant})
 	next := continuedAs(t, env)
 	// Ages at the boundaries: 1 h, 28, 59 and 89 days (and 1 h), then 120.
 	require.Equal(t, []time.Time{ts("2026-02-01T00:00:00Z"), ts("2026-03-01T00:00:00Z"), ts("2026-04-01T00:00:00Z"),
-		ts("2026-05-01T00:00:00Z"), ts("2026-06-01T00:00:00Z")}, claimed)
+		ts("2026-05-01T00:00:00Z"), ts("2026-06-01T00:00:00Z")}, *claimed)
 	require.Equal(t, pathTenantV5, next.Version)
 	require.True(t, next.Snapshot.RenewedThrough.Equal(ts("2026-06-01T00:00:00Z")))
 }
