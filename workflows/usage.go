@@ -58,6 +58,10 @@ type usageRun struct {
 	c     contract.UsageCarry
 	begun bool
 	ended bool
+	// sending: a receipt's first send (UsageSend) is on its way, and the
+	// payer may answer before it returns (the request reaches it from
+	// inside the activity).
+	sending bool
 	// attempt counts the sends of the waiting receipt.
 	attempt     int
 	signTimer   workflow.Future
@@ -297,7 +301,15 @@ func (r *usageRun) handlers(ctx workflow.Context, jobs workflow.Channel) error {
 			}
 			return j.view, j.err
 		}, workflow.UpdateHandlerOptions{
-			Validator: func(_ workflow.Context, req contract.UsageSignRequest) error { return r.checkSign(req) },
+			Validator: func(_ workflow.Context, req contract.UsageSignRequest) error {
+				if r.sending && r.c.View.Waiting == nil && !r.ended {
+					// The payer answered the request before the send
+					// activity returned: the job waits behind it and is
+					// checked then (signed runs checkSign).
+					return nil
+				}
+				return r.checkSign(req)
+			},
 			Description: "The payer's signed Nostr event over the receipt the session waits for; a bad one is refused " +
 				"(RECEIPT_CANT_FIND, RECEIPT_WRONG_PKEY_HASH, RECEIPT_BAD_SIGNATURE, RECEIPT_BAD_VERSION) and the session keeps waiting.",
 		}); err != nil {
@@ -449,8 +461,10 @@ func (r *usageRun) issue(ctx workflow.Context, sub string) {
 	}
 	r.c.Sends++
 	var req contract.SignRequest
+	r.sending = true
 	err := workflow.ExecuteActivity(usageCall(ctx, fmt.Sprintf("sign and send receipt %d", rc.Seq)), a.UsageSend,
 		activities.UsageSendInput{Receipt: rc, Attempt: 1, Send: r.c.Sends, NotifyDM: q.NotifyDM, At: workflow.Now(ctx)}).Get(ctx, &req)
+	r.sending = false
 	if err != nil {
 		r.fail(ctx, models.UsageUnavailable, "sign receipt: "+errorMessage(err))
 		return

@@ -62,6 +62,8 @@ type usageWorld struct {
 	// pool, when set, is the free-tier pool the activities decide with
 	// (usage_pool_test.go).
 	pool *testPool
+	// onSend, when set, runs as UsageSend sends (while the activity runs).
+	onSend func(contract.SignRequest)
 }
 
 func newUsageWorld(t *testing.T) *usageWorld {
@@ -113,6 +115,9 @@ func newUsageWorld(t *testing.T) *usageWorld {
 			}
 			req.Attempt = in.Attempt
 			w.sent = append(w.sent, req)
+			if w.onSend != nil {
+				w.onSend(req)
+			}
 			return req, nil
 		}).Maybe()
 	env.OnActivity(acts.UsagePay, mock.Anything, mock.Anything).Return(
@@ -827,4 +832,26 @@ func TestUsageStartPayerKey(t *testing.T) {
 	require.Equal(t, models.UsagePayerNotFound, bad.code())
 	require.NoError(t, good.err)
 	require.Equal(t, w.payer, v.Payer, "normalised to lower-case hex")
+}
+
+// A payer that answers the first send of a receipt before the engine's
+// send activity has returned (the request reached it first) is queued
+// behind the send and paid, not refused as waiting for no signature.
+func TestUsageSignatureBeforeTheSendReturns(t *testing.T) {
+	w := newUsageWorld(t)
+	var early *usageUpdate
+	w.onSend = func(req contract.SignRequest) {
+		if early == nil {
+			early = w.update(contract.UpdateUsageSign, w.sign(usagePayerKey, req.Receipt))
+		}
+	}
+	w.at(0, func() { w.update(contract.UpdateUsageStart, w.startReq("vpn")) })
+	w.at(time.Minute, func() { w.update(contract.UpdateUsageEnd) })
+	v := w.run(UsageSessionInput{})
+	require.NotNil(t, early)
+	require.True(t, early.done)
+	require.NoError(t, early.rejected, "accepted while the send ran")
+	require.NoError(t, early.err)
+	require.Equal(t, int64(1), v.ReceiptsSigned)
+	w.calls(map[string]int{"UsageSend": 1, "UsagePay": 1})
 }
