@@ -238,15 +238,28 @@ func (s *Store) Renew(ctx context.Context, tenantID models.TenantID, upTo time.T
 			return nil
 		}
 		through := period.Start
+		// A suspended tenant is not billed: boundaries from its suspension
+		// on pass without renewals (and are never renewed later); a restore
+		// bills the rest of the period it happens in. A boundary that fell
+		// before the suspension is renewed, however late this step runs:
+		// the tenant was active then.
+		var suspendedAt *time.Time
 		if tenant.Status == TenantSuspended {
-			// A suspended tenant is not billed: its boundaries pass without
-			// renewals (and are never renewed later); a restore bills the
-			// rest of the period it happens in.
-			if _, err := tx.Exec(ctx, `UPDATE tenants SET renewed_through = $2 WHERE id = $1`, tenantID, through); err != nil {
+			if err := tx.QueryRow(ctx, `SELECT suspended_at FROM tenants WHERE id = $1`, tenantID).Scan(&suspendedAt); err != nil {
 				return err
 			}
-			res.RenewedThrough, res.Suspended = &through, true
-			return nil
+			first := ledger.Schedule.Period(1).Start
+			if tenant.RenewedThrough != nil {
+				first = ledger.Schedule.PeriodAt(*tenant.RenewedThrough).End
+			}
+			if suspendedAt == nil || !first.Before(*suspendedAt) {
+				if _, err := tx.Exec(ctx, `UPDATE tenants SET renewed_through = $2 WHERE id = $1`, tenantID, through); err != nil {
+					return err
+				}
+				res.RenewedThrough, res.Suspended = &through, true
+				return nil
+			}
+			res.Suspended = true
 		}
 		catalog, err := loadCatalog(ctx, tx)
 		if err != nil {
@@ -261,7 +274,8 @@ func (s *Store) Renew(ctx context.Context, tenantID models.TenantID, upTo time.T
 			return fmt.Errorf("fold activity log of tenant %s: %w", tenantID, err)
 		}
 		for _, it := range items {
-			if it.Kind != models.KindRenewal || (tenant.RenewedThrough != nil && !it.PeriodStart.After(*tenant.RenewedThrough)) {
+			if it.Kind != models.KindRenewal || (tenant.RenewedThrough != nil && !it.PeriodStart.After(*tenant.RenewedThrough)) ||
+				(suspendedAt != nil && !it.PeriodStart.Before(*suspendedAt)) {
 				continue
 			}
 			tag, err := tx.Exec(ctx, `INSERT INTO invoice_items (id, tenant_id, kind, resource_id, plan_id, amount, currency, created_at, period_start, description)

@@ -101,3 +101,33 @@ func TestTenantNeedsAction(t *testing.T) {
 	require.Nil(t, when)
 	require.ErrorIs(t, st.MarkTenantNeedsAction(ctx, "nobody", "x", "y", at), store.ErrNotFound)
 }
+
+// A boundary that fell before the suspension is renewed even when the
+// renewal step runs after it (a worker outage delayed the boundary); the
+// boundaries from the suspension on are not.
+func TestRenewalLateAfterSuspensionRenewsTheEarlierBoundary(t *testing.T) {
+	ctx := bg()
+	st, id, _ := graceFixture(t) // "pro" (20.00 USD) from 2026-01-01T00:00Z, 10-minute periods
+	anchor := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	_, err := st.EnterGrace(ctx, id, anchor.Add(time.Minute), time.Minute)
+	require.NoError(t, err)
+	// Suspended at +12 min: after the first boundary (+10), before the second (+20).
+	g, err := st.ExpireGrace(ctx, id, anchor.Add(12*time.Minute), time.Hour)
+	require.NoError(t, err)
+	require.Equal(t, store.TenantSuspended, g.Status)
+
+	res, err := st.Renew(ctx, id, anchor.Add(20*time.Minute))
+	require.NoError(t, err)
+	require.True(t, res.Suspended)
+	require.Equal(t, 1, res.Created, "the boundary before the suspension")
+	require.Equal(t, anchor.Add(20*time.Minute), *res.RenewedThrough)
+	rows := itemRows(t, st, `WHERE tenant_id = $1 AND kind = 'renewal'`, id)
+	require.Len(t, rows, 1)
+
+	// Again, and the boundary after: nothing more.
+	res, err = st.Renew(ctx, id, anchor.Add(30*time.Minute))
+	require.NoError(t, err)
+	require.True(t, res.Suspended)
+	require.Zero(t, res.Created)
+	require.Len(t, itemRows(t, st, `WHERE tenant_id = $1 AND kind = 'renewal'`, id), 1)
+}

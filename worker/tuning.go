@@ -13,9 +13,11 @@ import (
 // sticky queue before the server moves it to the shared queue (the SDK's
 // default is 5 s). In a storm a tenant's task waits longer than that behind
 // the others: each move cost two events, a workflow task sent again with
-// the whole history, and the cached workflow evicted and replayed. A worker
-// that dies is noticed sooner than this (the server stops using a sticky
-// queue nobody polls), and one that stops cleanly hands its workflows back.
+// the whole history, and the cached workflow evicted and replayed. The
+// price is paid when a worker dies: tasks already queued for it wait out
+// this timeout before another worker gets them (new ones go to the shared
+// queue once the server sees nobody polling its sticky queue, about 10 s);
+// a worker that stops cleanly hands its workflows back at once.
 const stickyTimeout = 60 * time.Second
 
 // workerOptions are the Temporal worker's options. BILLFLOW_WORKER_POLLERS
